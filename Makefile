@@ -1,0 +1,70 @@
+# Tecken: `make run` starts all three services locally, `make test` runs every test.
+# uv is installed into ./.tools when it is not on PATH (needs only python3 >= 3.11).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked
+HONCHO_ENV := deploy/local-dev.env$(shell test -f .env && echo ,.env)
+
+.PHONY: help
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tecken needs Python 3.11 or newer")'
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: $(UV) uv.lock pyproject.toml libs/shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --locked
+	@touch $@
+
+.PHONY: setup
+setup: .venv/.synced  ## Install uv if missing, sync the workspace, create ./var
+	@mkdir -p var/symbols var/eliot var/collector
+
+.PHONY: run
+run: setup  ## Start symbols (:3000), eliot (:8050) and collector (:8000) under honcho
+	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start
+
+.PHONY: run-symbols run-eliot run-collector
+run-symbols: setup  ## Start the symbols service alone
+	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start symbols
+run-eliot: setup  ## Start eliot and its cache manager
+	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start eliot eliot-cache-manager
+run-collector: setup  ## Start the collector alone
+	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start collector
+
+.PHONY: test
+test: setup  ## Run every test of the shared library and the services
+	$(RUN) pytest $(PYTEST_ARGS)
+
+.PHONY: systemtest
+systemtest: setup  ## Black-box tests against running services (see systemtests/README.rst)
+	$(RUN) pytest -p no:cacheprovider systemtests $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup  ## ruff format --check and ruff check
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+
+.PHONY: lintfix
+lintfix: setup  ## Reformat and fix what ruff can
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: docs
+docs: setup  ## Build the Sphinx docs into docs/_build/html (warnings are errors)
+	$(RUN) sphinx-build -W -b html docs docs/_build/html
+
+.PHONY: build
+build:  ## Build the three docker images (needs a Docker engine)
+	for svc in symbols eliot collector; do \
+	  docker build -f docker/Dockerfile.$$svc -t tecken-$$svc:latest . || exit 1; \
+	done
+
+.PHONY: clean
+clean:  ## Remove the venv, tools and local data
+	rm -rf .venv .tools var docs/_build

@@ -1,0 +1,19 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""gunicorn settings for the symbols service; every value can be overridden
+from the environment (SYMBOLS_GUNICORN_* variables) without editing this file."""
+
+import os
+
+bind = os.environ.get("SYMBOLS_GUNICORN_BIND", "0.0.0.0:3000")
+workers = int(os.environ.get("SYMBOLS_GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("SYMBOLS_GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("SYMBOLS_GUNICORN_TIMEOUT", "300"))
+graceful_timeout = int(os.environ.get("SYMBOLS_GUNICORN_GRACEFUL_TIMEOUT", "30"))
+max_requests = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS_JITTER", "0"))
+worker_class = os.environ.get("SYMBOLS_GUNICORN_WORKER_CLASS", "sync")
+accesslog = os.environ.get("SYMBOLS_GUNICORN_ACCESSLOG", "-")
+loglevel = os.environ.get("SYMBOLS_GUNICORN_LOGLEVEL", "info")

@@ -1,0 +1,73 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Start-up shared by every service: read the common options, set up logging,
+metrics and Sentry, and install the JSON error handler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import falcon
+from everett.manager import ConfigManager
+
+from tecken_shared.config import CommonConfig, host_id
+from tecken_shared.logging import setup_logging
+from tecken_shared.metrics import MetricSpec, load_registry, setup_metrics
+from tecken_shared.sentry import setup_sentry
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    host_id: str
+    local_dev: bool
+    registry: dict[str, MetricSpec]
+    sentry_on: bool
+
+
+def setup_service(
+    name: str,
+    manager: ConfigManager,
+    namespace: str,
+    metrics_yaml: str | Path,
+    release: str,
+    *,
+    configure_metrics: bool = True,
+) -> ServiceContext:
+    """Configure logging, metrics and Sentry for service ``name`` from the
+    ``namespace``'d common options (e.g. ELIOT_LOGGING_LEVEL)."""
+    common = manager.with_namespace(namespace).with_options(CommonConfig)
+    local_dev = common("local_dev_env")
+    hid = host_id(common("hostname"))
+    fmt = common("log_format") or ("text" if local_dev else "json")
+    if fmt not in ("text", "json"):
+        raise ValueError(f"{namespace.upper()}_LOG_FORMAT must be 'text' or 'json', not {fmt!r}")
+    setup_logging(f"tecken_{name}", common("logging_level"), fmt == "json", hid)
+    registry = load_registry(metrics_yaml)
+    if configure_metrics:
+        backend = common("metrics_backend") or ("logging" if local_dev else "datadog")
+        setup_metrics(
+            backend,
+            registry=registry,
+            statsd_host=common("statsd_host"),
+            statsd_port=common("statsd_port"),
+            host_id=hid,
+            raise_on_unregistered=local_dev,
+        )
+    sentry_on = setup_sentry(common("secret_sentry_dsn"), release, hid, name)
+    logging.getLogger(f"tecken_{name}").info(
+        "%s starting (host %s, local_dev=%s, sentry=%s)", name, hid, local_dev, sentry_on
+    )
+    return ServiceContext(name, hid, local_dev, registry, sentry_on)
+
+
+def json_error_serializer(
+    req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
+) -> None:
+    """Always answer errors as JSON ``{"title": ..., "description": ...}``."""
+    resp.content_type = "application/json; charset=utf-8"
+    resp.text = exc.to_json().decode() if isinstance(exc.to_json(), bytes) else exc.to_json()

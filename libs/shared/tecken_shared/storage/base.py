@@ -1,0 +1,106 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The storage interface shared by every backend."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+
+class StorageError(Exception):
+    """The backend failed or could not be reached. The message names the backend
+    and says what went wrong, so an operator can act on it."""
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """No object under that key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class InvalidKey(StorageError, ValueError):
+    """The key is empty, absolute, or contains '..', NUL or backslashes."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None = None
+    content_encoding: str | None = None
+    cache_control: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: datetime | None = None
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise InvalidKey."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidKey(f"invalid storage key {key!r}")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidKey(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage(abc.ABC):
+    """Keys are '/'-separated relative paths. Metadata keys and values are
+    plain ASCII strings (S3 lower-cases metadata keys; use lower-case)."""
+
+    #: A description safe to log (no credentials).
+    name: str
+
+    @abc.abstractmethod
+    def metadata(self, key: str) -> ObjectInfo | None:
+        """Size, content type/encoding and custom metadata, or None if missing."""
+
+    def exists(self, key: str) -> bool:
+        return self.metadata(key) is not None
+
+    @abc.abstractmethod
+    def put(
+        self,
+        key: str,
+        data: bytes | BinaryIO,
+        *,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Store ``data`` (bytes or a readable binary file) under ``key``. The
+        object becomes visible whole or not at all."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the stored bytes (as stored: not decoded).
+        Raises ObjectNotFound. The caller closes it."""
+
+    def get(self, key: str) -> bytes:
+        """All stored bytes. Raises ObjectNotFound."""
+        with self.open(key) as stream:
+            return stream.read()
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; returns whether it existed."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in key order."""
+
+    @abc.abstractmethod
+    def public_url(self, key: str) -> str:
+        """A URL a client can GET the object from (the target of a redirect)."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise StorageError unless the backend is reachable and writable
+        (for /__heartbeat__)."""

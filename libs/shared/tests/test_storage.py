@@ -1,0 +1,171 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""One suite, run on the filesystem backend and on S3 (moto server over HTTP)."""
+
+import gzip
+import io
+import urllib.request
+
+import pytest
+
+from tecken_shared.storage import (
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    storage_from_url,
+)
+from tecken_shared.testing.servers import free_port
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def storage(request, tmp_path):
+    if request.param == "filesystem":
+        return storage_from_url(f"file://{tmp_path}/store?public_url=http://localhost:3000/files")
+    return storage_from_url(request.getfixturevalue("s3_storage_url"))
+
+
+def test_missing_key(storage):
+    assert storage.metadata("a/b/missing.sym") is None
+    assert not storage.exists("a/b/missing.sym")
+    with pytest.raises(ObjectNotFound):
+        storage.get("a/b/missing.sym")
+    assert storage.delete("a/b/missing.sym") is False
+
+
+def test_put_get_metadata_round_trip(storage):
+    payload = gzip.compress(b"MODULE Linux x86_64 ABC xul.so\n" * 100)
+    storage.put(
+        "v1/xul.so/ABC/xul.so.sym",
+        payload,
+        content_type="text/plain",
+        content_encoding="gzip",
+        cache_control="no-transform",
+        metadata={"original_size": "3100", "original_md5_hash": "abc123"},
+    )
+    info = storage.metadata("v1/xul.so/ABC/xul.so.sym")
+    assert info is not None
+    assert info.size == len(payload)
+    assert info.content_type == "text/plain"
+    assert info.content_encoding == "gzip"
+    assert info.cache_control == "no-transform"
+    assert info.metadata == {"original_size": "3100", "original_md5_hash": "abc123"}
+    assert info.last_modified is not None
+    # Stored as given: not decoded on the way out.
+    assert storage.get("v1/xul.so/ABC/xul.so.sym") == payload
+    with storage.open("v1/xul.so/ABC/xul.so.sym") as stream:
+        assert gzip.decompress(stream.read()).startswith(b"MODULE Linux")
+
+
+def test_put_stream_and_overwrite(storage):
+    big = bytes(range(256)) * 8192  # 2 MiB
+    storage.put("k/stream.bin", io.BytesIO(big))
+    assert storage.get("k/stream.bin") == big
+    storage.put("k/stream.bin", b"small")
+    info = storage.metadata("k/stream.bin")
+    assert info.size == 5
+    assert info.content_encoding is None
+    assert info.metadata == {}
+
+
+def test_list_by_prefix_and_delete(storage):
+    for key in ["a/1/x.sym", "a/2/y.sym", "b/1/z.sym", "ab/c"]:
+        storage.put(key, key.encode())
+    assert [o.key for o in storage.list("a/")] == ["a/1/x.sym", "a/2/y.sym"]
+    assert [o.key for o in storage.list("a")] == ["a/1/x.sym", "a/2/y.sym", "ab/c"]
+    assert [o.key for o in storage.list("")] == ["a/1/x.sym", "a/2/y.sym", "ab/c", "b/1/z.sym"]
+    assert [o.size for o in storage.list("b/")] == [9]
+    assert list(storage.list("nothing/")) == []
+    assert storage.delete("a/1/x.sym") is True
+    assert not storage.exists("a/1/x.sym")
+    assert [o.key for o in storage.list("a/")] == ["a/2/y.sym"]
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a\\b", "./a", "a/\x00"])
+def test_invalid_keys_rejected(storage, key):
+    with pytest.raises(InvalidKey):
+        storage.put(key, b"x")
+
+
+def test_public_url_serves_object(storage, request):
+    storage.put("pub/file.txt", b"hello")
+    url = storage.public_url("pub/file.txt")
+    if request.node.callspec.params["storage"] == "filesystem":
+        assert url == "http://localhost:3000/files/pub/file.txt"
+    else:
+        presigning = storage_from_url(request.getfixturevalue("s3_storage_url") + "&presign=60")
+        url = presigning.public_url("pub/file.txt")
+        assert "X-Amz-Signature" in url
+        with urllib.request.urlopen(url) as resp:
+            assert resp.read() == b"hello"
+
+
+def test_check_passes(storage):
+    storage.check()
+
+
+def test_s3_unreachable_endpoint_gives_clear_error():
+    port = free_port()  # nothing listens here
+    storage = storage_from_url(
+        f"s3://bucket/p?endpoint_url=http://127.0.0.1:{port}&region=us-east-1&connect_timeout=1"
+    )
+    storage.client.meta.config.retries = {"max_attempts": 1}
+    with pytest.raises(StorageError) as excinfo:
+        storage.put("a/b", b"x")
+    message = str(excinfo.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "cannot reach the S3 endpoint" in message
+    with pytest.raises(StorageError):
+        storage.metadata("a/b")
+    with pytest.raises(StorageError):
+        storage.check()
+
+
+def test_s3_missing_bucket_is_an_error_not_a_miss(moto_server):
+    storage = storage_from_url(f"s3://no-such-bucket-x?endpoint_url={moto_server.endpoint_url}")
+    with pytest.raises(StorageError):
+        storage.put("a", b"x")
+    with pytest.raises(StorageError, match="bucket not reachable"):
+        storage.check()
+
+
+def test_filesystem_unwritable_root_gives_clear_error(tmp_path):
+    root = tmp_path / "ro"
+    root.mkdir()
+    (root / "blocker").write_text("a file where a directory must go")
+    storage = storage_from_url(f"file://{root}")
+    with pytest.raises(StorageError, match="cannot write 'blocker/x'"):
+        storage.put("blocker/x", b"data")
+
+
+def test_filesystem_write_is_atomic_no_temp_files_left(tmp_path):
+    storage = storage_from_url(f"file://{tmp_path}")
+
+    class Exploding(io.RawIOBase):
+        def __init__(self):
+            self.calls = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            self.calls += 1
+            if self.calls > 2:
+                raise OSError("source broke")
+            return b"x" * 1024
+
+    storage.put("d/key", b"old")
+    with pytest.raises(StorageError, match="source broke"):
+        storage.put("d/key", Exploding())
+    assert storage.get("d/key") == b"old"
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["key"]
+
+
+def test_storage_url_errors():
+    with pytest.raises(ValueError, match="scheme"):
+        storage_from_url("ftp://x/y")
+    with pytest.raises(ValueError, match="no bucket"):
+        storage_from_url("s3:///prefix")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        storage_from_url("s3://b/p?endpoint=http://x")
