@@ -110,6 +110,8 @@ def undocumented(records: Iterable[Any], registry: dict[str, MetricSpec]) -> lis
 
 def registry_rst_table(registry: dict[str, MetricSpec]) -> str:
     """The registry as an RST list-table, for the docs."""
+    if not registry:
+        return "This service emits no metrics.\n"
     lines = [
         ".. list-table::",
         "   :header-rows: 1",
