@@ -7,6 +7,8 @@
 import psycopg
 import redis
 
+from tecken_shared.testing.servers import start_postgres, start_redis
+
 
 def test_postgres_database_is_fresh_and_usable(postgres_url):
     with psycopg.connect(postgres_url) as conn:
@@ -33,3 +35,18 @@ def test_private_redis_pause_and_resume(private_redis):
     finally:
         private_redis.resume()
     assert redis.Redis.from_url(private_redis.url).ping()
+
+
+def test_throwaway_servers_start_when_none_runs():
+    """The path a machine without PostgreSQL/Redis servers takes."""
+    pg = start_postgres()
+    try:
+        with psycopg.connect(pg.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pg.stop()
+    r = start_redis()
+    try:
+        assert redis.Redis.from_url(r.url).ping()
+    finally:
+        r.stop()

@@ -26,6 +26,11 @@ from tecken_shared.testing.servers import (
 )
 
 
+def _use_default_ports() -> bool:
+    """``TECKEN_TEST_SERVERS=throwaway`` ignores servers on the default ports."""
+    return os.environ.get("TECKEN_TEST_SERVERS", "") != "throwaway"
+
+
 def _fail_missing(exc: MissingServer) -> None:
     pytest.fail(str(exc), pytrace=False)
 
@@ -37,7 +42,7 @@ def postgres_server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    if port_open("127.0.0.1", 5432):
+    if _use_default_ports() and port_open("127.0.0.1", 5432):
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
         return
     try:
@@ -68,7 +73,7 @@ def redis_server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    if port_open("127.0.0.1", 6379):
+    if _use_default_ports() and port_open("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379/0"
         return
     try:
