@@ -1,0 +1,17 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The one exception upload code raises for a request it refuses."""
+
+from __future__ import annotations
+
+
+class UploadError(Exception):
+    """A refusal with an HTTP status and a message a person can act on.
+    Answered as ``{"error": message}``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

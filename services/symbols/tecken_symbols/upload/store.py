@@ -1,0 +1,312 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Storing archive members: dedupe against what is stored, gzip what is
+configured so, write with the spec's headers and metadata.
+
+Members are read straight out of the zip (one ZipFile handle per worker
+thread), compressed into a spooled buffer that spills to disk past
+``spool_size`` and written by a bounded thread pool, so memory stays bounded
+by ``workers x spool_size`` whatever the archive size."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import IO
+
+import markus
+
+from tecken_shared.storage import ObjectInfo, Storage, StorageError
+from tecken_symbols.upload.archive import Archive, Member
+from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.symfile import HEADER_LIMIT, SymHeader, parse_header
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """A place keys are written to or looked up in: a storage backend plus the
+    key prefix (``v1/`` regular, ``try/v1/`` try, per spec 1.4)."""
+
+    storage: Storage
+    prefix: str = ""
+    name: str = ""
+
+    def full_key(self, key: str) -> str:
+        return self.prefix + key
+
+    @property
+    def bucket_name(self) -> str:
+        return self.name or self.storage.name
+
+
+@dataclass
+class FileResult:
+    key: str
+    skipped: bool = False
+    is_update: bool = False
+    compressed: bool = False
+    stored_size: int = 0
+    original_size: int = 0
+    md5: str | None = None
+    header: SymHeader = field(default_factory=SymHeader)
+    error: str | None = None
+    completed_at: float = 0.0
+
+
+def extension(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+class _Hashing:
+    """Reads a stream computing md5, size and keeping the first bytes."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.digest = hashlib.md5()
+        self.size = 0
+        self.head = b""
+
+    def read(self, n: int = CHUNK) -> bytes:
+        data = self.stream.read(n)
+        if data:
+            self.digest.update(data)
+            self.size += len(data)
+            if len(self.head) < HEADER_LIMIT:
+                self.head += data[: HEADER_LIMIT - len(self.head)]
+        return data
+
+
+def md5_of(stream: IO[bytes]) -> tuple[str, int]:
+    h = _Hashing(stream)
+    while h.read(CHUNK):
+        pass
+    return h.digest.hexdigest(), h.size
+
+
+class MemberSource:
+    """Opens members of one zip; one ZipFile handle per thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._handles: list[zipfile.ZipFile] = []
+        self._lock = threading.Lock()
+
+    def open(self, member: Member) -> IO[bytes]:
+        zf = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = zipfile.ZipFile(self.path)
+            self._local.zf = zf
+            with self._lock:
+                self._handles.append(zf)
+        assert member.info is not None
+        return zf.open(member.info)
+
+    def close(self) -> None:
+        with self._lock:
+            for zf in self._handles:
+                zf.close()
+            self._handles.clear()
+
+
+class FileStorer:
+    """Stores one file (opened by ``opener``) under ``key`` in ``target``."""
+
+    def __init__(
+        self,
+        settings: UploadSettings,
+        target: Target,
+        lookups: list[Target],
+        on_written: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.target = target
+        self.lookups = lookups
+        self.on_written = on_written
+
+    def existing(self, key: str) -> tuple[list[ObjectInfo], ObjectInfo | None]:
+        """(every existing object among the lookups, the object in the target)."""
+        found = []
+        in_target = None
+        with metrics.timer("upload_file_exists"):
+            for lookup in self.lookups:
+                info = lookup.storage.metadata(lookup.full_key(key))
+                if info is not None:
+                    found.append(info)
+                    if lookup == self.target:
+                        in_target = info
+        return found, in_target
+
+    def store(
+        self,
+        key: str,
+        size: int,
+        opener: Callable[[], IO[bytes]],
+        md5: str | None = None,
+    ) -> FileResult:
+        start = time.monotonic()
+        with metrics.timer("upload_file_upload"):
+            result = self._store(key, size, opener, md5)
+        result.completed_at = time.time()
+        logger.debug(
+            "stored %s in %.3fs (skipped=%s)", key, time.monotonic() - start, result.skipped
+        )
+        return result
+
+    def _store(
+        self, key: str, size: int, opener: Callable[[], IO[bytes]], md5: str | None
+    ) -> FileResult:
+        settings = self.settings
+        ext = extension(key)
+        compressed = ext in settings.compress_extensions
+        result = FileResult(key=key, compressed=compressed, original_size=size, md5=md5)
+        found, in_target = self.existing(key)
+        result.is_update = in_target is not None
+
+        for info in found:
+            stored_size = info.metadata.get("original_size")
+            stored_md5 = info.metadata.get("original_md5_hash")
+            if stored_size is not None and stored_size == str(size) and stored_md5:
+                if result.md5 is None:
+                    with opener() as stream:
+                        result.md5, _ = md5_of(stream)
+                if result.md5 == stored_md5:
+                    metrics.incr(
+                        "upload_skip_early_compressed"
+                        if compressed
+                        else "upload_skip_early_uncompressed"
+                    )
+                    result.skipped = True
+                    return result
+            elif not compressed and stored_size is None and info.size == size:
+                # An object stored without our metadata (another uploader): Tecken
+                # compares the size only.
+                metrics.incr("upload_skip_early_uncompressed")
+                result.skipped = True
+                return result
+
+        spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
+        try:
+            with opener() as stream:
+                hashing = _Hashing(stream)
+                if compressed:
+                    with metrics.timer("upload_gzip_payload"):
+                        comp = zlib.compressobj(settings.gzip_level, zlib.DEFLATED, 31)
+                        while data := hashing.read(CHUNK):
+                            spool.write(comp.compress(data))
+                        spool.write(comp.flush())
+                else:
+                    while data := hashing.read(CHUNK):
+                        spool.write(data)
+            result.md5 = hashing.digest.hexdigest()
+            result.original_size = hashing.size
+            if ext == "sym":
+                result.header = parse_header(hashing.head)
+            result.stored_size = spool.tell()
+            if compressed and any(
+                "original_size" not in info.metadata and info.size == result.stored_size
+                for info in found
+            ):
+                metrics.incr("upload_skip_early_compressed_legacy")
+                result.skipped = True
+                return result
+            spool.seek(0)
+            meta = {"original_size": str(result.original_size), "original_md5_hash": result.md5}
+            mime = settings.mime_overrides.get(ext)
+            with metrics.timer("upload_put_object"):
+                self.target.storage.put(
+                    self.target.full_key(key),
+                    spool,  # type: ignore[arg-type]
+                    content_type=mime,
+                    content_encoding="gzip" if compressed else None,
+                    cache_control="no-transform" if compressed else None,
+                    metadata=meta,
+                )
+        finally:
+            spool.close()
+        metrics.incr("upload_file_upload_upload")
+        if self.on_written is not None:
+            try:
+                self.on_written(key)
+            except Exception:
+                logger.exception("cache invalidation failed for %s", key)
+        return result
+
+
+def store_archive(
+    archive: Archive,
+    storer: FileStorer,
+    md5s: dict[str, str] | None = None,
+) -> Iterator[FileResult]:
+    """Store every non-ignored member in parallel; yields each result as it
+    lands (in the caller's thread, so records can be saved as files land).
+
+    A storage failure stops new work: members not started are reported with
+    the error too, so nothing is silently dropped."""
+    md5s = md5s or {}
+    source = MemberSource(archive.path)
+    members = archive.to_store
+    workers = max(1, min(storer.settings.workers, len(members)))
+    pending: set[Future] = set()
+    failed: str | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+            queue = iter(members)
+            by_future: dict[Future, Member] = {}
+
+            def submit_next() -> bool:
+                member = next(queue, None)
+                if member is None:
+                    return False
+                fut = pool.submit(
+                    storer.store,
+                    member.key,
+                    member.size,
+                    lambda m=member: source.open(m),
+                    md5s.get(member.key),
+                )
+                by_future[fut] = member
+                pending.add(fut)
+                return True
+
+            # Keep at most 2 x workers members in flight: bounded memory and
+            # spool files.
+            for _ in range(workers * 2):
+                if not submit_next():
+                    break
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pending.discard(fut)
+                    member = by_future.pop(fut)
+                    try:
+                        result = fut.result()
+                    except (StorageError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+                        failed = failed or str(exc)
+                        metrics.incr("upload_file_upload_error")
+                        logger.warning("storing %s failed: %s", member.key, exc)
+                        result = FileResult(key=member.key, error=str(exc))
+                    yield result
+                    if failed is None:
+                        submit_next()
+            if failed is not None:
+                for member in queue:
+                    yield FileResult(key=member.key, error=f"not attempted: {failed}")
+    finally:
+        source.close()
