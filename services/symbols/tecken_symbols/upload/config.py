@@ -156,6 +156,9 @@ class UploadSettings:
     require_https: bool = True
     download_connect_timeout: float = 5
     download_read_timeout: float = 300
+    download_retries: int = 5
+    download_backoff: float = 0.2
+    max_redirects: int = 5
     v2_max_files: int = 1024
     try_retention_days: int = 30
     regular_retention_days: int = 730
