@@ -6,11 +6,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import falcon
-from everett.manager import ConfigManager, Option
+import markus
+from everett.manager import ConfigManager, Option, parse_bool, parse_data_size
 
+from tecken_collector.breakpad import BreakpadSubmitterResource
+from tecken_collector.crashstorage import FSCrashStorage
+from tecken_collector.payload import PayloadLimits
+from tecken_collector.throttler import Throttler
 from tecken_shared.config import build_config_manager
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import setup_service
@@ -18,6 +24,9 @@ from tecken_shared.service import setup_service
 NAMESPACE = "collector"
 HERE = Path(__file__).parent
 METRICS_YAML = HERE / "metrics.yaml"
+
+logger = logging.getLogger("tecken_collector.app")
+health_metrics = markus.get_metrics("collector.health")
 
 
 class AppConfig:
@@ -28,13 +37,134 @@ class AppConfig:
         )
 
 
+class StorageConfig:
+    class Config:
+        crashstorage_root = Option(
+            default="var/collector/crashes",
+            doc="Primary directory crashes are written to (date-based layout, fsync'd). "
+            "It must exist: a missing directory counts as a failed mount and the "
+            "crash goes to the fallback root.",
+        )
+        crashstorage_fallback_root = Option(
+            default="",
+            doc="Fallback directory (e.g. an NFS mount) used when the primary root fails "
+            "(full, read-only, I/O error, missing). Empty: no fallback, the client gets "
+            "a 500 and retries later.",
+        )
+        crashstorage_fsync = Option(
+            default="true",
+            parser=parse_bool,
+            doc="fsync every file and directory before answering with a CrashID. Turn off "
+            "only for throwaway environments.",
+        )
+        crashstorage_create_roots = Option(
+            default="false",
+            parser=parse_bool,
+            doc="Create the storage roots at start-up if missing (local development).",
+        )
+
+
+class LimitsConfig:
+    class Config:
+        max_request_size = Option(
+            default="25MiB",
+            parser=parse_data_size,
+            doc="Largest request body accepted (Content-Length); larger ones get 413 "
+            "Discarded=malformed_payload_too_large without the body being read.",
+        )
+        max_decompressed_size = Option(
+            default="400MiB",
+            parser=parse_data_size,
+            doc="Largest body after gzip decompression; beyond it the request gets 413 "
+            "Discarded=malformed_decompressed_too_large (gzip bombs).",
+        )
+        max_annotations_size = Option(
+            default="20MiB",
+            parser=parse_data_size,
+            doc="Largest total size of the annotation parts (text fields and JSON) of one "
+            "crash; beyond it: 400 Discarded=malformed_invalid_payload_structure.",
+        )
+        spool_dir = Option(
+            default="",
+            doc="Directory dumps are spooled to while a request is parsed; empty means the "
+            "system temporary directory.",
+        )
+        spool_memory_size = Option(
+            default="1MiB",
+            parser=parse_data_size,
+            doc="Dumps up to this size stay in memory while a request is parsed; larger "
+            "ones are spooled to disk.",
+        )
+
+
+class BreakpadConfig:
+    class Config:
+        stage_submitter_bearer_token = Option(
+            default="",
+            alternate_keys=["root:BREAKPAD_STAGE_SUBMITTER_BEARER_TOKEN"],
+            doc="Token (Authorization: Bearer) that allows a submission to carry its own "
+            "crash id in a 'uuid' annotation (stage submitter replays). Empty: nobody may.",
+        )
+
+
+class HealthMetricsMiddleware:
+    """Counts hits on the Dockerflow endpoints (collector.health.*)."""
+
+    KEYS = {
+        "/__broken__": "broken.count",
+        "/__version__": "version.count",
+        "/__lbheartbeat__": "lbheartbeat.count",
+        "/__heartbeat__": "heartbeat.count",
+    }
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        key = self.KEYS.get(req.path)
+        if key:
+            health_metrics.incr(key)
+
+
 class IndexResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "text/html; charset=utf-8"
         resp.text = (
             "<!doctype html><html><head><title>Tecken collector</title></head><body>"
-            "<h1>Tecken collector</h1><p>Crash report collector.</p></body></html>"
+            "<h1>Tecken collector</h1><p>Crash report collector: POST crash reports to "
+            "<code>/submit</code>.</p></body></html>"
         )
+
+
+def build_storage(manager: ConfigManager, outbox: bool = False) -> FSCrashStorage:
+    config = manager.with_namespace(NAMESPACE).with_options(StorageConfig)
+    return FSCrashStorage(
+        config("crashstorage_root"),
+        config("crashstorage_fallback_root") or None,
+        durable=config("crashstorage_fsync"),
+        outbox=outbox,
+        create_roots=config("crashstorage_create_roots"),
+    )
+
+
+def build_limits(manager: ConfigManager) -> PayloadLimits:
+    config = manager.with_namespace(NAMESPACE).with_options(LimitsConfig)
+    return PayloadLimits(
+        max_request_size=config("max_request_size"),
+        max_decompressed_size=config("max_decompressed_size"),
+        max_annotations_size=config("max_annotations_size"),
+        spool_memory_size=config("spool_memory_size"),
+        spool_dir=config("spool_dir") or None,
+    )
+
+
+def storage_check(storage: FSCrashStorage) -> str | None:
+    """Heartbeat: the primary root must be a writable directory."""
+    import os
+
+    root = storage.roots[0]
+    if not root.is_dir():
+        return f"crash storage root {root} does not exist (mount missing?)"
+    if not os.access(root, os.W_OK):
+        return f"crash storage root {root} is not writable"
+    return None
 
 
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
@@ -42,9 +172,24 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(config("version_file"), "tecken-collector")
     setup_service("collector", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
-    app = falcon.App()
+
+    storage = build_storage(manager)
+    breakpad = manager.with_namespace(NAMESPACE).with_options(BreakpadConfig)
+    submit = BreakpadSubmitterResource(
+        throttler=Throttler.from_config(manager, NAMESPACE),
+        storage=storage,
+        limits=build_limits(manager),
+        stage_token=breakpad("stage_submitter_bearer_token"),
+    )
+
+    app = falcon.App(middleware=[HealthMetricsMiddleware()])
     app.add_route("/", IndexResource())
+    app.add_route("/submit", submit)
     add_dockerflow_routes(
-        app, checks={}, package="tecken-collector", version_file=config("version_file")
+        app,
+        checks={"crashstorage": lambda: storage_check(storage)},
+        package="tecken-collector",
+        version_file=config("version_file"),
+        failure_status=falcon.HTTP_503,
     )
     return app

@@ -9,7 +9,13 @@ from tecken_shared.config import build_config_manager
 
 
 def test_index_and_dockerflow(tmp_path):
-    app = webtest.TestApp(create_app(build_config_manager({}, str(tmp_path / "none.env"))))
+    app = webtest.TestApp(
+        create_app(
+            build_config_manager(
+                {"COLLECTOR_CRASHSTORAGE_ROOT": str(tmp_path)}, str(tmp_path / "none.env")
+            )
+        )
+    )
     assert "Tecken collector" in app.get("/").text
     assert app.get("/__lbheartbeat__").status_int == 200
     assert app.get("/__heartbeat__").json["status"] == "ok"

@@ -1,0 +1,281 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Durable crash storage on local disk, with a fallback root.
+
+Layout under each root (Antenna's filesystem layout)::
+
+    <root>/<YYYYMMDD>/<dump_name>/<crash_id>          raw dump bytes
+    <root>/<YYYYMMDD>/dump_names/<crash_id>.json      JSON list of dump names, sorted
+    <root>/<YYYYMMDD>/raw_crash/<crash_id>.json       raw crash JSON, keys sorted
+
+Each file is written to a dot-named temp file in its final directory, fsync'd,
+and renamed into place; the directories are fsync'd too. Dumps and dump names
+become visible first, the raw crash last: a crash exists once its raw crash
+does, and by then every part of it is on stable storage. When the scale-out
+path is on, an outbox marker ``<root>/outbox/<crash_id>`` is made durable just
+before the raw crash, so the crashmover finds every crash still to move.
+
+If anything fails on the primary root (ENOSPC, EIO, read-only, missing
+mount), whatever was renamed into place there is removed again and the whole
+crash is written to the fallback root instead. If that fails too,
+:class:`CrashSaveError` is raised and nothing of the crash stays visible."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tecken_collector.crashid import date_string_from_crash_id, is_valid_crash_id
+
+logger = logging.getLogger("tecken_collector.crashstorage")
+
+COPY_CHUNK = 1024 * 1024
+OUTBOX_DIR = "outbox"
+TMP_SUFFIX = ".tmp"
+
+
+class CrashSaveError(Exception):
+    """The crash could not be stored on any root."""
+
+
+@dataclass(frozen=True)
+class CrashPaths:
+    root: Path
+    crash_id: str
+
+    @property
+    def day(self) -> Path:
+        return self.root / date_string_from_crash_id(self.crash_id)
+
+    @property
+    def raw_crash(self) -> Path:
+        return self.day / "raw_crash" / f"{self.crash_id}.json"
+
+    @property
+    def dump_names(self) -> Path:
+        return self.day / "dump_names" / f"{self.crash_id}.json"
+
+    def dump(self, name: str) -> Path:
+        return self.day / name / self.crash_id
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / OUTBOX_DIR / self.crash_id
+
+
+def raw_crash_bytes(raw_crash: dict[str, Any]) -> bytes:
+    return json.dumps(raw_crash, sort_keys=True).encode("utf-8")
+
+
+def dump_names_bytes(names: list[str]) -> bytes:
+    return json.dumps(sorted(names)).encode("utf-8")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: Path, root: Path) -> list[Path]:
+    """Create ``path`` (below an existing ``root``); returns the parents whose
+    entries changed and need an fsync."""
+    if not root.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "crash storage root does not exist", str(root))
+    changed = []
+    missing = []
+    p = path
+    while p != root and not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        try:
+            p.mkdir()
+        except FileExistsError:
+            continue
+        changed.append(p.parent)
+    return changed
+
+
+def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO, durable: bool) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final_name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                shutil.copyfileobj(data, f, COPY_CHUNK)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+    except BaseException:
+        _unlink(Path(tmp))
+        raise
+    return Path(tmp)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+class FSCrashStorage:
+    """Durable writes of crashes to a primary root with a fallback root."""
+
+    def __init__(
+        self,
+        primary: str | Path,
+        fallback: str | Path | None = None,
+        *,
+        durable: bool = True,
+        outbox: bool = False,
+        create_roots: bool = False,
+    ) -> None:
+        self.roots = [Path(primary)] + ([Path(fallback)] if fallback else [])
+        self.durable = durable
+        self.outbox = outbox
+        if create_roots:
+            for root in self.roots:
+                try:
+                    root.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    logger.warning("cannot create crash storage root %s: %s", root, exc)
+
+    def save(self, crash_id: str, raw_crash: dict[str, Any], dumps: dict[str, Any]) -> Path:
+        """Store a crash; returns the root it went to. ``dumps`` maps a dump
+        name to bytes or an object with ``open()`` returning a binary stream."""
+        if not is_valid_crash_id(crash_id, strict=False):
+            raise ValueError(f"not a crash id: {crash_id!r}")
+        errors = []
+        for index, root in enumerate(self.roots):
+            try:
+                self._save_to(root, crash_id, raw_crash, dumps)
+            except OSError as exc:
+                reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                msg = f"{root}: {reason} {exc.strerror or exc}"
+                errors.append(msg)
+                level = logging.WARNING if index + 1 < len(self.roots) else logging.ERROR
+                logger.log(level, "%s: cannot save crash to %s", crash_id, msg)
+                continue
+            if index:
+                logger.warning("%s: saved to fallback root %s", crash_id, root)
+            return root
+        raise CrashSaveError(
+            f"{crash_id}: no crash storage root took the crash: {'; '.join(errors)}"
+        )
+
+    def _save_to(
+        self, root: Path, crash_id: str, raw_crash: dict[str, Any], dumps: dict[str, Any]
+    ) -> None:
+        paths = CrashPaths(root, crash_id)
+        temps: list[Path] = []
+        placed: list[Path] = []
+        try:
+            dirty: set[Path] = set()
+            staged: list[tuple[Path, Path]] = []
+            for name, dump in dumps.items():
+                target = paths.dump(name)
+                dirty.update(_makedirs(target.parent, root))
+                data = dump if isinstance(dump, bytes) else dump.open()
+                tmp = _write_temp(target.parent, target.name, data, self.durable)
+                temps.append(tmp)
+                staged.append((tmp, target))
+            target = paths.dump_names
+            dirty.update(_makedirs(target.parent, root))
+            tmp = _write_temp(
+                target.parent, target.name, dump_names_bytes(list(dumps)), self.durable
+            )
+            temps.append(tmp)
+            staged.append((tmp, target))
+            if self.outbox:
+                target = paths.outbox
+                dirty.update(_makedirs(target.parent, root))
+                tmp = _write_temp(target.parent, target.name, b"", self.durable)
+                temps.append(tmp)
+                staged.append((tmp, target))
+            raw_target = paths.raw_crash
+            dirty.update(_makedirs(raw_target.parent, root))
+            raw_tmp = _write_temp(
+                raw_target.parent, raw_target.name, raw_crash_bytes(raw_crash), self.durable
+            )
+            temps.append(raw_tmp)
+
+            for tmp, target in staged:
+                os.replace(tmp, target)
+                placed.append(target)
+                dirty.add(target.parent)
+            if self.durable:
+                for directory in sorted(dirty, key=lambda p: len(p.parts), reverse=True):
+                    _fsync_dir(directory)
+            # The raw crash last: its presence means the crash is complete.
+            os.replace(raw_tmp, raw_target)
+            placed.append(raw_target)
+            if self.durable:
+                _fsync_dir(raw_target.parent)
+        except BaseException:
+            for path in temps:
+                _unlink(path)
+            for path in reversed(placed):
+                _unlink(path)
+            raise
+
+    # --- reading (crashmover, tests, tools) ---------------------------------------
+
+    def find(self, crash_id: str) -> Path | None:
+        """The root holding the complete crash, or None."""
+        for root in self.roots:
+            if CrashPaths(root, crash_id).raw_crash.is_file():
+                return root
+        return None
+
+
+def load_crash(root: Path, crash_id: str) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The raw crash and ``{dump name: path}`` of a complete crash under ``root``.
+    Raises FileNotFoundError if the raw crash or a dump is missing."""
+    paths = CrashPaths(root, crash_id)
+    raw_crash = json.loads(paths.raw_crash.read_bytes())
+    names = json.loads(paths.dump_names.read_bytes())
+    dumps = {}
+    for name in names:
+        path = paths.dump(name)
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "dump missing", str(path))
+        dumps[name] = path
+    return raw_crash, dumps
+
+
+def iter_outbox(root: Path) -> Iterator[str]:
+    """Crash ids with an outbox marker under ``root``."""
+    outbox = root / OUTBOX_DIR
+    try:
+        names = sorted(os.listdir(outbox))
+    except FileNotFoundError:
+        return
+    for name in names:
+        if not name.startswith(".") and is_valid_crash_id(name, strict=False):
+            yield name
+
+
+def delete_crash(root: Path, crash_id: str) -> None:
+    """Remove every file of a crash (raw crash first, so it stops being visible)."""
+    paths = CrashPaths(root, crash_id)
+    try:
+        names = json.loads(paths.dump_names.read_bytes())
+    except (OSError, ValueError):
+        names = []
+    for path in [paths.raw_crash, paths.dump_names] + [paths.dump(n) for n in names]:
+        _unlink(path)

@@ -1,0 +1,323 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Parsing a crash submission: headers, size limits, optional gzip, and the
+multipart body (annotations as text parts or one JSON part, dumps as file
+parts). Dumps are streamed into spool files, never held whole in memory past
+a small threshold."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO
+
+import falcon
+from falcon.media.multipart import MultipartForm, MultipartParseError, MultipartParseOptions
+from falcon.util.reader import BufferedReader
+
+ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
+RESERVED_DUMP_NAMES = ("dump_names", "processed_crash", "raw_crash")
+DUMP_NAME_MAX = 30
+CHUNK = 64 * 1024
+_NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class MalformedCrash(Exception):
+    """The submission cannot be used; ``reason`` goes in ``Discarded=malformed_<reason>``."""
+
+    def __init__(self, reason: str, status: str = falcon.HTTP_400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class _BadGzip(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def sanitize_dump_name(name: str) -> str:
+    """Keep ASCII letters, digits and ``_``; at most 30 characters."""
+    return _NOT_NAME_CHARS.sub("", name)[:DUMP_NAME_MAX]
+
+
+@dataclass
+class Dump:
+    name: str
+    file: IO[bytes]
+    size: int
+    sha256: str
+
+    def open(self) -> BinaryIO:
+        """The spooled bytes from the start (the same file object)."""
+        self.file.seek(0)
+        return self.file  # type: ignore[return-value]
+
+    def read(self) -> bytes:
+        return self.open().read()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@dataclass
+class ParsedCrash:
+    annotations: dict[str, Any]
+    dumps: dict[str, Dump]
+    notes: list[str] = field(default_factory=list)
+    payload: str = "multipart"
+    payload_compressed: bool = False
+    payload_size: int = 0
+    decompressed_size: int | None = None
+    gzip_ms: float | None = None
+
+    def close(self) -> None:
+        for dump in self.dumps.values():
+            dump.close()
+
+
+class GunzipReader:
+    """A read()-able view of a gzip stream, decompressed incrementally; raises
+    _TooLarge past ``max_size`` decompressed bytes and _BadGzip on corrupt or
+    truncated input."""
+
+    def __init__(self, raw: Callable[[int], bytes], max_size: int) -> None:
+        self.raw = raw
+        self.max_size = max_size
+        self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.total = 0
+        self.pending = b""
+        self.finished = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = CHUNK
+        while not self.finished:
+            if self.pending:
+                data = self.decompressor.decompress(self.pending, size)
+                self.pending = self.decompressor.unconsumed_tail
+            else:
+                chunk = self.raw(CHUNK)
+                if not chunk:
+                    if not self.decompressor.eof:
+                        raise _BadGzip("truncated gzip stream")
+                    self.finished = True
+                    break
+                try:
+                    data = self.decompressor.decompress(chunk, size)
+                except zlib.error as exc:
+                    raise _BadGzip(str(exc)) from exc
+                self.pending = self.decompressor.unconsumed_tail
+            if self.decompressor.eof:
+                # Anything after the gzip member (a second member, garbage) is ignored.
+                self.finished = True
+            if data:
+                self.total += len(data)
+                if self.total > self.max_size:
+                    raise _TooLarge(f"more than {self.max_size} bytes after decompression")
+                return data
+        return b""
+
+    def drain(self) -> None:
+        """Read to the end, checking the gzip trailer."""
+        while self.read(CHUNK):
+            pass
+
+
+@dataclass
+class PayloadLimits:
+    max_request_size: int = 25 * 1024 * 1024
+    max_decompressed_size: int = 400 * 1024 * 1024
+    max_annotations_size: int = 20 * 1024 * 1024
+    spool_memory_size: int = 1024 * 1024
+    spool_memory_total: int = 8 * 1024 * 1024
+    spool_dir: str | None = None
+
+
+def check_headers(req: falcon.Request, limits: PayloadLimits) -> tuple[bytes, int]:
+    """Validate Content-Type, Content-Length and the size limit; returns the
+    boundary and the content length."""
+    content_type = req.get_header("Content-Type")
+    if not content_type:
+        raise MalformedCrash("no_content_type")
+    mimetype, _, params = content_type.partition(";")
+    if mimetype.strip().lower() not in ALLOWED_CONTENT_TYPES:
+        raise MalformedCrash("wrong_content_type")
+    params = params.strip()
+    if not params.lower().startswith("boundary="):
+        raise MalformedCrash("no_boundary")
+    _, options = falcon.parse_header(content_type)
+    boundary = (options.get("boundary") or "").rstrip()
+    if not 1 <= len(boundary) <= 70:
+        raise MalformedCrash("no_boundary")
+    # req.content_length raises falcon.HTTPInvalidHeader (400) on a non-integer value.
+    length = req.content_length
+    if not length:
+        raise MalformedCrash("no_content_length")
+    if length > limits.max_request_size:
+        raise MalformedCrash("payload_too_large", falcon.HTTP_413)
+    return boundary.encode("ascii", "replace"), length
+
+
+def _multipart_options(limits: PayloadLimits) -> MultipartParseOptions:
+    options = MultipartParseOptions()
+    options.max_body_part_buffer_size = limits.max_annotations_size
+    options.max_body_part_count = 0
+    options.default_charset = "utf-8"
+    return options
+
+
+def parse_crash(
+    req: falcon.Request,
+    limits: PayloadLimits,
+    *,
+    boundary: bytes,
+    content_length: int,
+) -> ParsedCrash:
+    """Parse the body of a crash submission; raises MalformedCrash."""
+    compressed = req.get_header("Content-Encoding") == "gzip"
+    wsgi_input = req.stream
+    read_raw = _bounded_reader(wsgi_input, content_length)
+    gunzip: GunzipReader | None = None
+    if compressed:
+        gunzip = GunzipReader(read_raw, limits.max_decompressed_size)
+        reader = BufferedReader(gunzip.read, limits.max_decompressed_size + 1)
+    else:
+        reader = BufferedReader(read_raw, content_length)
+    form = MultipartForm(reader, boundary, None, _multipart_options(limits))
+
+    crash = ParsedCrash(
+        annotations={},
+        dumps={},
+        payload_compressed=compressed,
+        payload_size=content_length,
+    )
+    start = time.perf_counter()
+    try:
+        _read_parts(form, crash, limits)
+        if gunzip is not None:
+            gunzip.drain()
+            crash.decompressed_size = gunzip.total
+    except _BadGzip as exc:
+        crash.close()
+        raise MalformedCrash("bad_gzip") from exc
+    except _TooLarge as exc:
+        crash.close()
+        raise MalformedCrash("decompressed_too_large", falcon.HTTP_413) from exc
+    except MalformedCrash:
+        crash.close()
+        raise
+    except MultipartParseError as exc:
+        crash.close()
+        raise MalformedCrash("invalid_payload_structure") from exc
+    except BaseException:
+        crash.close()
+        raise
+    if gunzip is not None:
+        crash.gzip_ms = (time.perf_counter() - start) * 1000
+
+    if not crash.annotations:
+        crash.close()
+        raise MalformedCrash("no_annotations")
+    return crash
+
+
+def _bounded_reader(stream: Any, length: int) -> Callable[[int], bytes]:
+    remaining = length
+
+    def read(size: int = -1) -> bytes:
+        nonlocal remaining
+        if remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        data = stream.read(size)
+        remaining -= len(data)
+        if not data:
+            remaining = 0
+        return data
+
+    return read
+
+
+def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) -> None:
+    has_json = False
+    has_kv = False
+    annotations_size = 0
+    in_memory = 0
+    for part in form:
+        name = part.name
+        if not name:
+            # Parts without a name are dropped (the stream is skipped by the parser).
+            continue
+        content_type = part.content_type
+        mimetype = content_type.split(";", 1)[0].strip().lower()
+        if mimetype == "application/json":
+            data = part.get_data()
+            annotations_size += len(data)
+            if annotations_size > limits.max_annotations_size:
+                raise MultipartParseError(description="annotations are too large")
+            try:
+                value = json.loads(data.decode("utf-8"))
+            except ValueError as exc:
+                raise MalformedCrash("invalid_json") from exc
+            if not isinstance(value, dict):
+                raise MalformedCrash("invalid_json_value")
+            crash.annotations = value
+            crash.payload = "json"
+            has_json = True
+        elif mimetype == "text/plain" and part.filename is None:
+            data = part.get_data()
+            annotations_size += len(data)
+            if annotations_size > limits.max_annotations_size:
+                raise MultipartParseError(description="annotations are too large")
+            try:
+                text = part.get_text()
+            except MultipartParseError as exc:
+                crash.notes.append(f"extract payload text part exception: {exc.description}")
+                continue
+            crash.annotations[name] = text
+            has_kv = True
+        else:
+            dump_name = sanitize_dump_name(name)
+            if dump_name in RESERVED_DUMP_NAMES or not dump_name:
+                raise MalformedCrash("invalid_dump_name")
+            if mimetype != "application/octet-stream":
+                crash.notes.append(f"unknown content type: {dump_name} {content_type}")
+            memory = limits.spool_memory_size if in_memory < limits.spool_memory_total else 0
+            spool: IO[bytes]
+            if memory:
+                spool = tempfile.SpooledTemporaryFile(
+                    max_size=memory, dir=limits.spool_dir, prefix="tecken-dump-"
+                )
+            else:
+                spool = tempfile.TemporaryFile(dir=limits.spool_dir, prefix="tecken-dump-")
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                while chunk := part.stream.read(CHUNK):
+                    spool.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            except BaseException:
+                spool.close()
+                raise
+            if size <= memory:
+                in_memory += size
+            old = crash.dumps.pop(dump_name, None)
+            if old is not None:
+                old.close()
+            crash.dumps[dump_name] = Dump(dump_name, spool, size, digest.hexdigest())
+    if has_json and has_kv:
+        crash.notes.append("includes annotations in both json-encoded extra and formdata parts")

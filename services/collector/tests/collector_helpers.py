@@ -1,0 +1,84 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Helpers shared by the collector tests (importable: the tests directory is on
+sys.path, see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path("/work/shared/fixtures/collector")
+HERE = Path(__file__).parent
+
+
+def fixture_dump() -> bytes:
+    path = FIXTURES / "minidump_300k.dmp"
+    if path.exists():
+        return path.read_bytes()
+    return bytes(range(256)) * 1200
+
+
+ANNOTATIONS = {
+    "ProductName": "Firefox",
+    "Version": "140.0",
+    "ReleaseChannel": "nightly",
+    "BuildID": "20991231235959",
+    "CrashTime": "1763900000",
+}
+
+
+def crash_files(root: Path) -> list[str]:
+    """Every visible (non-dot) file under root, relative, sorted."""
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.startswith("."):
+                found.append(str(Path(dirpath, name).relative_to(root)))
+    return sorted(found)
+
+
+def read_raw_crash(root: Path, crash_id: str) -> dict[str, Any]:
+    path = root / ("20" + crash_id[-6:]) / "raw_crash" / f"{crash_id}.json"
+    return json.loads(path.read_bytes())
+
+
+def crash_id_of(text: str) -> str:
+    assert text.startswith("CrashID=bp-") and text.endswith("\n"), text
+    return text[len("CrashID=bp-") : -1]
+
+
+class Tmpfs:
+    """A small tmpfs mounted at ``path`` (needs root)."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+
+    def remount(self, options: str) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,{options}", str(self.path)], check=True, capture_output=True
+        )
+
+    def fill(self) -> None:
+        """Fill the filesystem completely (ENOSPC on the next write)."""
+        with open(self.path / ".filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+
+    def umount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
