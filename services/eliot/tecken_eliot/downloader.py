@@ -1,0 +1,155 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Download of sym files from the configured symbol servers: streamed to a
+file with a size limit, retried on 429/5xx and connection errors, one
+keep-alive session per source."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import markus
+import requests
+from requests.adapters import HTTPAdapter
+
+from tecken_eliot.naming import symbol_url
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("eliot")
+
+USER_AGENT = "tecken-eliot/1.0 (eliot-requests/1.0)"
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+CHUNK = 1024 * 1024
+
+
+class DownloadTooLarge(Exception):
+    pass
+
+
+@dataclass
+class DownloadResult:
+    """``status`` is ``found`` (``path`` holds the file), ``missing`` (every
+    source said 404) or ``error`` (some source failed otherwise; ``errors``
+    says how) or ``too_large``."""
+
+    status: str
+    path: Path | None = None
+    url: str = ""
+    size: int = 0
+    errors: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+
+class SymbolDownloader:
+    def __init__(
+        self,
+        source_urls: list[str],
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_size: int = 2_000_000_000,
+        pool_size: int = 10,
+    ) -> None:
+        for url in source_urls:
+            if not url.startswith("http"):
+                raise ValueError(f"symbol source URL {url!r} must start with http")
+        self.source_urls = source_urls
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_size = max_size
+        self.sessions = {}
+        for url in source_urls:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self.sessions[url] = session
+
+    def _ids_to_try(self, debug_id: str) -> list[str]:
+        # Symbol stores key on the upper-case id; try that first so the answer
+        # never depends on the case a client used, then the id as sent.
+        ids = [debug_id.upper()]
+        if debug_id != debug_id.upper():
+            ids.append(debug_id)
+        return ids
+
+    def download(self, debug_filename: str, debug_id: str, dest: Path) -> DownloadResult:
+        """Fetch the module's sym file into ``dest`` (overwritten)."""
+        errors: list[str] = []
+        attempts = 0
+        for source in self.source_urls:
+            for did in self._ids_to_try(debug_id):
+                url = symbol_url(source, debug_filename, did)
+                outcome, detail, size, tries = self._fetch(source, url, dest)
+                attempts += tries
+                if outcome == "found":
+                    return DownloadResult("found", dest, url, size, errors, attempts)
+                if outcome == "too_large":
+                    return DownloadResult("too_large", None, url, size, [detail], attempts)
+                if outcome == "error":
+                    errors.append(detail)
+                    break  # a broken source: no point trying another spelling there
+        return DownloadResult("error" if errors else "missing", None, "", 0, errors, attempts)
+
+    def _fetch(self, source: str, url: str, dest: Path) -> tuple[str, str, int, int]:
+        """One URL with retries: (outcome, detail, size, tries)."""
+        session = self.sessions[source]
+        detail = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(random.uniform(0, self.backoff * (2 ** (attempt - 1))))
+            start = time.perf_counter()
+            try:
+                with session.get(url, timeout=self.timeout, stream=True) as resp:
+                    if resp.status_code == 200:
+                        size = self._stream(resp, dest)
+                        self._timing(start, "success")
+                        return "found", "", size, attempt + 1
+                    self._timing(start, "fail")
+                    if resp.status_code == 404:
+                        return "missing", "", 0, attempt + 1
+                    detail = f"HTTP {resp.status_code} from {url}"
+                    if resp.status_code not in RETRY_STATUSES:
+                        logger.error("symbol download: %s", detail)
+                        return "error", detail, 0, attempt + 1
+            except DownloadTooLarge:
+                self._timing(start, "fail")
+                detail = f"{url} is larger than the {self.max_size} bytes limit"
+                logger.warning("symbol download: %s", detail)
+                return "too_large", detail, 0, attempt + 1
+            except (requests.RequestException, OSError) as exc:
+                self._timing(start, "fail")
+                detail = f"{type(exc).__name__} fetching {url}"
+            logger.warning("symbol download attempt %d failed: %s", attempt + 1, detail)
+        return "error", detail, 0, self.retries + 1
+
+    def _stream(self, resp: requests.Response, dest: Path) -> int:
+        length = resp.headers.get("Content-Length")
+        encoded = resp.headers.get("Content-Encoding")
+        if length and not encoded and length.isdigit() and int(length) > self.max_size:
+            raise DownloadTooLarge()
+        size = 0
+        with open(dest, "wb") as fp:
+            for chunk in resp.iter_content(CHUNK):
+                size += len(chunk)
+                if size > self.max_size:
+                    raise DownloadTooLarge()
+                fp.write(chunk)
+        return size
+
+    @staticmethod
+    def _timing(start: float, response: str) -> None:
+        metrics.histogram(
+            "downloader.download",
+            value=(time.perf_counter() - start) * 1000,
+            tags=[f"response:{response}"],
+        )

@@ -1,0 +1,64 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""How a module (debug_filename, debug_id) maps to symbol-server URLs and to
+disk-cache paths."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+
+_SAFE = set(string.ascii_letters + string.digits + "_-.")
+#: Longest encoded path component we keep as is; longer ones are shortened
+#: with a hash (file systems limit a name to 255 bytes).
+_MAX_COMPONENT = 180
+
+
+def sym_filename(debug_filename: str) -> str:
+    """``xul.pdb`` -> ``xul.sym``; anything else gets ``.sym`` appended."""
+    if debug_filename.endswith(".pdb"):
+        return debug_filename[: -len(".pdb")] + ".sym"
+    return debug_filename + ".sym"
+
+
+def symbol_url(source_url: str, debug_filename: str, debug_id: str) -> str:
+    """``<source>/<debug_filename>/<debug_id>/<sym_filename>`` (the source URL
+    gets a trailing ``/`` if it has none)."""
+    if not source_url.endswith("/"):
+        source_url += "/"
+    return f"{source_url}{debug_filename}/{debug_id}/{sym_filename(debug_filename)}"
+
+
+def encode_component(value: str) -> str:
+    """Injective encoding of ``value`` into one safe path component.
+
+    Letters, digits, ``_``, ``-`` and ``.`` (except a leading one) are kept;
+    every other byte of the UTF-8 form becomes ``%XX``. ``%`` itself is encoded,
+    so two different values never give the same component. Over-long results
+    are cut and suffixed with ``~`` and a SHA-256 of the value (``~`` never
+    appears in an encoded component otherwise)."""
+    out = []
+    for i, ch in enumerate(value):
+        if ch in _SAFE and not (i == 0 and ch == "."):
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+    encoded = "".join(out) or "%"
+    if len(encoded) > _MAX_COMPONENT:
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        encoded = encoded[:100] + "~" + digest
+    return encoded
+
+
+def cache_stem(debug_filename: str, debug_id: str) -> str:
+    """Relative path (without suffix) of a module's cache entry:
+    ``<encoded debug_filename>/<encoded DEBUG_ID>``. The debug id is upper-cased:
+    ids are hexadecimal, so ``abc`` and ``ABC`` name the same module."""
+    return f"{encode_component(debug_filename)}/{encode_component(debug_id.upper())}"
+
+
+def module_key(debug_filename: str, debug_id: str) -> str:
+    """The ``found_modules`` key: the strings exactly as sent."""
+    return f"{debug_filename}/{debug_id}"

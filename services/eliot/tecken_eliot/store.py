@@ -1,0 +1,266 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Where symbolication gets its symcaches: a per-worker LRU of opened
+(memory-mapped) symcaches in front of the shared disk cache, in front of the
+symbol servers. Cold modules are fetched in parallel; each module is fetched
+by one process at a time (the disk cache's lock), and everyone else waiting
+for it reads the result from disk."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import symbolic
+
+from tecken_eliot.diskcache import CacheEntry, DiskCache
+from tecken_eliot.downloader import SymbolDownloader
+from tecken_eliot.naming import cache_stem, module_key
+from tecken_eliot.symfile import (
+    MalformedSymbols,
+    build_symcache,
+    module_filename,
+    normalize_debug_id,
+)
+
+logger = logging.getLogger(__name__)
+
+FOUND = "found"
+MISSING = "missing"
+MALFORMED = "malformed"
+ERROR = "error"
+
+
+@dataclass
+class ModuleResult:
+    """What symbolication learned about one module. ``status`` is found,
+    missing, malformed or error; ``cached`` says whether a negative answer came
+    from the negative cache; ``detail`` explains anything but found."""
+
+    status: str
+    symcache: symbolic.SymCache | None = None
+    filename: str = ""
+    detail: str = ""
+    cached: bool = False
+
+
+@dataclass
+class Stats:
+    """Per-request timings for the ``Debug`` block."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cache_count: int = 0
+    cache_hits: int = 0
+    cache_time: float = 0.0
+    downloads: dict[str, float] = field(default_factory=dict)
+    download_sizes: dict[str, int] = field(default_factory=dict)
+    download_fail: dict[str, float] = field(default_factory=dict)
+    parse: dict[str, float] = field(default_factory=dict)
+    parse_fail: dict[str, float] = field(default_factory=dict)
+    save: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, key: str, value: float) -> None:
+        with self.lock:
+            getattr(self, name)[key] = value
+
+
+@dataclass
+class _Open:
+    entry: CacheEntry
+    touched: float
+
+
+class SymcacheStore:
+    def __init__(
+        self,
+        disk: DiskCache,
+        downloader: SymbolDownloader,
+        *,
+        max_open: int = 64,
+        fetch_threads: int = 4,
+        touch_interval: float = 60.0,
+        lock_timeout: float = 300.0,
+    ) -> None:
+        self.disk = disk
+        self.downloader = downloader
+        self.max_open = max_open
+        self.touch_interval = touch_interval
+        self.lock_timeout = lock_timeout
+        self._open: OrderedDict[str, _Open] = OrderedDict()
+        self._mutex = threading.Lock()
+        self._executor = ThreadPoolExecutor(max(1, fetch_threads), thread_name_prefix="fetch")
+
+    # -- per-worker LRU ----------------------------------------------------
+
+    def _warm(self, stem: str) -> CacheEntry | None:
+        with self._mutex:
+            held = self._open.get(stem)
+            if held is None:
+                return None
+            self._open.move_to_end(stem)
+        if held.entry.path is None:
+            return held.entry  # held in this worker only (too big for the disk cache)
+        try:
+            st = os.stat(held.entry.path)
+            alive = (st.st_dev, st.st_ino) == held.entry.inode
+        except OSError:
+            alive = False
+        if not alive:
+            # The cache manager evicted (or a worker replaced) the file: let
+            # go of our mapping and take the normal path.
+            with self._mutex:
+                self._open.pop(stem, None)
+            return None
+        now = time.monotonic()
+        if now - held.touched >= self.touch_interval:
+            held.touched = now
+            self.disk.touch(held.entry.path)
+        return held.entry
+
+    def _remember(self, stem: str, entry: CacheEntry) -> None:
+        with self._mutex:
+            self._open[stem] = _Open(entry, time.monotonic())
+            self._open.move_to_end(stem)
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+
+    def open_count(self) -> int:
+        return len(self._open)
+
+    # -- lookups -----------------------------------------------------------
+
+    def get_many(
+        self, modules: Iterable[tuple[str, str]], stats: Stats | None = None
+    ) -> dict[tuple[str, str], ModuleResult]:
+        """A result for each distinct (debug_filename, debug_id); cold modules
+        are fetched in parallel."""
+        stats = stats or Stats()
+        results: dict[tuple[str, str], ModuleResult] = {}
+        cold = []
+        for module in dict.fromkeys(modules):
+            entry = self._warm(cache_stem(*module))
+            if entry is not None:
+                stats.cache_count += 1
+                stats.cache_hits += 1
+                results[module] = ModuleResult(FOUND, entry.symcache, entry.filename)
+            else:
+                cold.append(module)
+        if len(cold) == 1:
+            results[cold[0]] = self.get(*cold[0], stats=stats)
+        elif cold:
+            futures = {m: self._executor.submit(self.get, *m, stats=stats) for m in cold}
+            for module, future in futures.items():
+                results[module] = future.result()
+        return results
+
+    def get(self, debug_filename: str, debug_id: str, stats: Stats | None = None) -> ModuleResult:
+        stats = stats or Stats()
+        stem = cache_stem(debug_filename, debug_id)
+        entry = self._warm(stem)
+        if entry is not None:
+            return ModuleResult(FOUND, entry.symcache, entry.filename)
+        try:
+            normalized = normalize_debug_id(debug_id)
+        except MalformedSymbols as exc:
+            return ModuleResult(MALFORMED, detail=exc.detail)
+        result = self._from_disk(stem, normalized, stats)
+        if result is not None:
+            return result
+        with self.disk.lock(stem, self.lock_timeout):
+            # Whoever held the lock before us may have done the work.
+            result = self._from_disk(stem, normalized, stats)
+            if result is not None:
+                return result
+            return self._fetch(debug_filename, debug_id, stem, normalized, stats)
+
+    def _from_disk(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
+        start = time.perf_counter()
+        entry = self.disk.open_entry(stem, normalized)
+        with stats.lock:
+            stats.cache_count += 1
+            stats.cache_time += time.perf_counter() - start
+            if entry is not None:
+                stats.cache_hits += 1
+        if entry is not None:
+            self.disk.touch(entry.path)
+            self._remember(stem, entry)
+            return ModuleResult(FOUND, entry.symcache, entry.filename)
+        negative = self.disk.read_negative(stem)
+        if negative is not None:
+            kind, detail = negative
+            return ModuleResult(kind, detail=detail, cached=True)
+        return None
+
+    def _fetch(
+        self, debug_filename: str, debug_id: str, stem: str, normalized: str, stats: Stats
+    ) -> ModuleResult:
+        key = module_key(debug_filename, debug_id)
+        sym_tmp = self.disk.tmp_file(".sym")
+        symc_tmp = self.disk.tmp_file(".symc")
+        try:
+            start = time.perf_counter()
+            download = self.downloader.download(debug_filename, debug_id, sym_tmp)
+            elapsed = time.perf_counter() - start
+            if download.status == FOUND:
+                stats.add("downloads", key, elapsed)
+                stats.add("download_sizes", key, download.size)
+            else:
+                stats.add("download_fail", key, elapsed)
+            if download.status == "too_large":
+                detail = "; ".join(download.errors)
+                self.disk.write_negative(stem, MALFORMED, detail)
+                return ModuleResult(MALFORMED, detail=detail)
+            if download.status == MISSING:
+                self.disk.write_negative(stem, MISSING, "no symbol server has this module")
+                return ModuleResult(MISSING, detail="no symbol server has this module")
+            if download.status == ERROR:
+                # Not remembered: the next request tries again.
+                return ModuleResult(ERROR, detail="; ".join(download.errors))
+            start = time.perf_counter()
+            try:
+                filename = module_filename(sym_tmp, debug_filename)
+                build_symcache(sym_tmp, normalized, symc_tmp)
+            except MalformedSymbols as exc:
+                stats.add("parse_fail", key, time.perf_counter() - start)
+                self.disk.write_negative(stem, MALFORMED, exc.detail)
+                return ModuleResult(MALFORMED, detail=exc.detail)
+            stats.add("parse", key, time.perf_counter() - start)
+            with contextlib.suppress(OSError):
+                os.remove(sym_tmp)
+            start = time.perf_counter()
+            stored = self.disk.write_entry(stem, symc_tmp, filename, normalized)
+            stats.add("save", key, time.perf_counter() - start)
+            if stored is not None:
+                entry = self.disk.open_entry(stem, normalized)
+                if entry is not None:
+                    self._remember(stem, entry)
+                    return ModuleResult(FOUND, entry.symcache, entry.filename)
+            # Not storable (bigger than the whole cache, disk trouble): use it
+            # for this worker only. The mapping outlives the unlinked file.
+            symcache = symbolic.SymCache.open(str(symc_tmp))
+            st = symc_tmp.stat()
+            self._remember(
+                stem, CacheEntry(symcache, filename, None, (st.st_dev, st.st_ino), st.st_size)
+            )
+            return ModuleResult(FOUND, symcache, filename)
+        finally:
+            for path in (sym_tmp, symc_tmp):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+def describe(result: ModuleResult) -> dict[str, Any]:
+    return {"status": result.status, "detail": result.detail, "cached": result.cached}

@@ -1,0 +1,127 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Validation of symbolication payloads. The messages are Eliot's, word for
+word, because clients show them to people; the checks are stricter (no
+booleans as numbers, no non-object payloads) so bad input is always a 400."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_JOBS = 10
+
+DEBUG_FILENAME_RE = re.compile(r"^[A-Za-z0-9_.+{}@<> ~-]*$")
+DEBUG_ID_RE = re.compile(r"^[A-Fa-f0-9]*$")
+
+
+class InvalidPayload(ValueError):
+    """A payload the API refuses: ``message`` is the 400 title, ``reason`` the
+    ``symbolicate.request_error`` tag (None: no metric)."""
+
+    def __init__(self, message: str, reason: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+@dataclass
+class Job:
+    memory_map: list[tuple[str, str]]
+    stacks: list[list[tuple[int, int]]]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidPayload("Payload is not valid JSON", "bad_json") from exc
+
+
+def jobs_of_v5(payload: Any) -> list[Any]:
+    """The raw job list of a v5 payload; a payload without ``jobs`` is one job."""
+    if isinstance(payload, dict) and "jobs" in payload:
+        jobs = payload["jobs"]
+        if not isinstance(jobs, list):
+            raise InvalidPayload("jobs must be a list of jobs", "invalid_jobs")
+    else:
+        jobs = [payload]
+    if len(jobs) > MAX_JOBS:
+        raise InvalidPayload(
+            f"please limit number of jobs in a single request to <= {MAX_JOBS}", "too_many_jobs"
+        )
+    return jobs
+
+
+def validate_modules(i: int, memory_map: Any) -> list[tuple[str, str]]:
+    prefix = f"job {i} has invalid modules: "
+    if not isinstance(memory_map, list):
+        raise InvalidPayload(prefix + "modules must be a list", "invalid_modules")
+    modules = []
+    for j, item in enumerate(memory_map):
+        if not isinstance(item, list) or len(item) != 2:
+            raise InvalidPayload(
+                prefix + f"module index {j} does not have a debug_filename and debug_id",
+                "invalid_modules",
+            )
+        debug_filename, debug_id = item
+        if not isinstance(debug_filename, str) or not DEBUG_FILENAME_RE.match(debug_filename):
+            raise InvalidPayload(
+                prefix + f"module index {j} has an invalid debug_filename", "invalid_modules"
+            )
+        if not isinstance(debug_id, str) or not DEBUG_ID_RE.match(debug_id):
+            raise InvalidPayload(
+                prefix + f"module index {j} has an invalid debug_id", "invalid_modules"
+            )
+        modules.append((debug_filename, debug_id))
+    return modules
+
+
+def validate_stacks(i: int, stacks: Any, module_count: int) -> list[list[tuple[int, int]]]:
+    prefix = f"job {i} has invalid stacks: "
+
+    def bad(message: str) -> InvalidPayload:
+        return InvalidPayload(prefix + message, "invalid_stacks")
+
+    if not isinstance(stacks, list):
+        raise bad("stacks must be a list of lists")
+    if not stacks:
+        raise bad("no stacks specified")
+    result = []
+    for k, stack in enumerate(stacks):
+        if not isinstance(stack, list):
+            raise bad(f"stack {k} is not a list")
+        frames = []
+        for f, frame in enumerate(stack):
+            if not isinstance(frame, list) or len(frame) != 2:
+                raise bad(f"stack {k} frame {f} is not a list of two items")
+            module_index, module_offset = frame
+            if not _is_int(module_index):
+                raise bad(f"stack {k} frame {f} has an invalid module_index")
+            if not -1 <= module_index < module_count:
+                raise bad(f"stack {k} frame {f} has a module_index that isn't in modules")
+            if not _is_int(module_offset) or module_offset < -1:
+                raise bad(f"stack {k} frame {f} has an invalid module_offset")
+            frames.append((module_index, module_offset))
+        result.append(frames)
+    return result
+
+
+def validate_job(i: int, job: Any) -> Job:
+    if not isinstance(job, dict):
+        raise InvalidPayload(f"job {i} is invalid", None)
+    if "stacks" not in job:
+        raise InvalidPayload(f"job {i} is invalid: no stacks specified", None)
+    if "memoryMap" not in job:
+        raise InvalidPayload(f"job {i} is invalid: no memoryMap specified", None)
+    modules = validate_modules(i, job["memoryMap"])
+    stacks = validate_stacks(i, job["stacks"], len(modules))
+    return Job(modules, stacks)
