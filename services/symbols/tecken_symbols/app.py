@@ -2,7 +2,12 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""The symbols WSGI application: ``create_app()`` builds it from configuration."""
+"""The symbols WSGI application: ``create_app()`` builds it from configuration.
+
+It builds the :class:`~tecken_symbols.context.AppContext` (database, storages,
+lookup cache, missing-symbol recorder; migrations applied when
+``SYMBOLS_DATABASE_AUTOMIGRATE`` is true) and hands it to every installer
+listed in :mod:`tecken_symbols.routes`."""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from everett.manager import ConfigManager, Option
 
 from tecken_shared.config import build_config_manager
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
-from tecken_shared.service import setup_service
+from tecken_shared.service import json_error_serializer, setup_service
+from tecken_symbols.context import NAMESPACE, AppContext, build_context
+from tecken_symbols.download import method_not_allowed, route_not_found
+from tecken_symbols.heartbeat import heartbeat_checks
+from tecken_symbols.routes import ROUTE_INSTALLERS
 
-NAMESPACE = "symbols"
 HERE = Path(__file__).parent
 METRICS_YAML = HERE / "metrics.yaml"
 
@@ -33,18 +41,45 @@ class IndexResource:
         resp.content_type = "text/html; charset=utf-8"
         resp.text = (
             "<!doctype html><html><head><title>Tecken symbols</title></head><body>"
-            "<h1>Tecken symbols</h1><p>Symbol server: upload and download debug symbols.</p></body></html>"
+            "<h1>Tecken symbols</h1><p>Symbol server: upload and download debug symbols.</p>"
+            "<p>Download: <code>GET /{debug_file}/{debug_id}/{symbols_file}</code>. "
+            'Missing symbols: <a href="/missingsymbols.csv">/missingsymbols.csv</a>.</p>'
+            "</body></html>"
         )
 
 
+def _not_found_handler(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict
+) -> None:
+    route_not_found(req, resp)
+
+
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
+    app, _ctx = create_app_and_context(manager)
+    return app
+
+
+def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon.App, AppContext]:
+    """The app and its context (tests and tools use the context directly)."""
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(config("version_file"), "tecken-symbols")
-    setup_service("symbols", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    service = setup_service(
+        "symbols", manager, NAMESPACE, METRICS_YAML, str(version.get("version"))
+    )
+    ctx = build_context(manager, service)
+
     app = falcon.App()
+    app.set_error_serializer(json_error_serializer)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found_handler)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, method_not_allowed)
     app.add_route("/", IndexResource())
     add_dockerflow_routes(
-        app, checks={}, package="tecken-symbols", version_file=config("version_file")
+        app,
+        checks=heartbeat_checks(ctx),
+        package="tecken-symbols",
+        version_file=config("version_file"),
     )
-    return app
+    for install in ROUTE_INSTALLERS:
+        install(app, ctx)
+    return app, ctx

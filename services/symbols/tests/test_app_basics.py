@@ -2,15 +2,17 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-import webtest
 
-from tecken_shared.config import build_config_manager
-from tecken_symbols.app import create_app
-
-
-def test_index_and_dockerflow(tmp_path):
-    app = webtest.TestApp(create_app(build_config_manager({}, str(tmp_path / "none.env"))))
+def test_index_and_dockerflow(service):
+    app = service.app
     assert "Tecken symbols" in app.get("/").text
     assert app.get("/__lbheartbeat__").status_int == 200
-    assert app.get("/__heartbeat__").json["status"] == "ok"
+    body = app.get("/__heartbeat__").json
+    assert body["status"] == "ok", body
+    assert set(body["checks"]) == {"database", "storage_regular", "storage_try"}
     assert "version" in app.get("/__version__").json
+
+
+def test_unknown_path_is_json_404(fs_service):
+    resp = fs_service.app.get("/nope", status=404)
+    assert resp.json == {"error": "Not Found", "path": "/nope"}

@@ -1,0 +1,98 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The application context every route module receives: configuration,
+database, storage backends, lookup cache and missing-symbol recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from everett.manager import ConfigManager
+
+from tecken_shared.cache import LocalCache, RedisCache, cache_from_url
+from tecken_shared.service import ServiceContext
+from tecken_symbols.db import Database
+from tecken_symbols.lookups import Lookups
+from tecken_symbols.missing import MissingSymbols
+from tecken_symbols.settings import CacheConfig, DatabaseConfig, DownloadConfig, StorageConfig
+from tecken_symbols.storages import Storages, build_storages
+
+NAMESPACE = "symbols"
+
+
+@dataclass
+class AppContext:
+    #: The ConfigManager; route modules read their own options with
+    #: ``ctx.manager.with_namespace("symbols").with_options(TheirConfig)``.
+    manager: ConfigManager
+    service: ServiceContext | None
+    db: Database
+    storages: Storages
+    cache: LocalCache | RedisCache
+    lookups: Lookups
+    missing: MissingSymbols
+    #: Parsed core options (DatabaseConfig, StorageConfig, CacheConfig, DownloadConfig).
+    config: Any
+    allowed_extensions: tuple[str, ...]
+    public_url: str
+
+    def close(self) -> None:
+        self.missing.stop()
+        self.db.close()
+
+
+def build_context(manager: ConfigManager, service: ServiceContext | None = None) -> AppContext:
+    config = manager.with_namespace(NAMESPACE)
+    db_cfg = config.with_options(DatabaseConfig)
+    st_cfg = config.with_options(StorageConfig)
+    ca_cfg = config.with_options(CacheConfig)
+    dl_cfg = config.with_options(DownloadConfig)
+
+    db = Database(db_cfg("database_url"), connect_timeout=db_cfg("database_connect_timeout"))
+    if db_cfg("database_automigrate"):
+        db.migrate()
+    storages = build_storages(
+        st_cfg("storage_url"),
+        st_cfg("try_storage_url"),
+        st_cfg("extra_storage_urls"),
+        st_cfg("public_url"),
+    )
+    cache = cache_from_url(
+        ca_cfg("cache_url"),
+        prefix=ca_cfg("cache_prefix"),
+        socket_timeout=ca_cfg("cache_redis_timeout"),
+        retry_after=ca_cfg("cache_redis_retry_after"),
+        max_entries=ca_cfg("cache_max_entries"),
+    )
+    lookups = Lookups(
+        storages,
+        cache,
+        db,
+        positive_ttl=ca_cfg("cache_positive_ttl"),
+        negative_ttl=ca_cfg("cache_negative_ttl"),
+        syminfo_ttl=ca_cfg("syminfo_cache_ttl"),
+        syminfo_negative_ttl=ca_cfg("syminfo_negative_ttl"),
+    )
+    missing = MissingSymbols(
+        db,
+        enabled=dl_cfg("missing_symbols_enabled"),
+        flush_interval=dl_cfg("missing_symbols_flush_interval"),
+        max_buffer=dl_cfg("missing_symbols_max_buffer"),
+    )
+    return AppContext(
+        manager=manager,
+        service=service,
+        db=db,
+        storages=storages,
+        cache=cache,
+        lookups=lookups,
+        missing=missing,
+        config=config,
+        allowed_extensions=tuple(
+            e.strip() for e in dl_cfg("download_file_extensions_allowed") if e.strip()
+        ),
+        public_url=st_cfg("public_url").rstrip("/"),
+    )

@@ -1,0 +1,222 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Symbol downloads: ``GET``/``HEAD /{debug_file}/{debug_id}/{symbols_file}``,
+the ``/try/`` prefix and ``?try``.
+
+Found: GET answers 302 to the object's download URL, HEAD answers 200 (a
+deliberate, Tecken-compatible convention). Not found: a ``.sym`` request with
+an id shorter than 33 characters falls back to a code-file/code-id lookup
+(302 to the relative debug-file URL); otherwise 404 ``Symbol Not Found`` and
+the miss is recorded (GET only)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from urllib.parse import quote
+
+import falcon
+import markus
+
+from tecken_shared.storage import StorageError
+from tecken_symbols.context import AppContext
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+# One or more characters, none a control character, a byte 0x80-0xff, a slash
+# or one of \ ^ ` > < { } [ ] # % " ' |
+_NAME = r"[^\x00-\x1f\x80-\xff\\^`><{}\[\]#%\"'|/]+"
+NAME_RE = re.compile(_NAME)
+HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+KEY_RE = re.compile(rf"{_NAME}/[0-9A-Fa-f]+/{_NAME}")
+
+IGNORED_ID = "0" * 33
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET",
+    "Access-Control-Allow-Headers": (
+        "accept,accept-encoding,authorization,content-type,dnt,origin,user-agent,"
+        "x-csrftoken,x-requested-with"
+    ),
+}
+NOT_FOUND = "Symbol Not Found"
+IGNORED = "Symbol Not Found (and ignored)"
+TRUE_VALUES = {"true", "1", "yes"}
+
+
+def valid_name(value: str) -> bool:
+    if not NAME_RE.fullmatch(value):
+        return False
+    try:
+        value.encode("ascii")
+    except UnicodeEncodeError:
+        # Non-ASCII characters arrive as bytes 0x80-0xff (UTF-8): not allowed.
+        return False
+    return True
+
+
+def valid_key(key: str) -> bool:
+    """Whether ``key`` is ``<name>/<hex>/<name>`` by the download rules."""
+    parts = key.split("/")
+    return (
+        len(parts) == 3
+        and valid_name(parts[0])
+        and bool(HEX_RE.fullmatch(parts[1]))
+        and valid_name(parts[2])
+    )
+
+
+def route_not_found(req: falcon.Request, resp: falcon.Response) -> None:
+    resp.status = falcon.HTTP_404
+    resp.media = {"error": "Not Found", "path": req.path}
+
+
+def wants_debug(req: falcon.Request) -> bool:
+    return (req.get_header("Debug") or "").strip().lower() in TRUE_VALUES
+
+
+class DownloadResource:
+    """Both URL shapes; ``force_try`` for the ``/try/`` routes."""
+
+    def __init__(self, ctx: AppContext, force_try: bool = False) -> None:
+        self.ctx = ctx
+        self.force_try = force_try
+
+    def _answer(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        debug_file: str,
+        debug_id: str,
+        symbols_file: str,
+    ) -> None:
+        resp.set_headers(CORS_HEADERS)
+        if not (valid_name(debug_file) and valid_name(symbols_file) and HEX_RE.fullmatch(debug_id)):
+            route_not_found(req, resp)
+            return
+        debug = wants_debug(req)
+        debug_id = debug_id.upper()
+        if (
+            symbols_file == "file.ptr"
+            or debug_id == IGNORED_ID
+            or not symbols_file.endswith(self.ctx.allowed_extensions)
+        ):
+            resp.status = falcon.HTTP_404
+            resp.content_type = falcon.MEDIA_TEXT
+            resp.text = IGNORED
+            if debug:
+                resp.set_header("Debug-Time", "0")
+            return
+
+        try_symbols = self.force_try or _has_param(req, "try")
+        key = f"{debug_file}/{debug_id}/{symbols_file}"
+        started = time.perf_counter()
+        try:
+            hit = self.ctx.lookups.find(key, try_symbols)
+        except StorageError as exc:
+            logger.error("storage lookup of %s failed: %s", key, exc)
+            raise falcon.HTTPServiceUnavailable(
+                title="Storage Unavailable",
+                description="The symbol storage could not be reached; try again shortly.",
+            ) from exc
+        elapsed = time.perf_counter() - started
+        if debug:
+            resp.set_header("Debug-Time", f"{elapsed:.6f}")
+
+        if hit is not None:
+            age = hit.age_days()
+            if age is not None:
+                metrics.histogram(
+                    "symboldownloader.file_age_days",
+                    value=age,
+                    tags=[f"storage:{'try' if hit.backend.is_try else 'regular'}"],
+                )
+            if req.method == "HEAD":
+                resp.status = falcon.HTTP_200
+            else:
+                resp.status = falcon.HTTP_302
+                resp.set_header("Location", hit.backend.download_url(key))
+            return
+
+        if symbols_file.endswith(".sym") and len(debug_id) < 33:
+            refresh = _has_param(req, "_refresh")
+            try:
+                info = self.ctx.lookups.syminfo(debug_file, debug_id, try_symbols, refresh)
+            except Exception as exc:  # the fallback must not turn a 404 into a 500
+                logger.error("code-id lookup of %s/%s failed: %s", debug_file, debug_id, exc)
+                info = None
+            if info is not None:
+                metrics.incr("download_symbol_code_id_lookup")
+                location = "/{}{}/{}/{}".format(
+                    "try/" if self.force_try else "",
+                    quote(info.debug_filename),
+                    quote(info.debug_id),
+                    quote(symbols_file),
+                )
+                if req.query_string:
+                    location += "?" + req.query_string
+                resp.status = falcon.HTTP_302
+                resp.set_header("Location", location)
+                return
+
+        if req.method == "GET":
+            self.ctx.missing.record(
+                debug_file,
+                debug_id,
+                symbols_file,
+                req.get_param("code_file") or "",
+                (req.get_param("code_id") or "").upper(),
+            )
+        resp.status = falcon.HTTP_404
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = NOT_FOUND
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        with metrics.timer("download_symbol"):
+            self._answer(
+                req, resp, params["debug_file"], params["debug_id"], params["symbols_file"]
+            )
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        self.on_get(req, resp, **params)
+
+    def on_options(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        resp.set_headers(CORS_HEADERS)
+        raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
+
+
+def _has_param(req: falcon.Request, name: str) -> bool:
+    """Whether ``name`` is in the query string, even with an empty value."""
+    qs = req.query_string
+    if not qs:
+        return False
+    for part in qs.split("&"):
+        if part.split("=", 1)[0] == name:
+            return True
+    return False
+
+
+def method_not_allowed(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPMethodNotAllowed, params: dict
+) -> None:
+    """Tecken's 405 body: ``{"error": "Method Not Allowed (POST): /path"}``."""
+    resp.status = falcon.HTTP_405
+    allowed = [
+        m.strip()
+        for m in (ex.headers or {}).get("Allow", "").split(",")
+        if m.strip() and m.strip() != "OPTIONS"
+    ]
+    if allowed:
+        resp.set_header("Allow", ", ".join(allowed))
+    resp.media = {"error": f"Method Not Allowed ({req.method}): {req.path}"}
+
+
+def add_download_routes(app: falcon.App, ctx: AppContext) -> None:
+    regular = DownloadResource(ctx)
+    try_ = DownloadResource(ctx, force_try=True)
+    app.add_route("/{debug_file}/{debug_id}/{symbols_file}", regular)
+    app.add_route("/try/{debug_file}/{debug_id}/{symbols_file}", try_)

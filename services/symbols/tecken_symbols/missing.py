@@ -1,0 +1,200 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Missing-symbol bookkeeping: downloads answered 404 are counted in memory
+and written to the database in batches (one transaction per flush, one upsert
+per distinct symbol), by a background thread every ``flush_interval`` seconds.
+A busy worker therefore writes at most a handful of times a minute, however
+many 404s it serves."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import markus
+
+from tecken_symbols.db import Database, DatabaseError, utcnow
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+MAX_FIELD_LENGTH = 150
+
+UPSERT = (
+    "INSERT INTO missing_symbols (debug_file, debug_id, symbols_file, code_file, code_id, "
+    "count, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (debug_file, debug_id, symbols_file, code_file, code_id) DO UPDATE SET "
+    "count = missing_symbols.count + excluded.count, modified_at = excluded.modified_at"
+)
+
+
+@dataclass
+class _Pending:
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class MissingSymbols:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        enabled: bool = True,
+        flush_interval: float = 10,
+        max_buffer: int = 10000,
+    ) -> None:
+        self.db = db
+        self.enabled = enabled
+        self.flush_interval = flush_interval
+        self.max_buffer = max_buffer
+        self._pending: dict[tuple[str, str, str, str, str], _Pending] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_pid: int | None = None
+        self._stop = threading.Event()
+        atexit.register(self.flush)
+
+    def record(
+        self,
+        debug_file: str,
+        debug_id: str,
+        symbols_file: str,
+        code_file: str = "",
+        code_id: str = "",
+    ) -> bool:
+        """Count one 404. Returns False when ignored (field too long, disabled,
+        or the buffer is full)."""
+        if not self.enabled:
+            return False
+        fields = (debug_file, debug_id, symbols_file, code_file or "", code_id or "")
+        if any(len(f) > MAX_FIELD_LENGTH for f in fields):
+            return False
+        now = utcnow()
+        with self._lock:
+            pending = self._pending.get(fields)
+            if pending is None:
+                if len(self._pending) >= self.max_buffer:
+                    metrics.incr("missing_symbols.dropped")
+                    return False
+                self._pending[fields] = _Pending(1, now, now)
+            else:
+                pending.count += 1
+                pending.last_seen = now
+        self._ensure_thread()
+        return True
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="missing-symbols-flusher", daemon=True
+            )
+            self._thread_pid = pid
+            self._thread.start()
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.flush_interval):
+            self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.flush()
+
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write the buffered counts; returns the number of rows upserted. On a
+        database error the counts go back into the buffer for the next try."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return 0
+            rows = [
+                (*fields, p.count, p.first_seen, p.last_seen) for fields, p in sorted(batch.items())
+            ]
+            try:
+                with metrics.timer("missing_symbols.flush"):
+                    self.db.executemany(UPSERT, rows)
+            except DatabaseError as exc:
+                logger.warning("could not record %d missing symbols: %s", len(rows), exc)
+                with self._lock:
+                    for fields, p in batch.items():
+                        if fields in self._pending:
+                            cur = self._pending[fields]
+                            cur.count += p.count
+                            cur.first_seen = min(cur.first_seen, p.first_seen)
+                        elif len(self._pending) < self.max_buffer:
+                            self._pending[fields] = p
+                return 0
+            return len(rows)
+
+
+def cutoff(today: bool, now: datetime | None = None) -> datetime:
+    """Start of today (UTC) when ``today``, else start of yesterday."""
+    now = now or utcnow()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start if today else start - timedelta(days=1)
+
+
+def csv_rows(db: Database, since: datetime) -> list[dict]:
+    """Socorro's list: .pdb debug files with .sym symbol files changed since ``since``."""
+    return db.fetchall(
+        "SELECT debug_file, debug_id, code_file, code_id FROM missing_symbols "
+        "WHERE modified_at >= ? AND LOWER(debug_file) LIKE ? AND LOWER(symbols_file) LIKE ? "
+        "ORDER BY modified_at DESC, id DESC",
+        (since, "%.pdb", "%.sym"),
+    )
+
+
+def list_page(
+    db: Database,
+    *,
+    page: int = 1,
+    batch_size: int = 100,
+    debug_file: str | None = None,
+    debug_id: str | None = None,
+    code_file: str | None = None,
+    since: datetime | None = None,
+    sort: str = "modified_at",
+    reverse: bool = True,
+) -> tuple[list[dict], int]:
+    where, params = [], []
+    if debug_file:
+        where.append("LOWER(debug_file) LIKE ?")
+        params.append(f"%{debug_file.lower()}%")
+    if debug_id:
+        where.append("debug_id = ?")
+        params.append(debug_id.upper())
+    if code_file:
+        where.append("LOWER(code_file) LIKE ?")
+        params.append(f"%{code_file.lower()}%")
+    if since:
+        where.append("modified_at >= ?")
+        params.append(since)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    order = {"modified_at": "modified_at", "count": "count", "created_at": "created_at"}[sort]
+    direction = "DESC" if reverse else "ASC"
+    total = int(db.fetchval(f"SELECT COUNT(*) FROM missing_symbols{clause}", params) or 0)  # noqa: S608
+    rows = db.fetchall(
+        "SELECT id, debug_file, debug_id, symbols_file, code_file, code_id, count, "  # noqa: S608
+        f"created_at, modified_at FROM missing_symbols{clause} "
+        f"ORDER BY {order} {direction}, id {direction} LIMIT ? OFFSET ?",
+        [*params, batch_size, (page - 1) * batch_size],
+    )
+    return rows, total

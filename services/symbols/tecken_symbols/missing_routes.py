@@ -1,0 +1,116 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""``GET /missingsymbols.csv`` (Socorro's format) and ``GET /missingsymbols/``
+(a paginated JSON list) over the missing-symbol counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import falcon
+
+from tecken_symbols import missing
+from tecken_symbols.context import AppContext
+from tecken_symbols.download import _has_param
+
+BATCH_SIZE = 100
+MAX_BATCH_SIZE = 1000
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _bad(message: str) -> falcon.HTTPError:
+    from tecken_symbols.auth import JSONError
+
+    return JSONError(falcon.HTTP_400, message)
+
+
+class MissingSymbolsCSVResource:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.ctx.missing.flush()
+        rows = missing.csv_rows(self.ctx.db, missing.cutoff(_has_param(req, "today")))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["debug_file", "debug_id", "code_file", "code_id"])
+        for row in rows:
+            writer.writerow([row["debug_file"], row["debug_id"], row["code_file"], row["code_id"]])
+        resp.content_type = "text/csv; charset=utf-8"
+        resp.set_header("Content-Disposition", 'attachment; filename="missing-symbols.csv"')
+        resp.text = out.getvalue()
+
+
+class MissingSymbolsListResource:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.ctx.missing.flush()
+        try:
+            page = int(req.get_param("page") or 1)
+            batch_size = int(req.get_param("batch_size") or BATCH_SIZE)
+        except ValueError as exc:
+            raise _bad("page and batch_size must be whole numbers") from exc
+        if page < 1 or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise _bad(f"page must be >= 1 and batch_size between 1 and {MAX_BATCH_SIZE}")
+        since = None
+        if req.get_param("since"):
+            try:
+                since = datetime.fromisoformat(req.get_param("since"))
+            except ValueError as exc:
+                raise _bad("since must be an ISO-8601 date or date-time, e.g. 2026-11-23") from exc
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+        sort = req.get_param("sort") or "modified_at"
+        if sort not in ("modified_at", "created_at", "count"):
+            raise _bad("sort must be modified_at, created_at or count")
+        debug_id = req.get_param("debug_id")
+        if debug_id and not all(c in "0123456789abcdefABCDEF" for c in debug_id):
+            raise _bad("debug_id must be hexadecimal")
+        rows, total = missing.list_page(
+            self.ctx.db,
+            page=page,
+            batch_size=batch_size,
+            debug_file=req.get_param("debug_file"),
+            debug_id=debug_id,
+            code_file=req.get_param("code_file"),
+            since=since,
+            sort=sort,
+            reverse=(req.get_param("reverse") or "true").lower() not in ("false", "0", "no"),
+        )
+        resp.media = {
+            "missing_symbols": [
+                {
+                    "id": int(r["id"]),
+                    "debug_file": r["debug_file"],
+                    "debug_id": r["debug_id"],
+                    "symbols_file": r["symbols_file"],
+                    "code_file": r["code_file"] or None,
+                    "code_id": r["code_id"] or None,
+                    "count": int(r["count"]),
+                    "created_at": _iso(r["created_at"]),
+                    "modified_at": _iso(r["modified_at"]),
+                }
+                for r in rows
+            ],
+            "page": page,
+            "batch_size": batch_size,
+            "total": total,
+            "has_next": page * batch_size < total,
+        }
+
+
+def add_missing_routes(app: falcon.App, ctx: AppContext) -> None:
+    app.add_route("/missingsymbols.csv", MissingSymbolsCSVResource(ctx))
+    app.add_route("/missingsymbols/", MissingSymbolsListResource(ctx))
+    app.add_route("/api/missingsymbols/", MissingSymbolsListResource(ctx))

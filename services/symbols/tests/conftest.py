@@ -1,0 +1,114 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Fixtures for the symbols tests: an app on SQLite or PostgreSQL, with
+filesystem or S3 (moto) storage, all real."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import webtest
+
+from tecken_shared.config import build_config_manager
+from tecken_symbols.app import create_app_and_context
+from tecken_symbols.context import AppContext
+from tecken_symbols.db import Database
+
+FIXTURES = Path("/work/shared/fixtures/symbols")
+if not FIXTURES.exists():  # the copy in the repository, when there is one
+    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "symbols"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/symbols.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/symbols.db"
+
+
+@pytest.fixture
+def db(database_url) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+def fs_storage_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "SYMBOLS_STORAGE_URL": f"file://{tmp_path}/storage/v1?durable=false",
+        "SYMBOLS_TRY_STORAGE_URL": f"file://{tmp_path}/storage/try/v1?durable=false",
+    }
+
+
+def s3_storage_env(moto_server, bucket: str) -> dict[str, str]:
+    q = f"endpoint_url={moto_server.endpoint_url}&region=us-east-1"
+    return {
+        "SYMBOLS_STORAGE_URL": f"s3://{bucket}/v1?{q}",
+        "SYMBOLS_TRY_STORAGE_URL": f"s3://{bucket}/try/v1?{q}",
+    }
+
+
+@dataclass
+class Service:
+    app: webtest.TestApp
+    ctx: AppContext
+
+    def put(self, key: str, data: bytes, *, try_symbols: bool = False, **kwargs) -> None:
+        backend = self.ctx.storages.upload_backend(try_symbols)
+        backend.storage.put(key, data, **kwargs)
+        self.ctx.lookups.invalidate(key)
+
+
+@pytest.fixture
+def make_service(tmp_path) -> Iterator[Callable[..., Service]]:
+    made: list[AppContext] = []
+
+    def make(env: dict[str, str] | None = None, *, database_url: str | None = None) -> Service:
+        full = {
+            "SYMBOLS_DATABASE_URL": database_url or f"sqlite:///{tmp_path}/symbols.db",
+            "SYMBOLS_PUBLIC_URL": "http://symbols.test",
+            "SYMBOLS_METRICS_BACKEND": "none",
+            "SYMBOLS_LOG_FORMAT": "text",
+            "SYMBOLS_MISSING_SYMBOLS_FLUSH_INTERVAL": "3600",
+            **fs_storage_env(tmp_path),
+            **(env or {}),
+        }
+        app, ctx = create_app_and_context(build_config_manager(full, str(tmp_path / "none.env")))
+        made.append(ctx)
+        return Service(webtest.TestApp(app), ctx)
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+@pytest.fixture(params=["fs", "s3"])
+def storage_env(request, tmp_path) -> dict[str, str]:
+    if request.param == "fs":
+        return fs_storage_env(tmp_path)
+    return s3_storage_env(
+        request.getfixturevalue("moto_server"), request.getfixturevalue("s3_bucket")
+    )
+
+
+@pytest.fixture
+def service(make_service, database_url, storage_env) -> Service:
+    """The app on every combination of database and storage backend."""
+    return make_service(storage_env, database_url=database_url)
+
+
+@pytest.fixture
+def fs_service(make_service) -> Service:
+    """The app on SQLite and filesystem storage (for tests that need neither)."""
+    return make_service()
