@@ -165,8 +165,13 @@ class DiskCache:
             try:
                 entry = self._verify(stem, symc, st, normalized_debug_id)
                 result = "hit"
-            except FileNotFoundError:
-                entry = None  # evicted while we looked
+            except FileNotFoundError as exc:
+                entry = None
+                if symc.exists():  # a symcache without its .meta: half an entry
+                    logger.warning("cache entry %s is incomplete (%s); deleting it", stem, exc)
+                    self.remove_entry(stem, (".symc", ".meta"))
+                    result = "error"
+                # else: evicted while we looked
             except (OSError, ValueError, KeyError, TypeError, symbolic.SymbolicError) as exc:
                 logger.warning("cache entry %s is corrupt (%s); deleting it", stem, exc)
                 self.remove_entry(stem, (".symc", ".meta"))

@@ -78,6 +78,8 @@ class SymbolServer:
         self.delay = 0.0
         self.lock = threading.Lock()
         self.url = ""
+        self.inflight = 0
+        self.max_inflight = 0
 
     def downloads(self, debug_filename: str, debug_id: str) -> int:
         return self.hits[f"/{debug_filename}/{debug_id}/{sym_name(debug_filename)}"]
@@ -86,6 +88,15 @@ class SymbolServer:
         path = environ.get("PATH_INFO", "")
         with self.lock:
             self.hits[path] += 1
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            return self._respond(path, start_response)
+        finally:
+            with self.lock:
+                self.inflight -= 1
+
+    def _respond(self, path, start_response):  # type: ignore[no-untyped-def]
         for prefix, fault in self.faults.items():
             if path.startswith(prefix):
                 if fault.startswith("slow:"):

@@ -35,6 +35,7 @@ def symbol_server(_symbol_server: SymbolServer) -> SymbolServer:
     _symbol_server.hits.clear()
     _symbol_server.faults.clear()
     _symbol_server.delay = 0.0
+    _symbol_server.max_inflight = 0
     return _symbol_server
 
 
