@@ -1,0 +1,27 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Installs the upload side's routes (listed in tecken_symbols.routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from tecken_symbols.upload.config import load_settings
+from tecken_symbols.upload.resources import UploadResource
+
+
+def add_upload_routes(app: falcon.App, ctx: Any) -> None:
+    settings = load_settings(ctx.manager)
+    ctx.upload_settings = settings
+    app.add_route("/upload/", UploadResource(ctx, settings))
+    try:
+        from tecken_symbols.upload.api import add_api_routes
+        from tecken_symbols.upload.v2 import add_v2_routes
+    except ImportError:  # pragma: no cover - while those modules are written
+        return
+    add_v2_routes(app, ctx, settings)
+    add_api_routes(app, ctx, settings)

@@ -1,0 +1,141 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Processing one v1 upload: validate, record, store, record each file as it
+lands, invalidate the lookup caches, finish the record."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import markus
+
+from tecken_symbols.db import DatabaseError
+from tecken_symbols.storages import Backend
+from tecken_symbols.upload import records
+from tecken_symbols.upload.archive import read_archive
+from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.store import FileResult, FileStorer, Target, store_archive
+from tecken_symbols.upload.validate import validate_archive
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+
+def target_of(backend: Backend) -> Target:
+    return Target(backend.storage, "", backend.name)
+
+
+class Uploader:
+    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+
+    def storer(self, try_symbols: bool) -> FileStorer:
+        storages = self.ctx.storages
+        regular = target_of(storages.regular)
+        target = target_of(storages.upload_backend(try_symbols))
+        # A try upload skips what regular storage already holds (downloads of
+        # try symbols search regular storage first).
+        lookups = [regular, target] if try_symbols else [regular]
+        return FileStorer(self.settings, target, lookups, on_written=self.ctx.lookups.invalidate)
+
+    def invalidate_info(self, result: FileResult) -> None:
+        h = result.header
+        try:
+            self.ctx.lookups.invalidate_syminfo(h.debug_filename, h.debug_id)
+            self.ctx.lookups.invalidate_syminfo(h.code_file, h.code_id)
+        except Exception:
+            logger.exception("syminfo invalidation failed for %s", result.key)
+
+    def process_archive(
+        self,
+        *,
+        user_id: int,
+        path: str,
+        size: int,
+        filename: str,
+        try_symbols: bool,
+        download_url: str | None = None,
+        redirect_urls: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Validate and store the zip at ``path``; returns the finished upload
+        row. Raises UploadError (4xx for bad input, 503 for storage faults)."""
+        settings = self.settings
+        with metrics.timer("upload_dump_and_extract"):
+            archive = read_archive(path, size, settings)
+        md5s = validate_archive(archive, settings) if settings.validate_content else {}
+        storer = self.storer(try_symbols)
+        db = self.ctx.db
+        try:
+            upload_id = records.create_upload(
+                db,
+                user_id=user_id,
+                filename=filename,
+                bucket_name=storer.target.bucket_name,
+                size=size,
+                try_symbols=try_symbols,
+                content_hash=archive.content_hash,
+                download_url=download_url,
+                redirect_urls=redirect_urls,
+                upload_protocol="zip-url" if download_url else "zip",
+            )
+        except DatabaseError as exc:
+            logger.error("cannot record upload: %s", exc)
+            raise UploadError(f"The database is not available ({exc}); retry later", 503) from exc
+
+        skipped: list[str] = []
+        errors: list[FileResult] = []
+        db_error: str | None = None
+        for result in store_archive(archive, storer, md5s):
+            if result.error:
+                errors.append(result)
+                continue
+            if result.skipped:
+                skipped.append(result.key)
+                metrics.incr("upload_file_upload_skip")
+                continue
+            self.invalidate_info(result)
+            try:
+                records.add_file_upload(
+                    db, upload_id, storer.target.bucket_name, result, try_symbols
+                )
+            except DatabaseError as exc:  # stored but not recorded: say so, keep going
+                db_error = db_error or str(exc)
+                logger.error("cannot record file %s of upload %s: %s", result.key, upload_id, exc)
+
+        error = None
+        if errors:
+            first = errors[0]
+            error = (
+                f"Storing {len(errors)} of {len(archive.to_store)} files failed; first: "
+                f"{first.key}: {first.error}. The files stored are recorded; retry the upload."
+            )
+        elif db_error:
+            error = f"Files were stored but not all recorded ({db_error}); retry the upload."
+        try:
+            records.finish_upload(
+                db, upload_id, skipped_keys=skipped, ignored_keys=archive.ignored_keys, error=error
+            )
+            row = records.get_upload(db, upload_id)
+        except DatabaseError as exc:
+            raise UploadError(f"The database is not available ({exc}); retry later", 503) from exc
+        if error:
+            logger.warning("upload %s failed: %s", upload_id, error)
+            raise UploadError(error, 503)
+        metrics.incr(
+            "upload_uploads",
+            tags=[f"try:{str(try_symbols).lower()}", f"bucket:{storer.target.bucket_name}"],
+        )
+        assert row is not None
+        return row
+
+    def cleanup_file(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,300 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""POST /upload/ (v1) through the whole app: every fixture zip against every
+rule, try by field and by token, records, dedupe, cache invalidation."""
+
+import gzip
+import threading
+
+import pytest
+
+from tecken_shared.testing.servers import wsgi_server
+from tecken_symbols import accounts, tokens
+from tecken_symbols.upload.testing import DEBUG_ID, FIXTURES, make_zip, sym_key, sym_text
+
+SYM = "xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym"
+JPEG = "flag/DEADBEEF/flag.jpeg"
+NO_VALIDATION = {"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"}
+
+
+def make_token(ctx, perms, email="uploader@example.com", **kw) -> str:
+    db = ctx.db
+    if accounts.get_user_by_email(db, email) is None:
+        accounts.create_user(db, email)
+    for perm in perms:
+        accounts.grant_permission(db, email, perm)
+    key, _ = tokens.create_token(db, email, list(perms), **kw)
+    return key
+
+
+def post_zip(svc, token, data, name="sample.zip", fields=None, status="*"):
+    return svc.app.post(
+        "/upload/",
+        params=list((fields or {}).items()),
+        upload_files=[(name, name, data)],
+        headers={"Auth-Token": token},
+        status=status,
+    )
+
+
+def fixture(name):
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture
+def svc(make_service):
+    return make_service(NO_VALIDATION)
+
+
+@pytest.fixture
+def token(svc):
+    return make_token(svc.ctx, ["upload_symbols"])
+
+
+def test_sample_zip_happy_path(service, tmp_path):
+    # Every database x storage combination.
+    svc = service
+    svc.app.app  # noqa: B018
+    from tecken_symbols.upload.config import load_settings  # noqa: F401
+
+    svc.ctx.upload_settings.validate_content = False
+    key = make_token(svc.ctx, ["upload_symbols"])
+    resp = post_zip(svc, key, fixture("sample.zip"))
+    assert resp.status_int == 201
+    upload = resp.json["upload"]
+    assert upload["filename"] == "sample.zip" and upload["size"] == 70398
+    assert upload["try_symbols"] is False and upload["skipped_keys"] == []
+    assert upload["user"] == "uploader@example.com" and upload["redirect_urls"] == []
+    assert (
+        upload["completed_at"].endswith("Z") and upload["bucket"] == svc.ctx.storages.regular.name
+    )
+    regular = svc.ctx.storages.regular.storage
+    info = regular.metadata(SYM)
+    assert info.content_encoding == "gzip" and info.metadata["original_size"] == "1156"
+    assert gzip.decompress(regular.get(SYM)).startswith(b"MODULE mac")
+    assert regular.metadata(JPEG).size == 69183
+    # Download of the .sym works now.
+    assert svc.app.get(f"/{SYM}", status=302)
+    # Retry: both skipped.
+    again = post_zip(svc, key, fixture("sample.zip")).json["upload"]
+    assert sorted(again["skipped_keys"]) == [JPEG, SYM]
+    rows = svc.ctx.db.fetchall("SELECT key, debug_id, compressed FROM file_uploads ORDER BY key")
+    assert [(r["key"], r["debug_id"], bool(r["compressed"])) for r in rows] == [
+        (JPEG, None, False),
+        (SYM, "BBACA09FD1C13F6C84254BFD8732AF400", True),
+    ]
+    up = svc.ctx.db.fetchone("SELECT * FROM uploads WHERE id = ?", (upload["id"],))
+    assert up["ignored_keys"] == '["build-symbols.txt"]' and up["error"] is None
+
+
+def test_sample_rejected_with_validation_on(make_service):
+    svc = make_service()
+    key = make_token(svc.ctx, ["upload_symbols"])
+    resp = post_zip(svc, key, fixture("sample.zip"), status=400)
+    assert "debug id BBACA09FD1C13F6C84254BFD8732AF400 does not match" in resp.json["error"]
+    assert svc.ctx.db.fetchval("SELECT COUNT(*) FROM uploads") == 0
+    assert list(svc.ctx.storages.regular.storage.list("")) == []
+    ok = make_zip(
+        {sym_key(): sym_text(), "ssltunnel/" + DEBUG_ID + "/ssltunnel.dbg.gz": b"\x1f\x8b"}
+    )
+    assert post_zip(svc, key, ok, name="ok.zip").status_int == 201
+
+
+@pytest.mark.parametrize(
+    "name,status,message",
+    [
+        ("sample-with-ignorable-files.zip", 201, None),
+        ("duplicated-same-size.zip", 201, None),
+        ("invalid.zip", 400, "(First unrecognized pattern was 'xpcshell.sym')"),
+        ("invalid-characters.zip", 400, "'xpcfoo.dbg/A7D6F1BB18CD4CB48/p%eter.sym'"),
+        ("notazipdespiteitsname.zip", 400, "File is not a zip file"),
+        ("duplicated-different-size.zip", 400, "difference sizes (24 != 39)"),
+    ],
+)
+def test_fixture_rules(svc, token, name, status, message):
+    resp = post_zip(svc, token, fixture(name), name=name, status=status)
+    if message:
+        assert message in resp.json["error"]
+
+
+def test_validation_rejects_plain_text_sym(make_service):
+    svc = make_service()
+    key = make_token(svc.ctx, ["upload_symbols"])
+    resp = post_zip(svc, key, fixture("duplicated-same-size.zip"), status=400)
+    assert resp.json["error"].startswith(
+        "Invalid symbol file 'foo.pdb/50FEB8DBDC024C66B42193D881CE80E12/ntdll.sym': "
+        "does not start with a MODULE line"
+    )
+
+
+def test_stack_before_func_rejected(make_service):
+    svc = make_service()
+    key = make_token(svc.ctx, ["upload_symbols"])
+    bad = make_zip({sym_key(): sym_text(stack_between=True)})
+    resp = post_zip(svc, key, bad, name="bad.zip", status=400)
+    assert "comes after a STACK record" in resp.json["error"] and sym_key() in resp.json["error"]
+
+
+def test_generated_rules(svc, token):
+    assert post_zip(svc, token, b"x", name="x.tar.gz", status=400).json == {
+        "error": 'Unrecognized archive file extension ".gz"'
+    }
+    assert "no files" in post_zip(svc, token, make_zip({}), status=400).json["error"]
+    evil = make_zip({"../etc/ABC/passwd": b"x"})
+    assert "outside the archive" in post_zip(svc, token, evil, status=400).json["error"]
+    snippet = make_zip({"qcom/proprietary/ABC/x.sym": b"x"})
+    assert "'qcom/proprietary'" in post_zip(svc, token, snippet, status=400).json["error"]
+
+
+def test_no_file(svc, token):
+    resp = svc.app.post("/upload/", params={"x": "1"}, headers={"Auth-Token": token}, status=400)
+    assert resp.json == {"error": "Must be multipart form data with at least one file"}
+    resp = svc.app.post("/upload/", b"", headers={"Auth-Token": token}, status=400)
+    assert resp.json["error"] == "Must be multipart form data with at least one file"
+
+
+def test_size_limit(make_service):
+    svc = make_service({**NO_VALIDATION, "SYMBOLS_UPLOAD_MAX_SIZE": "1000"})
+    key = make_token(svc.ctx, ["upload_symbols"])
+    resp = post_zip(svc, key, fixture("sample.zip"), status=413)
+    assert "limit" in resp.json["error"]
+
+
+def test_auth_refusals(svc):
+    assert post_zip(svc, "", fixture("sample.zip"), status=403).json == {
+        "error": "This requires an Auth-Token to authenticate the request"
+    }
+    assert post_zip(svc, "f" * 32, fixture("sample.zip"), status=403).json == {
+        "error": "API Token not matched"
+    }
+    other = make_token(svc.ctx, ["view_all_uploads"], email="auditor@example.com")
+    assert post_zip(svc, other, fixture("sample.zip"), status=403).json == {"error": "Forbidden"}
+
+
+def test_expired_token(svc):
+    key = make_token(svc.ctx, ["upload_symbols"])
+    svc.ctx.db.execute("UPDATE tokens SET expires_at = ?", ("2020-01-01T00:00:00.000000Z",))
+    assert post_zip(svc, key, fixture("sample.zip"), status=403).json == {
+        "error": "API Token found but expired"
+    }
+
+
+def test_get_not_allowed(svc):
+    assert svc.app.get("/upload/", status=405)
+
+
+def stored_in(svc, key):
+    return (
+        svc.ctx.storages.regular.storage.metadata(key) is not None,
+        svc.ctx.storages.try_.storage.metadata(key) is not None,
+    )
+
+
+@pytest.mark.parametrize(
+    "perms,fields,expect",
+    [
+        (["upload_symbols"], {}, (True, False)),
+        (["upload_symbols"], {"try": "true"}, (False, True)),
+        (["upload_symbols"], {"try": "1"}, (False, True)),
+        (["upload_symbols"], {"try": ""}, (True, False)),
+        (["upload_symbols"], {"try": "0"}, (True, False)),
+        (["upload_try_symbols"], {}, (False, True)),
+        (["upload_try_symbols"], {"try": "yes"}, (False, True)),
+    ],
+)
+def test_try_decision(svc, perms, fields, expect):
+    key = make_token(svc.ctx, perms)
+    resp = post_zip(svc, key, fixture("sample.zip"), fields=fields, status=201)
+    assert resp.json["upload"]["try_symbols"] is expect[1]
+    assert stored_in(svc, SYM) == expect
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no"])
+def test_try_only_token_never_writes_regular(svc, value):
+    key = make_token(svc.ctx, ["upload_try_symbols"])
+    resp = post_zip(svc, key, fixture("sample.zip"), fields={"try": value}, status=403)
+    assert "only upload try symbols" in resp.json["error"]
+    assert stored_in(svc, SYM) == (False, False)
+
+
+def test_bad_try_value(svc, token):
+    resp = post_zip(svc, token, fixture("sample.zip"), fields={"try": "maybe"}, status=400)
+    assert "Invalid 'try' value" in resp.json["error"]
+
+
+def test_try_field_after_file_part(svc):
+    key = make_token(svc.ctx, ["upload_symbols"])
+    boundary = "XyZ"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="sample.zip"; filename="s.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + fixture("sample.zip")
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="try"\r\n\r\ntrue\r\n--{boundary}--\r\n'
+        ).encode()
+    )
+    resp = svc.app.post(
+        "/upload/",
+        body,
+        headers={"Auth-Token": key, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert (
+        resp.json["upload"]["try_symbols"] is True
+        and resp.json["upload"]["filename"] == "sample.zip"
+    )
+
+
+def test_upload_invalidates_cached_miss(svc, token):
+    svc.app.get(f"/{SYM}", status=404)  # cached as missing
+    post_zip(svc, token, fixture("sample.zip"), status=201)
+    svc.app.get(f"/{SYM}", status=302)
+
+
+def test_code_id_lookup_after_upload(make_service):
+    svc = make_service()
+    key = make_token(svc.ctx, ["upload_symbols"])
+    data = sym_text(
+        debug_file="ShowSSEConfig.pdb", code_id="6A4B9A365000", code_file="ShowSSEConfig.exe"
+    )
+    zipped = make_zip({sym_key("ShowSSEConfig.pdb"): data})
+    svc.app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym", status=404)
+    post_zip(svc, key, zipped, name="s.zip", status=201)
+    resp = svc.app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym", status=302)
+    assert f"ShowSSEConfig.pdb/{DEBUG_ID}/ShowSSEConfig.sym" in resp.headers["Location"]
+
+
+def test_concurrent_uploads_of_the_same_files(make_service):
+    svc = make_service(NO_VALIDATION)
+    key = make_token(svc.ctx, ["upload_symbols"])
+    members = {
+        sym_key(debug_file=f"m{i}"): sym_text(debug_file=f"m{i}", funcs=200) for i in range(8)
+    }
+    data = make_zip(members)
+    import requests
+
+    results = []
+    with wsgi_server(svc.app.app) as url:
+
+        def go():
+            r = requests.post(
+                f"{url}/upload/",
+                files={"s.zip": ("s.zip", data)},
+                headers={"Auth-Token": key},
+                timeout=60,
+            )
+            results.append((r.status_code, r.json()))
+
+        threads = [threading.Thread(target=go) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [s for s, _ in results] == [201] * 4
+    regular = svc.ctx.storages.regular.storage
+    for k, v in members.items():
+        assert gzip.decompress(regular.get(k)) == v
+    assert svc.ctx.db.fetchval("SELECT COUNT(*) FROM uploads WHERE completed_at IS NOT NULL") == 4
