@@ -11,22 +11,18 @@ import threading
 import pytest
 
 from tecken_shared.testing.servers import wsgi_server
-from tecken_symbols import accounts, tokens
-from tecken_symbols.upload.testing import DEBUG_ID, FIXTURES, make_zip, sym_key, sym_text
+from tecken_symbols.upload.testing import (
+    DEBUG_ID,
+    FIXTURES,
+    make_token,
+    make_zip,
+    sym_key,
+    sym_text,
+)
 
 SYM = "xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym"
 JPEG = "flag/DEADBEEF/flag.jpeg"
 NO_VALIDATION = {"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"}
-
-
-def make_token(ctx, perms, email="uploader@example.com", **kw) -> str:
-    db = ctx.db
-    if accounts.get_user_by_email(db, email) is None:
-        accounts.create_user(db, email)
-    for perm in perms:
-        accounts.grant_permission(db, email, perm)
-    key, _ = tokens.create_token(db, email, list(perms), **kw)
-    return key
 
 
 def post_zip(svc, token, data, name="sample.zip", fields=None, status="*"):

@@ -12,16 +12,11 @@ import falcon
 
 from tecken_symbols.upload.config import load_settings
 from tecken_symbols.upload.resources import UploadResource
+from tecken_symbols.upload.v2 import add_v2_routes
 
 
 def add_upload_routes(app: falcon.App, ctx: Any) -> None:
     settings = load_settings(ctx.manager)
     ctx.upload_settings = settings
     app.add_route("/upload/", UploadResource(ctx, settings))
-    try:
-        from tecken_symbols.upload.api import add_api_routes
-        from tecken_symbols.upload.v2 import add_v2_routes
-    except ImportError:  # pragma: no cover - while those modules are written
-        return
     add_v2_routes(app, ctx, settings)
-    add_api_routes(app, ctx, settings)

@@ -68,3 +68,16 @@ def sym_key(
     if name is None:
         name = (debug_file[:-4] if debug_file.endswith(".pdb") else debug_file) + ".sym"
     return f"{debug_file}/{debug_id}/{name}"
+
+
+def make_token(ctx, perms, email: str = "uploader@example.com", **kw) -> str:
+    """Create the user (if needed) with ``perms`` and a token holding them."""
+    from tecken_symbols import accounts, tokens
+
+    db = ctx.db
+    if accounts.get_user_by_email(db, email) is None:
+        accounts.create_user(db, email)
+    for perm in perms:
+        accounts.grant_permission(db, email, perm)
+    key, _ = tokens.create_token(db, email, list(perms), **kw)
+    return key

@@ -1,0 +1,307 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""``POST /upload/v2/`` (spec 2.6) and its completion.
+
+The client declares files (key, size, md5); the answer says per file whether
+to skip it, upload it, or what is wrong. Our upload protocol is
+``tecken-put``: the client PUTs each file's bytes (gzipped itself when
+``content_encoding`` is ``gzip``) to the answer's URL on this service, with
+the same token. The service checks the bytes against the declared size and md5
+(and the .sym checks at the door), stores them with the spec's metadata,
+records the FileUpload row (which Tecken's v2 never does, so code-id lookups
+and syminfo work for v2 uploads too) and sets the upload's ``completed_at``
+when its last file lands. Works the same on every storage backend."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import falcon
+import markus
+
+from tecken_shared.storage import StorageError
+from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_SYMBOLS
+from tecken_symbols.auth import authenticate, drain_body
+from tecken_symbols.db import DatabaseError
+from tecken_symbols.upload import records
+from tecken_symbols.upload.archive import KEY_RE
+from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.resources import answer_error
+from tecken_symbols.upload.service import Uploader
+from tecken_symbols.upload.store import FileResult, extension
+from tecken_symbols.upload.symfile import HEADER_LIMIT, SymChecker, parse_header
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+PROTOCOL = "tecken-put"
+MD5_RE = re.compile(r"[0-9a-f]{32}")
+MALFORMED = "malformed JSON request body"
+CHUNK = 1024 * 1024
+
+
+def parse_request(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("files"), list):
+        raise UploadError(MALFORMED)
+    files = []
+    for item in body["files"]:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("key"), str)
+            or not isinstance(item.get("md5_hash"), str)
+            or not isinstance(item.get("size"), int)
+            or isinstance(item.get("size"), bool)
+            or item["size"] < 0
+        ):
+            raise UploadError(MALFORMED)
+        files.append(item)
+    return files
+
+
+class UploadV2Resource:
+    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.uploader = Uploader(ctx, settings)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with metrics.timer("upload_v2"):
+            principal = authenticate(req, resp, self.ctx.db, any_of=UPLOAD_PERMISSIONS, drain=True)
+            try:
+                raw = req.bounded_stream.read(16 * 1024 * 1024 + 1)
+                if len(raw) > 16 * 1024 * 1024:
+                    raise UploadError("request body too large", 413)
+                import json
+
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError as exc:
+                    raise UploadError(MALFORMED) from exc
+                files = parse_request(body)
+                if len(files) > self.settings.v2_max_files:
+                    raise UploadError("too many files")
+                resp.media = self._handle(principal, files)
+                resp.status = falcon.HTTP_201
+            except UploadError as exc:
+                answer_error(resp, exc)
+
+    def _action(self, storer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+        key = item["key"]
+        match = KEY_RE.fullmatch(key)
+        if not match:
+            metrics.incr("upload_file_upload_error")
+            return {"type": "error", "msg": "invalid key"}
+        if not MD5_RE.fullmatch(item["md5_hash"]):
+            metrics.incr("upload_file_upload_error")
+            return {"type": "error", "msg": "invalid MD5 hex digest"}
+        found, _ = storer.existing(normalize_key(key))
+        for info in found:
+            if info.metadata.get("original_size") == str(item["size"]) and (
+                info.metadata.get("original_md5_hash") == item["md5_hash"]
+            ):
+                metrics.incr("upload_file_upload_skip")
+                return {"type": "skip"}
+        compressed = extension(key) in self.settings.compress_extensions
+        metrics.incr("upload_file_upload_upload")
+        url = f"{self.ctx.public_url}/upload/v2/files/{upload_id}/{quote(normalize_key(key))}"
+        return {
+            "type": "upload",
+            "url": url,
+            "method": "PUT",
+            "content_encoding": "gzip" if compressed else None,
+        }
+
+    def _handle(self, principal: Any, files: list[dict[str, Any]]) -> dict[str, Any]:
+        try_symbols = not principal.has_perm(UPLOAD_SYMBOLS)
+        storer = self.uploader.storer(try_symbols)
+        db = self.ctx.db
+        try:
+            upload_id = records.create_upload(
+                db,
+                user_id=principal.user_id,
+                filename="",
+                bucket_name=storer.target.bucket_name,
+                size=sum(f["size"] for f in files),
+                try_symbols=try_symbols,
+                upload_protocol=PROTOCOL,
+            )
+            workers = max(1, min(self.settings.workers * 4, len(files) or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                actions = list(pool.map(lambda f: self._action(storer, f, upload_id), files))
+            skipped = [
+                normalize_key(f["key"])
+                for f, a in zip(files, actions, strict=True)
+                if a["type"] == "skip"
+            ]
+            pending = 0
+            for item, action in zip(files, actions, strict=True):
+                if action["type"] != "upload":
+                    continue
+                pending += 1
+                result = FileResult(
+                    key=normalize_key(item["key"]),
+                    compressed=action["content_encoding"] == "gzip",
+                    original_size=item["size"],
+                    md5=item["md5_hash"],
+                )
+                records.add_file_upload(
+                    db, upload_id, storer.target.bucket_name, result, try_symbols, completed=False
+                )
+            records.finish_upload(db, upload_id, skipped_keys=skipped, error=None)
+            if pending:
+                db.execute("UPDATE uploads SET completed_at = NULL WHERE id = ?", (upload_id,))
+            row = records.get_upload(db, upload_id)
+        except (StorageError, DatabaseError) as exc:
+            raise UploadError(
+                f"Storage or database not available ({exc}); retry later", 503
+            ) from exc
+        assert row is not None
+        metrics.incr(
+            "upload_uploads",
+            tags=[f"try:{str(try_symbols).lower()}", f"bucket:{storer.target.bucket_name}"],
+        )
+        return {
+            "id": upload_id,
+            "created_at": int(row["created_at"].timestamp()),
+            "user": principal.email,
+            "try_symbols": try_symbols,
+            "upload_protocol": PROTOCOL,
+            "files": [{"key": f["key"], "action": a} for f, a in zip(files, actions, strict=True)],
+        }
+
+
+def normalize_key(key: str) -> str:
+    match = KEY_RE.fullmatch(key)
+    if not match:
+        return key
+    debug_file, debug_id, name = match.groups()
+    return f"{debug_file}/{debug_id.upper()}/{name}"
+
+
+class UploadV2FileResource:
+    """``PUT /upload/v2/files/{upload_id}/{key}``: the bytes of one declared file."""
+
+    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.uploader = Uploader(ctx, settings)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, upload_id: int, key: str) -> None:
+        principal = authenticate(req, resp, self.ctx.db, any_of=UPLOAD_PERMISSIONS, drain=True)
+        try:
+            resp.media = self._handle(req, principal, upload_id, key)
+        except UploadError as exc:
+            drain_body(req)
+            answer_error(resp, exc)
+
+    def _handle(
+        self, req: falcon.Request, principal: Any, upload_id: int, key: str
+    ) -> dict[str, Any]:
+        db = self.ctx.db
+        upload = records.get_upload(db, upload_id)
+        if upload is None or upload["user_id"] != principal.user_id:
+            raise UploadError(f"No upload {upload_id} of yours", 404)
+        row = records.pending_file(db, upload_id, key)
+        if row is None:
+            raise UploadError(f"Upload {upload_id} did not declare {key!r} for upload", 404)
+        try_symbols = bool(upload["try_symbols"])
+        storer = self.uploader.storer(try_symbols)
+        compressed = bool(row["compressed"])
+        declared_size = int(row["original_size"] or 0)
+        declared_md5 = row["md5_hash"]
+        settings = self.settings
+        checker = None
+        if settings.validate_content and key.lower().endswith(".sym"):
+            parts = key.split("/")
+            checker = SymChecker(parts[0], parts[1])
+        digest = hashlib.md5()
+        size = 0
+        head = b""
+        spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
+        try:
+            decomp = zlib.decompressobj(31) if compressed else None
+            stream = req.bounded_stream
+            stored = 0
+            while chunk := stream.read(CHUNK):
+                stored += len(chunk)
+                if stored > settings.max_size:
+                    raise UploadError("File too large", 413)
+                spool.write(chunk)
+                try:
+                    data = decomp.decompress(chunk) if decomp else chunk
+                except zlib.error as exc:
+                    raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
+                digest.update(data)
+                size += len(data)
+                if size > declared_size:
+                    raise UploadError(f"{key}: more bytes than the declared size {declared_size}")
+                if len(head) < HEADER_LIMIT:
+                    head += data[: HEADER_LIMIT - len(head)]
+                if checker is not None:
+                    checker.feed(data)
+            if decomp is not None and not decomp.eof:
+                raise UploadError(f"{key}: the gzip body is truncated")
+            if size != declared_size or digest.hexdigest() != declared_md5:
+                raise UploadError(
+                    f"{key}: the content does not match the declared size and md5 "
+                    f"({size} bytes, md5 {digest.hexdigest()}; declared {declared_size}, {declared_md5})"
+                )
+            if checker is not None and (problem := checker.finish()):
+                raise UploadError(f"Invalid symbol file '{key}': {problem}")
+            found, in_target = storer.existing(key)
+            result = FileResult(
+                key=key,
+                compressed=compressed,
+                original_size=size,
+                md5=declared_md5,
+                stored_size=stored,
+                is_update=in_target is not None,
+                header=parse_header(head) if key.lower().endswith(".sym") else records_header(),
+            )
+            spool.seek(0)
+            try:
+                with metrics.timer("upload_put_object"):
+                    storer.target.storage.put(
+                        key,
+                        spool,  # type: ignore[arg-type]
+                        content_type=settings.mime_overrides.get(extension(key)),
+                        content_encoding="gzip" if compressed else None,
+                        cache_control="no-transform" if compressed else None,
+                        metadata={"original_size": str(size), "original_md5_hash": declared_md5},
+                    )
+            except StorageError as exc:
+                metrics.incr("upload_file_upload_error")
+                raise UploadError(f"Storage failed ({exc}); retry the PUT", 503) from exc
+        finally:
+            spool.close()
+        self.ctx.lookups.invalidate(key)
+        self.uploader.invalidate_info(result)
+        try:
+            records.complete_file_upload(db, row["id"], result)
+            done = records.mark_completed_if_done(db, upload_id)
+        except DatabaseError as exc:
+            raise UploadError(f"Stored but not recorded ({exc}); retry the PUT", 503) from exc
+        return {"key": key, "size": stored, "upload_completed": done}
+
+
+def records_header():
+    from tecken_symbols.upload.symfile import SymHeader
+
+    return SymHeader()
+
+
+def add_v2_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
+    app.add_route("/upload/v2/", UploadV2Resource(ctx, settings))
+    app.add_route(
+        "/upload/v2/files/{upload_id:int}/{key:path}", UploadV2FileResource(ctx, settings)
+    )
