@@ -14,6 +14,7 @@ import markus
 from everett.manager import ConfigManager, Option, parse_bool, parse_data_size
 
 from tecken_collector.breakpad import BreakpadSubmitterResource
+from tecken_collector.crashmover import CrashMoverConfig, build_crashmover
 from tecken_collector.crashstorage import FSCrashStorage
 from tecken_collector.payload import PayloadLimits
 from tecken_collector.throttler import Throttler
@@ -27,6 +28,7 @@ METRICS_YAML = HERE / "metrics.yaml"
 
 logger = logging.getLogger("tecken_collector.app")
 health_metrics = markus.get_metrics("collector.health")
+mover_metrics = markus.get_metrics("collector.crashmover")
 
 
 class AppConfig:
@@ -174,12 +176,24 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     setup_service("collector", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
 
     storage = build_storage(manager)
+    mover = build_crashmover(manager, storage.roots)
+    storage.outbox = mover.enabled
+    mover_config = manager.with_namespace(NAMESPACE).with_options(CrashMoverConfig)
+    after_save = None
+    if mover.enabled and mover_config("crashmover_inline"):
+
+        def after_save(crash_id: str, root: Path) -> None:
+            if not mover.move(root, crash_id):
+                mover_metrics.incr("publish_crash_dropped.count")
+                logger.warning("%s: left in the outbox for the crashmover", crash_id)
+
     breakpad = manager.with_namespace(NAMESPACE).with_options(BreakpadConfig)
     submit = BreakpadSubmitterResource(
         throttler=Throttler.from_config(manager, NAMESPACE),
         storage=storage,
         limits=build_limits(manager),
         stage_token=breakpad("stage_submitter_bearer_token"),
+        after_save=after_save,
     )
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])

@@ -1,0 +1,127 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The scale-out path: crash storage in an object store (S3 API, the key
+layout Antenna uses in its bucket and the Socorro processor reads) and
+publishing crash ids to a queue (SQS API).
+
+Bucket layout::
+
+    v1/dump/<crash_id>                   the upload_file_minidump dump
+    v1/<other_dump_name>/<crash_id>      any other dump
+    v1/dump_names/<crash_id>             JSON list of dump names
+    v1/raw_crash/<YYYYMMDD>/<crash_id>   raw crash JSON, written last
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from tecken_collector.crashid import date_string_from_crash_id
+from tecken_shared.storage import Storage, StorageError
+
+logger = logging.getLogger("tecken_collector.publish")
+
+MAIN_DUMP = "upload_file_minidump"
+
+
+class PublishError(Exception):
+    """The object store or the queue failed; the crash stays in the outbox."""
+
+
+def dump_key(name: str, crash_id: str) -> str:
+    return f"v1/{'dump' if name == MAIN_DUMP else name}/{crash_id}"
+
+
+def dump_names_key(crash_id: str) -> str:
+    return f"v1/dump_names/{crash_id}"
+
+
+def raw_crash_key(crash_id: str) -> str:
+    return f"v1/raw_crash/{date_string_from_crash_id(crash_id)}/{crash_id}"
+
+
+class ObjectCrashStorage:
+    """Writes a crash into a bucket: dumps first, the raw crash last."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @property
+    def name(self) -> str:
+        return self.storage.name
+
+    def save(
+        self, crash_id: str, raw_crash: bytes, dump_names: bytes, dumps: dict[str, Path]
+    ) -> None:
+        try:
+            for name, path in dumps.items():
+                with open(path, "rb") as f:
+                    self.storage.put(
+                        dump_key(name, crash_id), f, content_type="application/octet-stream"
+                    )
+            self.storage.put(dump_names_key(crash_id), dump_names, content_type="application/json")
+            self.storage.put(raw_crash_key(crash_id), raw_crash, content_type="application/json")
+        except (StorageError, OSError) as exc:
+            raise PublishError(f"{crash_id}: cannot store in {self.name}: {exc}") from exc
+
+    def check(self) -> None:
+        self.storage.check()
+
+
+class SQSPublisher:
+    """Sends each crash id (UTF-8) as one message to an SQS queue (AWS, or any
+    SQS-compatible server through ``endpoint_url``)."""
+
+    def __init__(
+        self,
+        queue: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        connect_timeout: float = 5,
+        read_timeout: float = 10,
+        max_attempts: int = 2,
+    ) -> None:
+        self.queue = queue
+        self.endpoint_url = endpoint_url
+        self.client: Any = boto3.session.Session().client(
+            "sqs",
+            endpoint_url=endpoint_url,
+            region_name=region or "us-east-1",
+            config=Config(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+            ),
+        )
+        self._queue_url = queue if queue.startswith(("http://", "https://")) else None
+        self.name = f"sqs queue {queue}" + (f" at {endpoint_url}" if endpoint_url else "")
+
+    def queue_url(self) -> str:
+        if self._queue_url is None:
+            try:
+                self._queue_url = self.client.get_queue_url(QueueName=self.queue)["QueueUrl"]
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise PublishError(f"{self.name}: cannot find the queue: {exc}") from exc
+        return self._queue_url
+
+    def publish(self, crash_id: str) -> None:
+        url = self.queue_url()
+        try:
+            self.client.send_message(QueueUrl=url, MessageBody=crash_id)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise PublishError(f"{crash_id}: cannot publish to {self.name}: {exc}") from exc
+
+    def check(self) -> None:
+        try:
+            self.client.get_queue_attributes(QueueUrl=self.queue_url(), AttributeNames=["QueueArn"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise PublishError(f"{self.name}: not reachable: {exc}") from exc

@@ -1,0 +1,273 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The scale-out path against moto's server on 127.0.0.1: S3 crash storage in
+Antenna's bucket layout, SQS publishing after the save, the local outbox
+surviving endpoint outages, and the crashmover process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import boto3
+import pytest
+from collector_helpers import ANNOTATIONS, crash_files, crash_id_of
+
+from tecken_collector.crashmover import build_crashmover
+from tecken_collector.multipart import encode_multipart
+from tecken_shared.config import build_config_manager
+from tecken_shared.testing.servers import free_port
+
+DUMP = os.urandom(50_000)
+
+
+@pytest.fixture
+def sqs_queue(moto_server) -> str:
+    client = boto3.client("sqs", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    name = f"tecken-test-{uuid.uuid4().hex[:12]}"
+    client.create_queue(QueueName=name)
+    return name
+
+
+def s3(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def messages(endpoint: str, queue: str) -> list[str]:
+    client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    url = client.get_queue_url(QueueName=queue)["QueueUrl"]
+    bodies = []
+    while True:
+        resp = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not resp.get("Messages"):
+            return bodies
+        for msg in resp["Messages"]:
+            bodies.append(msg["Body"])
+            client.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+
+
+def submit(app) -> str:
+    data, ctype = encode_multipart(
+        ANNOTATIONS, {"upload_file_minidump": DUMP, "memory_report": b"mem"}
+    )
+    return crash_id_of(app.post("/submit", data, headers={"Content-Type": ctype}).text)
+
+
+def mover_env(make_env, storage_url: str, endpoint: str, queue: str, **extra: str) -> dict:
+    return make_env(
+        crashmover_storage_url=storage_url,
+        crashmover_queue=queue,
+        crashmover_queue_endpoint_url=endpoint,
+        **extra,
+    )
+
+
+def make_mover(env: dict, roots, tmp_path):
+    manager = build_config_manager(env, str(tmp_path / "none.env"))
+    return build_crashmover(manager, list(roots))
+
+
+def assert_in_bucket(endpoint: str, bucket: str, crash_id: str) -> None:
+    client = s3(endpoint)
+    day = "20" + crash_id[-6:]
+
+    def get(key: str) -> bytes:
+        return client.get_object(Bucket=bucket, Key=f"prefix/{key}")["Body"].read()
+
+    raw = json.loads(get(f"v1/raw_crash/{day}/{crash_id}"))
+    assert raw["uuid"] == crash_id
+    assert json.loads(get(f"v1/dump_names/{crash_id}")) == ["memory_report", "upload_file_minidump"]
+    assert get(f"v1/dump/{crash_id}") == DUMP
+    assert get(f"v1/memory_report/{crash_id}") == b"mem"
+
+
+def test_outbox_moved_to_s3_and_published(
+    make_app, make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+):
+    env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    assert (roots[0] / "outbox" / crash_id).is_file()
+    assert messages(moto_server.endpoint_url, sqs_queue) == []
+
+    mover = make_mover(env, roots, tmp_path)
+    assert mover.run_once() == (1, 0)
+    assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
+    assert crash_files(roots[0]) == []  # moved: local copy and marker gone
+    assert mover.run_once() == (0, 0)
+
+
+def test_keep_local_copy(
+    make_app, make_env, roots, tmp_path, moto_server, s3_storage_url, sqs_queue
+):
+    env = mover_env(
+        make_env,
+        s3_storage_url,
+        moto_server.endpoint_url,
+        sqs_queue,
+        crashmover_delete_local="false",
+    )
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    make_mover(env, roots, tmp_path).run_once()
+    assert [p for p in crash_files(roots[0]) if "outbox" in p] == []
+    assert any(crash_id in p and "raw_crash" in p for p in crash_files(roots[0]))
+
+
+def test_endpoints_down_crash_kept_and_published_later(make_app, make_env, roots, tmp_path):
+    # A moto server of this test's own, so it can be stopped and started again.
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    queue = "tecken-outage"
+    storage_url = f"s3://outage/prefix?endpoint_url={endpoint}&region=us-east-1&connect_timeout=1"
+    env = mover_env(make_env, storage_url, endpoint, queue)
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)  # accepted while nothing listens on the endpoint
+    assert (roots[0] / "outbox" / crash_id).is_file()
+
+    mover = make_mover(env, roots, tmp_path)
+    assert mover.run_once() == (0, 1)  # S3 down: kept
+    assert (roots[0] / "outbox" / crash_id).is_file()
+
+    server = start_moto_on(port)
+    try:
+        s3(endpoint).create_bucket(Bucket="outage")
+        # S3 back, queue missing: stored but not published; marker remembers the upload.
+        assert mover.run_once() == (0, 1)
+        assert (roots[0] / "outbox" / crash_id).read_bytes() == b"stored\n"
+        boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1").create_queue(
+            QueueName=queue
+        )
+        assert mover.run_once() == (1, 0)
+        assert_in_bucket(endpoint, "outage", crash_id)
+        assert messages(endpoint, queue) == [crash_id]
+    finally:
+        server.stop()
+
+
+def start_moto_on(port: int):
+    from moto.server import ThreadedMotoServer
+
+    from tecken_shared.testing.servers import wait_for_port
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    wait_for_port("127.0.0.1", port)
+    return server
+
+
+def test_inline_move(
+    make_app, make_env, roots, moto_server, s3_bucket, s3_storage_url, sqs_queue, metricsmock
+):
+    env = mover_env(
+        make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue, crashmover_inline="true"
+    )
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
+    assert crash_files(roots[0]) == []
+    metricsmock.assert_incr("collector.crashmover.move_crash.count")
+
+
+def test_inline_move_with_endpoint_down_still_accepts(make_app, make_env, roots, metricsmock):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    storage_url = f"s3://b/p?endpoint_url={endpoint}&region=us-east-1&connect_timeout=1"
+    env = mover_env(make_env, storage_url, endpoint, "q", crashmover_inline="true")
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    assert (roots[0] / "outbox" / crash_id).is_file()
+    metricsmock.assert_incr("collector.crashmover.publish_crash_dropped.count")
+    metricsmock.assert_incr(
+        "collector.crashmover.retry_count", tags=["count:save_crash_exception.count"]
+    )
+
+
+def test_queue_only_keeps_crash_on_disk(
+    make_app, make_env, roots, tmp_path, moto_server, sqs_queue
+):
+    env = make_env(
+        crashmover_queue=sqs_queue, crashmover_queue_endpoint_url=moto_server.endpoint_url
+    )
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    assert make_mover(env, roots, tmp_path).run_once() == (1, 0)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
+    files = crash_files(roots[0])
+    assert any("raw_crash" in p for p in files) and not any("outbox" in p for p in files)
+
+
+def test_fallback_root_outbox_is_drained(
+    make_app, make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+):
+    env = mover_env(
+        make_env,
+        s3_storage_url,
+        moto_server.endpoint_url,
+        sqs_queue,
+        crashstorage_root=str(tmp_path / "missing"),
+    )
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    crash_id = submit(app)
+    assert (roots[1] / "outbox" / crash_id).is_file()
+    mover = make_mover(env, [tmp_path / "missing", roots[1]], tmp_path)
+    assert mover.run_once() == (1, 0)
+    assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
+
+
+def test_stale_markers_and_temp_files_swept(roots, tmp_path, make_env):
+    env = make_env(crashmover_queue="q", crashmover_stale_seconds="0")
+    mover = make_mover(env, roots, tmp_path)
+    outbox = roots[0] / "outbox"
+    outbox.mkdir()
+    orphan = "de1bb258-cbbf-4589-a673-34f800160918"
+    (outbox / orphan).write_bytes(b"")
+    tmp = roots[0] / "20160918" / "raw_crash"
+    tmp.mkdir(parents=True)
+    (tmp / f".{orphan}.json.abc.tmp").write_bytes(b"{")
+    time.sleep(0.01)
+    assert mover.run_once() == (0, 1)
+    assert not (outbox / orphan).exists()
+    assert mover.sweep() == 1
+    assert list(tmp.iterdir()) == []
+
+
+def test_crashmover_process(
+    make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+):
+    env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
+    # A crash saved by a collector before the crashmover starts.
+    import webtest
+
+    from tecken_collector.app import create_app
+
+    app = webtest.TestApp(create_app(build_config_manager(env, str(tmp_path / "none.env"))))
+    crash_id = submit(app)
+    proc_env = dict(os.environ, **env, COLLECTOR_CRASHMOVER_POLL_INTERVAL="0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tecken_collector.crashmover"],
+        env=proc_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while (roots[0] / "outbox" / crash_id).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not (roots[0] / "outbox" / crash_id).exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
+    assert "crashmover stopped" in err
