@@ -10,6 +10,7 @@ from typing import Any
 
 import falcon
 
+from tecken_symbols.upload.api import add_api_routes
 from tecken_symbols.upload.config import load_settings
 from tecken_symbols.upload.resources import UploadResource
 from tecken_symbols.upload.v2 import add_v2_routes
@@ -20,3 +21,4 @@ def add_upload_routes(app: falcon.App, ctx: Any) -> None:
     ctx.upload_settings = settings
     app.add_route("/upload/", UploadResource(ctx, settings))
     add_v2_routes(app, ctx, settings)
+    add_api_routes(app, ctx, settings)

@@ -1,0 +1,119 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Query filters of the uploads/files JSON API, turned into SQL conditions.
+
+``size``: ``>10mb,<2g`` (operators ``<= >= < > =``; multipliers b, k/kb, m/mb,
+g/gb). Dates: ``>=2026-11-01``, ``today``, ``yesterday``, ``null`` (and
+``!null``). ``user``: an exact email when it has an ``@``, else a
+case-insensitive substring; a leading ``!`` negates."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tecken_symbols.upload.errors import UploadError
+
+OPERATORS = ("<=", ">=", "<", ">", "=")
+MULTIPLIERS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+}
+SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def _split_op(term: str) -> tuple[str, str]:
+    for op in OPERATORS:
+        if term.startswith(op):
+            return op, term[len(op) :].strip()
+    return "=", term.strip()
+
+
+def size_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
+    conds, params = [], []
+    for term in value.split(","):
+        term = term.strip().lower()
+        if not term:
+            continue
+        op, rest = _split_op(term)
+        match = SIZE_RE.fullmatch(rest)
+        if not match or match.group(2) not in MULTIPLIERS:
+            raise UploadError(f"Invalid size filter {term!r} (e.g. >10mb,<2gb)")
+        conds.append(f"{column} {op} ?")
+        params.append(int(float(match.group(1)) * MULTIPLIERS[match.group(2)]))
+    return conds, params
+
+
+def _day(value: str) -> datetime:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if value == "today":
+        return today
+    if value == "yesterday":
+        return today - timedelta(days=1)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UploadError(f"Invalid date {value!r} (use YYYY-MM-DD, today or yesterday)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def date_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
+    conds: list[str] = []
+    params: list[Any] = []
+    for term in value.split(","):
+        term = term.strip().lower()
+        if not term:
+            continue
+        if term in ("null", "=null"):
+            conds.append(f"{column} IS NULL")
+            continue
+        if term in ("!null", "!=null"):
+            conds.append(f"{column} IS NOT NULL")
+            continue
+        op, rest = _split_op(term)
+        day = _day(rest)
+        is_day = len(rest) <= 10 or rest in ("today", "yesterday")
+        if op == "=" and is_day:
+            conds.append(f"{column} >= ? AND {column} < ?")
+            params += [day, day + timedelta(days=1)]
+        elif op in (">", "<=") and is_day:
+            conds.append(f"{column} {'>=' if op == '>' else '<'} ?")
+            params.append(day + timedelta(days=1))
+        else:
+            conds.append(f"{column} {op} ?")
+            params.append(day)
+    return conds, params
+
+
+def text_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
+    negate = value.startswith("!")
+    value = value[1:] if negate else value
+    value = value.strip()
+    if not value:
+        return [], []
+    if "@" in value:
+        cond, param = f"LOWER({column}) = ?", value.lower()
+    else:
+        cond, param = f"LOWER({column}) LIKE ?", f"%{value.lower()}%"
+    return ([f"NOT ({cond})"] if negate else [cond]), [param]
+
+
+def page_number(value: str | None) -> int:
+    if value is None or value == "":
+        return 1
+    try:
+        page = int(value)
+    except ValueError as exc:
+        raise UploadError(f"Invalid page {value!r}") from exc
+    if page < 1:
+        raise UploadError(f"Invalid page {value!r}")
+    return page

@@ -1,0 +1,142 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The upload-history JSON API (uploads, one upload, files, one file, stats)."""
+
+import pytest
+
+from tecken_symbols.upload.testing import FIXTURES, make_token, make_zip, sym_key, sym_text
+
+
+def post(svc, token, data, name="s.zip", **kw):
+    return svc.app.post(
+        "/upload/", upload_files=[(name, name, data)], headers={"Auth-Token": token}, **kw
+    )
+
+
+@pytest.fixture
+def world(service):
+    """Two uploaders and an auditor, with a few uploads (every db x storage)."""
+    svc = service
+    alice = make_token(svc.ctx, ["upload_symbols"], email="alice@example.com")
+    bob = make_token(svc.ctx, ["upload_try_symbols"], email="bob@example.com")
+    auditor = make_token(svc.ctx, ["view_all_uploads"], email="auditor@example.com")
+    post(svc, alice, make_zip({sym_key("a"): sym_text("a")}), name="a.zip")
+    post(svc, alice, make_zip({sym_key("b"): sym_text("b", funcs=2000)}), name="b.zip")
+    post(svc, bob, make_zip({sym_key("c"): sym_text("c")}), name="c.zip")
+    return svc, alice, bob, auditor
+
+
+def get(svc, path, token, **kw):
+    return svc.app.get(path, headers={"Auth-Token": token}, **kw).json
+
+
+def test_uploads_list_own_and_all(world):
+    svc, alice, bob, auditor = world
+    mine = get(svc, "/api/uploads/", alice)
+    assert [u["filename"] for u in mine["uploads"]] == ["b.zip", "a.zip"]
+    assert mine["can_view_all"] is False and mine["total"] == 2 and mine["has_next"] is False
+    first = mine["uploads"][0]
+    assert first["user"] == {"email": "alice@example.com"} and first["files_count"] == 1
+    assert first["files_incomplete_count"] == 0 and first["ignored_keys"] == []
+    everyone = get(svc, "/api/uploads/", auditor)
+    assert everyone["total"] == 3 and everyone["can_view_all"] is True
+    assert [u["try_symbols"] for u in everyone["uploads"]] == [True, False, False]
+
+
+def test_uploads_filters(world):
+    svc, alice, bob, auditor = world
+    assert get(svc, "/api/uploads/?user=bob@example.com", auditor)["total"] == 1
+    assert get(svc, "/api/uploads/?user=!bob@example.com", auditor)["total"] == 2
+    assert get(svc, "/api/uploads/?user=ALI", auditor)["total"] == 2
+    big = get(svc, "/api/uploads/?size=>5kb", auditor)
+    assert [u["filename"] for u in big["uploads"]] == ["b.zip"]
+    assert get(svc, "/api/uploads/?size=<=5kb", auditor)["total"] == 2
+    assert get(svc, "/api/uploads/?created_at=today", auditor)["total"] == 3
+    assert get(svc, "/api/uploads/?created_at=yesterday", auditor)["total"] == 0
+    assert get(svc, "/api/uploads/?completed_at=null", auditor)["total"] == 0
+    asc = get(svc, "/api/uploads/?sort=size&reverse=false", auditor)
+    assert asc["uploads"][-1]["filename"] == "b.zip"
+    assert asc["order_by"] == {"sort": "size", "reverse": False}
+    for bad in ("size=huge", "created_at=soon", "sort=name", "page=0"):
+        assert "error" in get(svc, f"/api/uploads/?{bad}", auditor, status=400)
+
+
+def test_pagination(make_service):
+    svc = make_service({"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"})
+    token = make_token(svc.ctx, ["upload_symbols"])
+    data = (FIXTURES / "sample.zip").read_bytes()
+    for _ in range(21):
+        post(svc, token, data)
+    page1 = get(svc, "/api/uploads/", token)
+    assert len(page1["uploads"]) == 20 and page1["has_next"] is True and page1["total"] == 21
+    page2 = get(svc, "/api/uploads/?page=2", token)
+    assert len(page2["uploads"]) == 1 and page2["has_next"] is False
+
+
+def test_one_upload(world):
+    svc, alice, bob, auditor = world
+    uploads = get(svc, "/api/uploads/", alice)["uploads"]
+    upload_id = uploads[1]["id"]
+    one = get(svc, f"/api/uploads/upload/{upload_id}", alice)["upload"]
+    assert one["user"]["email"] == "alice@example.com" and "id" in one["user"]
+    assert [f["key"] for f in one["file_uploads"]] == [sym_key("a")]
+    assert one["file_uploads"][0]["compressed"] is True and one["related"] == []
+    assert get(svc, f"/api/uploads/upload/{upload_id}", auditor)["upload"]["id"] == upload_id
+    assert get(svc, f"/api/uploads/upload/{upload_id}", bob, status=403) == {
+        "error": "Insufficient access to view this upload"
+    }
+    assert get(svc, "/api/uploads/upload/99999", alice, status=404)
+
+
+def test_related_uploads(make_service):
+    svc = make_service({"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"})
+    token = make_token(svc.ctx, ["upload_symbols"])
+    data = (FIXTURES / "sample.zip").read_bytes()
+    first = post(svc, token, data).json["upload"]["id"]
+    second = post(svc, token, data).json["upload"]["id"]
+    related = get(svc, f"/api/uploads/upload/{second}", token)["upload"]["related"]
+    assert [r["id"] for r in related] == [first]
+
+
+def test_files_list_and_one_file(world):
+    svc, alice, bob, auditor = world
+    assert get(svc, "/api/uploads/files/", alice, status=403) == {"error": "Forbidden"}
+    files = get(svc, "/api/uploads/files/", auditor)
+    assert files["total"] == 3 and files["batch_size"] == 40
+    assert files["files"][0]["upload"]["upload_type"] == "try"
+    assert get(svc, "/api/uploads/files/?upload_type=regular", auditor)["total"] == 2
+    assert get(svc, "/api/uploads/files/?key=a/,ssl", auditor)["total"] == 0
+    assert get(svc, "/api/uploads/files/?key=c/", auditor)["total"] == 1
+    bucket = files["files"][0]["bucket_name"]
+    assert get(svc, f"/api/uploads/files/?bucket_name=!{bucket}", auditor)["total"] == 2
+    try_file = files["files"][0]["id"]
+    one = get(svc, f"/api/uploads/files/file/{try_file}", bob)["file"]
+    assert one["url"] == f"/{sym_key('c')}?try" and one["debug_filename"] == "c"
+    assert one["code_id"] == "8AC8078AA43D204EA3490D88791183066C426696"
+    assert get(svc, f"/api/uploads/files/file/{try_file}", alice, status=403)
+    assert get(svc, f"/api/uploads/files/file/{try_file}", auditor)["file"]["id"] == try_file
+
+
+def test_stats(world):
+    svc, alice, bob, auditor = world
+    mine = get(svc, "/api/stats/", alice)["stats"]["uploads"]
+    assert mine["all_uploads"] is False and mine["today"]["count"] == 2
+    assert mine["yesterday"] == {"count": 0, "total_size": 0}
+    assert get(svc, "/api/stats/", auditor)["stats"]["uploads"]["last_30_days"]["count"] == 3
+
+
+def test_api_needs_a_token(world):
+    svc = world[0]
+    assert svc.app.get("/api/uploads/", status=403).json == {
+        "error": "This requires an Auth-Token to authenticate the request"
+    }
+
+
+def test_auth_info(world):
+    svc, alice, bob, auditor = world
+    info = svc.app.post("/upload/auth_info/", headers={"Auth-Token": bob}).json
+    assert info["email"] == "bob@example.com" and info["try_symbols"] is True
+    assert info["upload_api_version"] == 1 and isinstance(info["token_expires_at"], int)
+    assert svc.app.post("/upload/auth_info/", headers={"Auth-Token": auditor}, status=403)
