@@ -2,17 +2,349 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""The disk-cache manager process (placeholder until the Eliot issue lands)."""
+"""The disk-cache manager: one process per host, run beside the web workers
+(honcho ``eliot-cache-manager``, console script ``tecken-eliot-cache-manager``).
 
+It keeps the symcache disk cache under ``ELIOT_SYMBOLS_CACHE_MAX_SIZE`` by
+evicting least-recently-used entries. It learns about new, replaced, used and
+deleted files through inotify; "used" is the file's mtime, which web workers
+bump (at most once per ``ELIOT_TOUCH_INTERVAL``) while they serve from it.
+It evicts at start-up when over the limit, removes an entry that alone is
+bigger than the limit instead of emptying the cache for it, rescans the tree
+periodically and after an inotify queue overflow, and writes a heartbeat file
+that the web app's ``/__heartbeat__`` checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
 import signal
 import sys
+import threading
 import time
+from collections import OrderedDict
+from pathlib import Path
+
+import markus
+from everett.manager import ConfigManager, Option
+
+from tecken_eliot.diskcache import SUFFIXES, CacheConfig, DiskCache
+
+logger = logging.getLogger("tecken_eliot.cache_manager")
+metrics = markus.get_metrics("eliot")
+
+WATCH_FLAGS_NAMES = (
+    "CREATE",
+    "DELETE",
+    "DELETE_SELF",
+    "MODIFY",
+    "CLOSE_WRITE",
+    "ATTRIB",
+    "MOVED_FROM",
+    "MOVED_TO",
+)
+
+
+class CacheManagerConfig:
+    class Config:
+        cache_manager_heartbeat_interval = Option(
+            default="5",
+            parser=float,
+            doc="Seconds between two heartbeats of the cache manager (the file "
+            "cache-manager.json in the cache directory).",
+        )
+        cache_manager_rescan_interval = Option(
+            default="600",
+            parser=float,
+            doc="Seconds between two full rescans of the cache tree by the cache manager "
+            "(a safety net for missed events).",
+        )
+
+
+class CacheManager:
+    def __init__(
+        self,
+        disk: DiskCache,
+        *,
+        heartbeat_interval: float = 5.0,
+        rescan_interval: float = 600.0,
+        poll_ms: int = 1000,
+    ) -> None:
+        self.disk = disk
+        self.max_size = disk.max_size
+        self.heartbeat_interval = heartbeat_interval
+        self.rescan_interval = rescan_interval
+        self.poll_ms = poll_ms
+        self.lru: OrderedDict[str, int] = OrderedDict()
+        self.total = 0
+        self.stop_event = threading.Event()
+        self.inotify = None
+        self.watches: dict[int, Path] = {}
+        self._last_beat = 0.0
+        self._last_scan = 0.0
+        self._dirty = True
+        #: entries found by walking a new directory, until their size is stable
+        self.pending: dict[str, tuple[int | None, float]] = {}
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _stem_of(self, path: Path) -> str:
+        root, suffix = os.path.splitext(str(path))
+        if suffix in SUFFIXES:
+            return os.path.relpath(root, self.disk.cache_dir)
+        return str(path)
+
+    def _stem_size(self, stem: str) -> int | None:
+        """Bytes on disk for an entry, None when none of its files exist."""
+        paths = (
+            [Path(stem)]
+            if os.path.isabs(stem)
+            else [self.disk.path(stem, suffix) for suffix in SUFFIXES]
+        )
+        size, seen = 0, False
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                size += os.stat(path).st_size
+                seen = True
+        return size if seen else None
+
+    def _set(self, stem: str, size: int | None, used: bool = False) -> None:
+        """Record an entry's size (None: it is gone); ``used`` makes it the
+        most recently used."""
+        old = self.lru.get(stem)
+        if old is not None:
+            self.total -= old
+        if size is None:
+            self.lru.pop(stem, None)
+        else:
+            self.lru[stem] = size
+            self.total += size
+            if used:
+                self.lru.move_to_end(stem)
+        self._dirty = True
+
+    def rescan(self) -> None:
+        """Rebuild the LRU from the tree (oldest mtime first) and evict."""
+        entries = self.disk.scan()
+        self.lru = OrderedDict(
+            (stem, size) for stem, (size, _used) in sorted(entries.items(), key=lambda kv: kv[1][1])
+        )
+        self.total = sum(self.lru.values())
+        self._last_scan = time.monotonic()
+        self._dirty = True
+        logger.info(
+            "cache %s: %d entries, %s bytes (max %s)",
+            self.disk.cache_dir,
+            len(self.lru),
+            f"{self.total:,}",
+            f"{self.max_size:,}",
+        )
+        self.make_room()
+
+    def make_room(self, protect: str = "") -> int:
+        """Evict least-recently-used entries until the cache fits. An entry
+        that alone is larger than the limit is evicted itself (it would never
+        fit), never at the cost of the rest of the cache."""
+        evicted = 0
+        if protect and self.lru.get(protect, 0) > self.max_size:
+            logger.warning("entry %s is larger than the whole cache; evicting it", protect)
+            self._evict(protect)
+            evicted += 1
+        while self.total > self.max_size:
+            victim = next((stem for stem in self.lru if stem != protect), None)
+            if victim is None:
+                break
+            self._evict(victim)
+            evicted += 1
+        return evicted
+
+    def _evict(self, stem: str) -> None:
+        size = self.lru.pop(stem, 0)
+        self.total -= size
+        self.disk.evict(stem)
+        metrics.incr("diskcache.evict")
+        logger.debug("evicted %s (%d bytes)", stem, size)
+        self._dirty = True
+
+    # -- inotify -----------------------------------------------------------
+
+    def _watch_tree(self, top: Path) -> None:
+        from inotify_simple import flags
+
+        mask = 0
+        for name in WATCH_FLAGS_NAMES:
+            mask |= getattr(flags, name)
+        for dirpath, _dirnames, _filenames in os.walk(top):
+            try:
+                wd = self.inotify.add_watch(dirpath, mask)  # type: ignore[union-attr]
+            except OSError as exc:
+                logger.warning("cannot watch %s: %s", dirpath, exc)
+                continue
+            self.watches[wd] = Path(dirpath)
+
+    def _handle(self, event) -> None:  # type: ignore[no-untyped-def]
+        from inotify_simple import flags
+
+        if event.mask & flags.Q_OVERFLOW:
+            logger.warning("inotify queue overflowed; rescanning")
+            self.rescan()
+            return
+        directory = self.watches.get(event.wd)
+        if event.mask & (flags.IGNORED | flags.DELETE_SELF):
+            self.watches.pop(event.wd, None)
+            return
+        if directory is None or not event.name:
+            return
+        path = directory / event.name
+        if event.mask & flags.ISDIR:
+            if event.mask & (flags.CREATE | flags.MOVED_TO):
+                self._watch_tree(path)
+                # Files may have landed before the watch existed. They may still
+                # be being written too: room is made once their size is stable.
+                for dirpath, _d, filenames in os.walk(path):
+                    for name in filenames:
+                        stem = self._stem_of(Path(dirpath) / name)
+                        size = self._stem_size(stem)
+                        self._set(stem, size, used=True)
+                        self.pending[stem] = (size, time.monotonic())
+            return
+        stem = self._stem_of(path)
+        if event.mask & flags.ATTRIB and stem in self.lru:
+            self.lru.move_to_end(stem)  # a worker marked it used
+            return
+        size = self._stem_size(stem)
+        if event.mask & (flags.MOVED_TO | flags.CLOSE_WRITE):
+            self.pending.pop(stem, None)
+            # A complete file: renamed into place (how workers write) or
+            # closed after writing in place.
+            self._set(stem, size, used=True)
+            self.make_room(protect=stem)
+        elif event.mask & (flags.CREATE | flags.MODIFY):
+            # Still being written: track its size, make room once complete.
+            if stem in self.lru or size is not None:
+                self._set(stem, size, used=bool(event.mask & flags.CREATE))
+        elif event.mask & (flags.DELETE | flags.MOVED_FROM):
+            if stem in self.lru:
+                self._set(stem, size)
+
+    def _settle_pending(self, now: float) -> None:
+        for stem, (size, seen) in list(self.pending.items()):
+            if now - seen < self.poll_ms / 1000:
+                continue
+            current = self._stem_size(stem)
+            if current != size:
+                self._set(stem, current)
+                self.pending[stem] = (current, now)
+                continue
+            del self.pending[stem]
+            if current is not None:
+                self.make_room(protect=stem)
+
+    # -- main loop ---------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        data = {
+            "time": time.time(),
+            "pid": os.getpid(),
+            "usage": self.total,
+            "entries": len(self.lru),
+            "max_size": self.max_size,
+        }
+        try:
+            tmp = self.disk.tmp_file(".heartbeat")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.disk.heartbeat_path())
+        except OSError as exc:
+            logger.error("cannot write the heartbeat file: %s", exc)
+        self._last_beat = time.monotonic()
+
+    def _gauges(self) -> None:
+        metrics.gauge("diskcache.usage", value=self.total)
+        metrics.gauge("diskcache.entries", value=len(self.lru))
+        self._dirty = False
+
+    def start(self) -> None:
+        from inotify_simple import INotify
+
+        for directory in (self.disk.cache_dir, self.disk.tmp_dir, self.disk.locks_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.inotify = INotify()
+        self._watch_tree(self.disk.cache_dir)
+        self.rescan()
+        self._gauges()
+        self.heartbeat()
+
+    def step(self) -> None:
+        """Handle one batch of events (waiting up to ``poll_ms``), then the
+        periodic chores. Errors are logged and counted; the loop goes on."""
+        try:
+            events = self.inotify.read(timeout=self.poll_ms)  # type: ignore[union-attr]
+            for event in events:
+                try:
+                    self._handle(event)
+                except Exception:
+                    logger.exception("error handling %s", event)
+                    metrics.incr("cache_manager.errors")
+            now = time.monotonic()
+            self._settle_pending(now)
+            if now - self._last_scan >= self.rescan_interval:
+                self.rescan()
+            if self._dirty:
+                self._gauges()
+            if now - self._last_beat >= self.heartbeat_interval:
+                self.heartbeat()
+        except Exception:
+            logger.exception("error in the cache manager loop")
+            metrics.incr("cache_manager.errors")
+            time.sleep(min(1.0, self.poll_ms / 1000))
+
+    def run(self) -> None:
+        self.start()
+        while not self.stop_event.is_set():
+            self.step()
+        self.close()
+
+    def close(self) -> None:
+        if self.inotify is not None:
+            self.inotify.close()
+            self.inotify = None
+
+
+def build(manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
+    cache_config = manager.with_namespace("eliot").with_options(CacheConfig)
+    config = manager.with_namespace("eliot").with_options(CacheManagerConfig)
+    return CacheManager(
+        DiskCache.from_config(cache_config),
+        heartbeat_interval=config("cache_manager_heartbeat_interval"),
+        rescan_interval=config("cache_manager_rescan_interval"),
+        poll_ms=poll_ms,
+    )
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    while True:
-        time.sleep(60)
+    from tecken_eliot.app import METRICS_YAML, NAMESPACE, AppConfig
+    from tecken_shared.config import build_config_manager
+    from tecken_shared.dockerflow import read_version_info
+    from tecken_shared.service import setup_service
+
+    manager = build_config_manager()
+    app_config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
+    version = read_version_info(app_config("version_file"), "tecken-eliot")
+    setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    cache_manager = build(manager)
+
+    def stop(signum: int, frame: object) -> None:
+        logger.info("cache manager stopping (signal %d)", signum)
+        cache_manager.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("cache manager watching %s", cache_manager.disk.cache_dir)
+    cache_manager.run()
+    return 0
 
 
 if __name__ == "__main__":
