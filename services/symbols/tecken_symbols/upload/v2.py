@@ -96,6 +96,10 @@ class UploadV2Resource:
                 answer_error(resp, exc)
 
     def _action(self, storer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+        with metrics.timer("initiate_file_upload"):
+            return self._decide(storer, item, upload_id)
+
+    def _decide(self, storer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
         key = item["key"]
         match = KEY_RE.fullmatch(key)
         if not match:
