@@ -15,6 +15,7 @@ import falcon
 import markus
 from everett.manager import ConfigManager, Option, parse_data_size
 
+from tecken_eliot import sentry_scrub
 from tecken_eliot.diskcache import CacheConfig, DiskCache
 from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.resources import SymbolicateV4Resource, SymbolicateV5Resource
@@ -182,7 +183,9 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     cache_config = manager.with_namespace(NAMESPACE).with_options(CacheConfig)
     version = read_version_info(config("version_file"), "tecken-eliot")
-    setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    context = setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    if context.sentry_on:
+        sentry_scrub.install("webapp")
 
     disk = DiskCache.from_config(cache_config)
     downloader = SymbolDownloader(

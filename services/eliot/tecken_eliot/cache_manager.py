@@ -333,7 +333,11 @@ def main() -> int:
     manager = build_config_manager()
     app_config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(app_config("version_file"), "tecken-eliot")
-    setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    context = setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    if context.sentry_on:
+        from tecken_eliot import sentry_scrub
+
+        sentry_scrub.install("cachemanager")
     cache_manager = build(manager)
 
     def stop(signum: int, frame: object) -> None:
