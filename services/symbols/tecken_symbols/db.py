@@ -427,10 +427,17 @@ class Database:
     # -- migrations ------------------------------------------------------
 
     def _ensure_migrations_table(self) -> None:
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-        )
+        with self.transaction(immediate=True) as tx:
+            self._lock_migrations(tx)
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+
+    def _lock_migrations(self, tx: Cursorish) -> None:
+        """Serialise migrations across processes (SQLite: BEGIN IMMEDIATE does it)."""
+        if self.dialect == "postgresql":
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (7_361_001,))
 
     def applied_migrations(self) -> dict[int, str]:
         self._ensure_migrations_table()
@@ -448,8 +455,7 @@ class Database:
         done = []
         for migration in discover_migrations(directory):
             with self.transaction(immediate=True) as tx:
-                if self.dialect == "postgresql":
-                    tx.execute("SELECT pg_advisory_xact_lock(?)", (7_361_001,))
+                self._lock_migrations(tx)
                 already = tx.fetchval(
                     "SELECT version FROM schema_migrations WHERE version = ?", (migration.version,)
                 )

@@ -21,7 +21,8 @@ from urllib.parse import quote
 import falcon
 import markus
 
-from tecken_shared.storage import StorageError
+from tecken_shared.storage import InvalidKey, StorageError
+from tecken_symbols.auth import JSONError
 from tecken_symbols.context import AppContext
 
 logger = logging.getLogger(__name__)
@@ -114,14 +115,18 @@ class DownloadResource:
 
         try_symbols = self.force_try or _has_param(req, "try")
         key = f"{debug_file}/{debug_id}/{symbols_file}"
+        refresh = _has_param(req, "_refresh")
         started = time.perf_counter()
         try:
-            hit = self.ctx.lookups.find(key, try_symbols)
+            hit = self.ctx.lookups.find(key, try_symbols, refresh)
+        except InvalidKey:
+            hit = None  # e.g. ".." components: valid in a URL, never a stored key
         except StorageError as exc:
             logger.error("storage lookup of %s failed: %s", key, exc)
-            raise falcon.HTTPServiceUnavailable(
-                title="Storage Unavailable",
-                description="The symbol storage could not be reached; try again shortly.",
+            raise JSONError(
+                falcon.HTTP_503,
+                "The symbol storage could not be reached; try again shortly.",
+                headers={"Retry-After": "5", **CORS_HEADERS},
             ) from exc
         elapsed = time.perf_counter() - started
         if debug:
@@ -143,7 +148,6 @@ class DownloadResource:
             return
 
         if symbols_file.endswith(".sym") and len(debug_id) < 33:
-            refresh = _has_param(req, "_refresh")
             try:
                 info = self.ctx.lookups.syminfo(debug_file, debug_id, try_symbols, refresh)
             except Exception as exc:  # the fallback must not turn a 404 into a 500

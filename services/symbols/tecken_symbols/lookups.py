@@ -79,11 +79,12 @@ class Lookups:
     def _cache_key(key: str, try_symbols: bool) -> str:
         return ("t:" if try_symbols else "r:") + key
 
-    def find(self, key: str, try_symbols: bool) -> Hit | None:
+    def find(self, key: str, try_symbols: bool, refresh: bool = False) -> Hit | None:
         """The first backend holding ``key`` (regular first), or None.
+        ``refresh`` skips the cached answer (and replaces it).
         Raises StorageError when a backend fails and no cached answer exists."""
         ckey = self._cache_key(key, try_symbols)
-        cached = self.cache.get(ckey)
+        cached = None if refresh else self.cache.get(ckey)
         if cached is not None:
             if cached == MISS:
                 metrics.incr("symboldownloader.cache", tags=["result:miss_cached"])

@@ -111,8 +111,11 @@ class MissingSymbols:
             self.flush()
 
     def stop(self) -> None:
+        """Stop the flusher thread after a last flush (at shutdown)."""
+        atexit.unregister(self.flush)
         self._stop.set()
         self.flush()
+        self.enabled = False
 
     def pending_count(self) -> int:
         return len(self._pending)

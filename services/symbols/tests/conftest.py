@@ -7,6 +7,7 @@ filesystem or S3 (moto) storage, all real."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from tecken_symbols.app import create_app_and_context
 from tecken_symbols.context import AppContext
 from tecken_symbols.db import Database
 
-FIXTURES = Path("/work/shared/fixtures/symbols")
-if not FIXTURES.exists():  # the copy in the repository, when there is one
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "symbols"
+FIXTURES = Path(os.environ.get("TECKEN_SYMBOLS_FIXTURES", "/work/shared/fixtures/symbols"))
+if not FIXTURES.exists():  # a checkout next to the shared directory
+    FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "symbols"
+#: Storage-shaped fixture files: <debug_file>/<debug_id>/<file>.
+SYMBOLS_DIR = FIXTURES / "symbols"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,7 +55,7 @@ def fs_storage_env(tmp_path: Path) -> dict[str, str]:
 
 
 def s3_storage_env(moto_server, bucket: str) -> dict[str, str]:
-    q = f"endpoint_url={moto_server.endpoint_url}&region=us-east-1"
+    q = f"endpoint_url={moto_server.endpoint_url}&region=us-east-1&presign=300"
     return {
         "SYMBOLS_STORAGE_URL": f"s3://{bucket}/v1?{q}",
         "SYMBOLS_TRY_STORAGE_URL": f"s3://{bucket}/try/v1?{q}",
@@ -103,7 +106,7 @@ def storage_env(request, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def service(make_service, database_url, storage_env) -> Service:
+def service(database_url, storage_env, make_service) -> Service:
     """The app on every combination of database and storage backend."""
     return make_service(storage_env, database_url=database_url)
 

@@ -88,7 +88,7 @@ class Protected:
 
 
 @pytest.fixture
-def protected(make_service, database_url):
+def protected(database_url, make_service):
     service = make_service(database_url=database_url)
     app = falcon.App()
     app.add_route("/p", Protected(service.ctx))

@@ -1,0 +1,280 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Downloads on every combination of database (SQLite, PostgreSQL) and
+storage (filesystem, S3 on moto)."""
+
+import gzip
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tecken_shared.testing.servers import wsgi_server
+from tecken_symbols.db import utcnow
+from tecken_symbols.download import CORS_HEADERS
+
+from .conftest import SYMBOLS_DIR
+
+KEY = "ssltunnel/8A07C88A3DA44E20A3490D88791183060/ssltunnel.sym"
+SYM = (SYMBOLS_DIR / KEY).read_bytes()
+
+
+def put_sym(service, key=KEY, try_symbols=False):
+    service.put(
+        key,
+        gzip.compress(SYM),
+        try_symbols=try_symbols,
+        content_type="text/plain",
+        content_encoding="gzip",
+        cache_control="no-transform",
+        metadata={"original_size": str(len(SYM))},
+    )
+
+
+def loc(resp) -> str:
+    """The redirect target without its query (presigned S3 URLs differ per request)."""
+    parts = urlsplit(resp.headers["Location"])
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def assert_cors(resp):
+    for name, value in CORS_HEADERS.items():
+        assert resp.headers[name] == value
+
+
+def test_found_regular(service):
+    put_sym(service)
+    app = service.app
+    resp = app.get(f"/{KEY}", status=302)
+    assert_cors(resp)
+    location = loc(resp)
+    assert location.endswith("/" + KEY)
+    assert resp.body == b""
+    # The debug id is upper-cased; HEAD answers 200, not 302.
+    lower = "ssltunnel/8a07c88a3da44e20a3490d88791183060/ssltunnel.sym"
+    assert loc(app.get(f"/{lower}", status=302)) == location
+    head = app.head(f"/{lower}", status=200)
+    assert "Location" not in head.headers
+    assert_cors(head)
+    # A regular object is found through /try/ too (regular first).
+    assert loc(app.get(f"/try/{KEY}", status=302)) == location
+    # Debug header.
+    resp = app.get(f"/{KEY}", headers={"Debug": "TRUE"}, status=302)
+    assert float(resp.headers["Debug-Time"]) >= 0
+    assert "Debug-Time" not in app.get(f"/{KEY}", status=302).headers
+
+
+def test_redirect_target_serves_the_object(service):
+    put_sym(service)
+    location = service.app.get(f"/{KEY}", status=302).headers["Location"]
+    parts = urlsplit(location)
+    if parts.netloc == "symbols.test":  # filesystem storage: served by the app itself
+        with wsgi_server(service.app.app) as base:
+            resp = requests.get(base + parts.path, timeout=10, stream=True)
+            raw = resp.raw.read(decode_content=False)
+            head = requests.head(base + parts.path, timeout=10)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.headers["Content-Type"] == "text/plain"
+        assert resp.headers["Cache-Control"] == "no-transform"
+        assert gzip.decompress(raw) == SYM
+        assert head.headers["Content-Length"] == str(len(raw))
+    else:  # S3: the redirect points at the bucket
+        resp = requests.get(location, timeout=10)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.content == SYM  # requests decodes Content-Encoding
+
+
+def test_try_symbols(service):
+    put_sym(service, try_symbols=True)
+    app = service.app
+    resp = app.get(f"/{KEY}", status=404)
+    assert resp.text == "Symbol Not Found"
+    assert resp.content_type == "text/html"
+    assert_cors(resp)
+    target = loc(app.get(f"/try/{KEY}", status=302))
+    assert "/try/" in target
+    assert loc(app.get(f"/{KEY}?try", status=302)) == target
+    assert loc(app.get(f"/{KEY}?try=", status=302)) == target
+    assert loc(app.get(f"/{KEY}?try=1", status=302)) == target
+    app.head(f"/try/{KEY}", status=200)
+    app.head(f"/{KEY}", status=404)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/xul.pdb/ABCDEF/file.ptr",
+        "/xul.pdb/000000000000000000000000000000000/xul.sym",
+        "/xul.pdb/ABCDEF/XUL.SYM",
+        "/flag/deadbeef/flag.jpeg",
+        "/ssltunnel/8A07C88A3DA44E20A3490D88791183060/a.dbg",
+    ],
+)
+def test_ignored(fs_service, path):
+    resp = fs_service.app.get(path, headers={"Debug": "1"}, status=404)
+    assert resp.text == "Symbol Not Found (and ignored)"
+    assert resp.headers["Debug-Time"] == "0"
+    assert_cors(resp)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/xul.pdb/NOTHEX/xul.sym",
+        "/xul%25.pdb/ABCDEF/xul.sym",
+        "/xul.pdb/ABCDEF/x%7Cy.sym",
+        "/xul.pdb/ABCDEF/x%C3%A9.sym",
+        "/a/b/ABCDEF/xul.sym",
+        "/try/xul.pdb/ZZ/xul.sym",
+    ],
+)
+def test_invalid_paths_are_routing_404s(fs_service, path):
+    resp = fs_service.app.get(path, status=404)
+    assert resp.json["error"] == "Not Found"
+
+
+def test_dots_are_allowed_components(fs_service):
+    fs_service.app.get("/../ABCDEF/x.sym", status=404)
+    resp = fs_service.app.get("/xul.pdb/ABCDEF/xul.sym", status=404)
+    assert resp.text == "Symbol Not Found"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_405(fs_service, method):
+    path = f"/{KEY}"
+    resp = fs_service.app.request(path, method=method, status=405)
+    assert resp.json == {"error": f"Method Not Allowed ({method}): {path}"}
+    assert resp.headers["Allow"] == "GET, HEAD"
+
+
+def add_file_upload(db, *, debug_filename, debug_id, code_file, code_id, try_symbols=False):
+    db.execute(
+        "INSERT INTO file_uploads (bucket_name, key, compressed, size, try_symbols, created_at, "
+        "completed_at, debug_filename, debug_id, code_file, code_id, generator) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            "test",
+            f"{debug_filename}/{debug_id}/{debug_filename[:-4]}.sym",
+            True,
+            100,
+            try_symbols,
+            utcnow(),
+            utcnow(),
+            debug_filename,
+            debug_id,
+            code_file,
+            code_id,
+            "mozilla/dump_syms 2.3.7",
+        ),
+    )
+
+
+SSE_DEBUG = ("ShowSSEConfig.pdb", "D57F52D4A2FD56244C4C44205044422E1")
+SSE_CODE = ("ShowSSEConfig.exe", "6A4B9A365000")
+
+
+def test_code_id_fallback(service):
+    app, db = service.app, service.ctx.db
+    code_path = "/ShowSSEConfig.exe/6a4b9a365000/ShowSSEConfig.sym"
+    app.get(code_path, status=404)  # nothing uploaded yet; the miss is cached
+    add_file_upload(
+        db,
+        debug_filename=SSE_DEBUG[0],
+        debug_id=SSE_DEBUG[1],
+        code_file=SSE_CODE[0],
+        code_id=SSE_CODE[1],
+    )
+    app.get(code_path, status=404)
+    resp = app.get(code_path + "?_refresh=1&x=y", status=302)
+    assert resp.headers["Location"] == (
+        "/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym?_refresh=1&x=y"
+    )
+    assert_cors(resp)
+    # Cached hit now; HEAD gets the 302 too; /try/ keeps the prefix.
+    assert app.head(code_path, status=302).headers["Location"].startswith("/ShowSSEConfig.pdb/")
+    loc = app.get("/try" + code_path, status=302).headers["Location"]
+    assert loc == "/try/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym"
+    # Only .sym requests and ids shorter than 33 characters fall back.
+    app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.ex_", status=404)
+
+
+def test_code_id_fallback_ignores_try_uploads_for_regular(service):
+    app, db = service.app, service.ctx.db
+    add_file_upload(
+        db,
+        debug_filename=SSE_DEBUG[0],
+        debug_id=SSE_DEBUG[1],
+        code_file=SSE_CODE[0],
+        code_id=SSE_CODE[1],
+        try_symbols=True,
+    )
+    app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym", status=404)
+    app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym?try", status=302)
+
+
+def test_syminfo(service):
+    app, db = service.app, service.ctx.db
+    resp = app.get("/api/syminfo/ShowSSEConfig.exe/6A4B9A365000", status=404)
+    assert resp.text == "Code file / id Not Found"
+    add_file_upload(
+        db,
+        debug_filename=SSE_DEBUG[0],
+        debug_id=SSE_DEBUG[1],
+        code_file=SSE_CODE[0],
+        code_id=SSE_CODE[1],
+    )
+    service.ctx.lookups.invalidate_syminfo(*SSE_CODE)
+    expected = {
+        "debug_filename": "ShowSSEConfig.pdb",
+        "debug_id": "D57F52D4A2FD56244C4C44205044422E1",
+        "code_file": "ShowSSEConfig.exe",
+        "code_id": "6A4B9A365000",
+        "generator": "mozilla/dump_syms 2.3.7",
+        "url": "http://symbols.test/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym",
+    }
+    resp = app.get("/api/syminfo/ShowSSEConfig.exe/6a4b9a365000")
+    assert resp.json == expected
+    assert_cors(resp)
+    assert (
+        app.get("/api/syminfo/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1").json == expected
+    )
+    app.get("/api/syminfo/ShowSSEConfig.exe/XYZ", status=404)
+    app.post("/api/syminfo/ShowSSEConfig.exe/6A4B9A365000", status=405)
+
+
+def test_invalidate_after_upload(service):
+    app = service.app
+    app.get(f"/{KEY}", status=404)
+    # Written without invalidation: the cached miss still answers...
+    backend = service.ctx.storages.regular
+    backend.storage.put(KEY, b"x")
+    app.get(f"/{KEY}", status=404)
+    # ... until ?_refresh or the upload side's invalidate(key).
+    app.get(f"/{KEY}?_refresh", status=302)
+    backend.storage.delete(KEY)
+    service.ctx.lookups.invalidate(KEY)
+    app.get(f"/{KEY}", status=404)
+    put_sym(service)  # invalidates
+    app.get(f"/{KEY}", status=302)
+
+
+def test_extra_read_only_backend(make_service, tmp_path):
+    from tecken_shared.storage import storage_from_url
+
+    extra_url = f"file://{tmp_path}/legacy?durable=false"
+    storage_from_url(extra_url).put(KEY, b"legacy")
+    svc = make_service({"SYMBOLS_EXTRA_STORAGE_URLS": extra_url})
+    loc = svc.app.get(f"/{KEY}", status=302).headers["Location"]
+    assert loc == f"http://symbols.test/files/extra1/{KEY}"
+    assert svc.app.get(urlsplit(loc).path).body == b"legacy"
+    assert svc.app.get("/__heartbeat__").json["checks"]["storage_extra1"] == "ok"
+
+
+def test_files_route_rejects_bad_keys(fs_service):
+    fs_service.app.get("/files/regular/.tecken-meta/x.json", status=404)
+    fs_service.app.get("/files/regular/nothing/here.sym", status=404)
+    fs_service.app.get("/files/nope/x/y/z.sym", status=404)

@@ -1,0 +1,111 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from tecken_symbols.db import utcnow
+from tecken_symbols.missing import MissingSymbols, cutoff
+
+
+@pytest.fixture
+def svc(database_url, make_service):
+    return make_service(database_url=database_url)
+
+
+def rows(db):
+    return db.fetchall("SELECT * FROM missing_symbols ORDER BY debug_file, code_file")
+
+
+def test_404s_are_counted_in_batches(svc):
+    app, db = svc.app, svc.ctx.db
+    for _ in range(5):
+        app.get("/xul.pdb/abcdef/xul.sym?code_file=xul.dll&code_id=5ab", status=404)
+    app.get("/xul.pdb/ABCDEF/xul.sym", status=404)
+    app.head("/other.pdb/ABCDEF/other.sym", status=404)  # HEAD: not recorded
+    app.get("/xul.pdb/ABCDEF/file.ptr", status=404)  # ignored: not recorded
+    app.get(f"/{'x' * 151}.pdb/ABCDEF/x.sym", status=404)  # too long: not recorded
+    assert rows(db) == []  # nothing written per request
+    assert svc.ctx.missing.flush() == 2
+    found = rows(db)
+    assert [(r["debug_id"], r["code_file"], r["code_id"], r["count"]) for r in found] == [
+        ("ABCDEF", "", "", 1),
+        ("ABCDEF", "xul.dll", "5AB", 5),
+    ]
+    app.get("/xul.pdb/ABCDEF/xul.sym", status=404)
+    svc.ctx.missing.flush()
+    assert rows(db)[0]["count"] == 2
+    assert rows(db)[0]["modified_at"] >= rows(db)[0]["created_at"]
+
+
+def test_csv(svc):
+    app, db = svc.app, svc.ctx.db
+    app.get("/xul.pdb/ABCDEF/xul.sym?code_file=xul.dll&code_id=5AB", status=404)
+    app.get("/libxul.so/ABCDEF/libxul.so.sym", status=404)  # not a .pdb: not in the CSV
+    app.get("/old.pdb/ABCDEF/old.sym", status=404)
+    svc.ctx.missing.flush()
+    db.execute(
+        "UPDATE missing_symbols SET modified_at = ? WHERE debug_file = ?",
+        (utcnow() - timedelta(days=3), "old.pdb"),
+    )
+    resp = app.get("/missingsymbols.csv")
+    assert resp.content_type == "text/csv"
+    assert list(csv.reader(io.StringIO(resp.text))) == [
+        ["debug_file", "debug_id", "code_file", "code_id"],
+        ["xul.pdb", "ABCDEF", "xul.dll", "5AB"],
+    ]
+    assert len(list(csv.reader(io.StringIO(app.get("/missingsymbols.csv?today").text)))) == 2
+    db.execute("UPDATE missing_symbols SET modified_at = ?", (cutoff(True) - timedelta(hours=1),))
+    assert len(app.get("/missingsymbols.csv?today").text.splitlines()) == 1
+    assert len(app.get("/missingsymbols.csv").text.splitlines()) == 3
+
+
+def test_json_list(svc):
+    app = svc.app
+    for i in range(5):
+        app.get(f"/m{i}.pdb/ABCDEF/m{i}.sym", status=404)
+    page = app.get("/missingsymbols/?batch_size=2").json
+    assert page["total"] == 5 and page["has_next"] and len(page["missing_symbols"]) == 2
+    last = app.get("/missingsymbols/?batch_size=2&page=3").json
+    assert not last["has_next"] and len(last["missing_symbols"]) == 1
+    one = app.get("/missingsymbols/?debug_file=M3").json["missing_symbols"]
+    assert [m["debug_file"] for m in one] == ["m3.pdb"]
+    assert set(one[0]) >= {
+        "debug_file",
+        "debug_id",
+        "symbols_file",
+        "code_file",
+        "code_id",
+        "count",
+        "modified_at",
+    }
+    assert app.get("/missingsymbols/?since=2999-01-01").json["total"] == 0
+    for bad in (
+        "page=0",
+        "page=x",
+        "batch_size=100000",
+        "since=yesterday",
+        "sort=nope",
+        "debug_id=xyz",
+    ):
+        resp = app.get(f"/missingsymbols/?{bad}", status=400)
+        assert resp.json["error"]
+
+
+def test_flush_survives_database_errors(tmp_path):
+    from tecken_symbols.db import Database
+
+    db = Database(f"sqlite:///{tmp_path}/gone/x.db")
+    db.migrate()
+    recorder = MissingSymbols(db, flush_interval=3600, max_buffer=2)
+    assert recorder.record("a.pdb", "AB", "a.sym")
+    assert recorder.record("b.pdb", "AB", "b.sym")
+    assert not recorder.record("c.pdb", "AB", "c.sym")  # buffer full
+    db.execute("DROP TABLE missing_symbols")
+    assert recorder.flush() == 0  # logged, kept for the next try
+    assert recorder.pending_count() == 2
+    recorder.stop()
