@@ -16,9 +16,9 @@ def post(svc, token, data, name="s.zip", **kw):
 
 
 @pytest.fixture
-def world(service):
-    """Two uploaders and an auditor, with a few uploads (every db x storage)."""
-    svc = service
+def world(make_service, database_url):
+    """Two uploaders and an auditor, with a few uploads (both databases)."""
+    svc = make_service(database_url=database_url)
     alice = make_token(svc.ctx, ["upload_symbols"], email="alice@example.com")
     bob = make_token(svc.ctx, ["upload_try_symbols"], email="bob@example.com")
     auditor = make_token(svc.ctx, ["view_all_uploads"], email="auditor@example.com")
