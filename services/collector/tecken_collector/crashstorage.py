@@ -10,12 +10,14 @@ Layout under each root (Antenna's filesystem layout)::
     <root>/<YYYYMMDD>/dump_names/<crash_id>.json      JSON list of dump names, sorted
     <root>/<YYYYMMDD>/raw_crash/<crash_id>.json       raw crash JSON, keys sorted
 
-Each file is written to a dot-named temp file in its final directory, fsync'd,
-and renamed into place; the directories are fsync'd too. Dumps and dump names
-become visible first, the raw crash last: a crash exists once its raw crash
-does, and by then every part of it is on stable storage. When the scale-out
-path is on, an outbox marker ``<root>/outbox/<crash_id>`` is made durable just
-before the raw crash, so the crashmover finds every crash still to move.
+Each file is written to a dot-named temp file in its final directory. The
+dumps, the dump names (and the outbox marker) are renamed into place; then
+every file (including the raw crash's temp file) and every directory touched
+is fsync'd, concurrently so the filesystem can commit them together. Only then
+is the raw crash renamed into place and its directory fsync'd: a crash exists
+once its raw crash does, and by then every part of it is on stable storage.
+When the scale-out path is on, the outbox marker ``<root>/outbox/<crash_id>``
+tells the crashmover which crashes are still to move.
 
 If anything fails on the primary root (ENOSPC, EIO, read-only, missing
 mount), whatever was renamed into place there is removed again and the whole
@@ -25,12 +27,13 @@ crash is written to the fallback root instead. If that fails too,
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -109,21 +112,49 @@ def _makedirs(path: Path, root: Path) -> list[Path]:
     return changed
 
 
-def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO, durable: bool) -> Path:
+def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO) -> tuple[Path, int]:
+    """Write ``data`` to a new dot-named temp file in ``directory``; returns its
+    path and its still-open descriptor (for a later fsync)."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final_name}.", suffix=TMP_SUFFIX)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes | bytearray | memoryview):
-                f.write(data)
-            else:
-                shutil.copyfileobj(data, f, COPY_CHUNK)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+        if isinstance(data, bytes | bytearray | memoryview):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        else:
+            while chunk := data.read(COPY_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
     except BaseException:
+        os.close(fd)
         _unlink(Path(tmp))
         raise
-    return Path(tmp)
+    return Path(tmp), fd
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def _fsync_all(fds: list[int], dirs: list[Path]) -> None:
+    """fsync every file descriptor and directory, concurrently: the filesystem
+    can then commit them together (one journal commit instead of one each)."""
+    global _pool, _pool_pid
+    jobs: list[Callable[[], None]] = [functools.partial(os.fsync, fd) for fd in fds]
+    jobs += [functools.partial(_fsync_dir, d) for d in dirs]
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    if _pool is None or _pool_pid != os.getpid():  # a fork (gunicorn worker) needs its own
+        _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="crash-fsync")
+        _pool_pid = os.getpid()
+    futures = [_pool.submit(job) for job in jobs]
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _unlink(path: Path) -> None:
@@ -183,44 +214,41 @@ class FSCrashStorage:
     ) -> None:
         paths = CrashPaths(root, crash_id)
         temps: list[Path] = []
+        fds: list[int] = []
         placed: list[Path] = []
+
+        def stage(target: Path, data: bytes | BinaryIO) -> Path:
+            dirty.update(_makedirs(target.parent, root))
+            tmp, fd = _write_temp(target.parent, target.name, data)
+            temps.append(tmp)
+            fds.append(fd)
+            return tmp
+
         try:
             dirty: set[Path] = set()
             staged: list[tuple[Path, Path]] = []
             for name, dump in dumps.items():
                 target = paths.dump(name)
-                dirty.update(_makedirs(target.parent, root))
                 data = dump if isinstance(dump, bytes) else dump.open()
-                tmp = _write_temp(target.parent, target.name, data, self.durable)
-                temps.append(tmp)
-                staged.append((tmp, target))
+                staged.append((stage(target, data), target))
             target = paths.dump_names
-            dirty.update(_makedirs(target.parent, root))
-            tmp = _write_temp(
-                target.parent, target.name, dump_names_bytes(list(dumps)), self.durable
-            )
-            temps.append(tmp)
-            staged.append((tmp, target))
+            staged.append((stage(target, dump_names_bytes(list(dumps))), target))
             if self.outbox:
                 target = paths.outbox
-                dirty.update(_makedirs(target.parent, root))
-                tmp = _write_temp(target.parent, target.name, b"", self.durable)
-                temps.append(tmp)
-                staged.append((tmp, target))
+                staged.append((stage(target, b""), target))
             raw_target = paths.raw_crash
-            dirty.update(_makedirs(raw_target.parent, root))
-            raw_tmp = _write_temp(
-                raw_target.parent, raw_target.name, raw_crash_bytes(raw_crash), self.durable
-            )
-            temps.append(raw_tmp)
+            raw_tmp = stage(raw_target, raw_crash_bytes(raw_crash))
 
+            # Everything but the raw crash goes in place now: without its raw
+            # crash a crash is not visible, so this needs no durability yet.
             for tmp, target in staged:
                 os.replace(tmp, target)
                 placed.append(target)
                 dirty.add(target.parent)
             if self.durable:
-                for directory in sorted(dirty, key=lambda p: len(p.parts), reverse=True):
-                    _fsync_dir(directory)
+                # One barrier: every file's data (the raw crash temp file's too)
+                # and every directory entry made so far.
+                _fsync_all(fds, sorted(dirty))
             # The raw crash last: its presence means the crash is complete.
             os.replace(raw_tmp, raw_target)
             placed.append(raw_target)
@@ -232,6 +260,9 @@ class FSCrashStorage:
             for path in reversed(placed):
                 _unlink(path)
             raise
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     # --- reading (crashmover, tests, tools) ---------------------------------------
 
