@@ -23,8 +23,14 @@ def _location(loc: Any) -> tuple[str, int]:
     return loc.full_path or "", loc.line or 0
 
 
+#: Addresses are 64-bit; symbolic cannot look up anything larger.
+MAX_ADDRESS = 2**64 - 1
+
+
 def symbolicate_frame(frame: dict[str, Any], symcache: Any, offset: int) -> None:
     """Add function, function_offset, file, line and inlines to ``frame``."""
+    if offset > MAX_ADDRESS:
+        return
     locations = symcache.lookup(offset)
     if not locations:
         return

@@ -291,3 +291,18 @@ def test_debug_block(app, symbol_server):
     assert debug["cache_lookups"]["hits"] >= 1
     assert debug["downloads"]["count"] == 0
     assert "debug" not in v5(app, memory_map, stacks)
+
+
+def test_offsets_beyond_64_bits_stay_bare(app, symbol_server):
+    result = v5(app, [SSLTUNNEL], [[[0, 2**64], [0, 10**30], [0, 2**64 - 1]]])
+    frames = result["results"][0]["stacks"][0]
+    assert frames[0] == {"frame": 0, "module": "ssltunnel", "module_offset": hex(2**64)}
+    assert frames[1] == {"frame": 1, "module": "ssltunnel", "module_offset": hex(10**30)}
+    assert frames[2]["module_offset"] == "0xffffffffffffffff"
+
+
+def test_number_too_long_to_parse_is_a_400(app):
+    body = '{"jobs": [{"memoryMap": [], "stacks": [[[-1, ' + "9" * 5000 + "]]]}]}"
+    resp = app.post("/symbolicate/v5", body, content_type="application/json", expect_errors=True)
+    assert resp.status_int == 400
+    assert resp.json == {"title": "Payload is not valid JSON"}

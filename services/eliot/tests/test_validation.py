@@ -255,3 +255,41 @@ def test_v4_messages_name_job_0(app):
 def test_wrong_method_and_unknown_path(app):
     assert app.get("/symbolicate/v5", expect_errors=True).status_int == 405
     assert app.get("/nope", expect_errors=True).status_int == 404
+
+
+def _random_value(rng, depth=0):
+    choices = [
+        lambda: None,
+        lambda: rng.choice([True, False]),
+        lambda: rng.randint(-3, 3),
+        lambda: rng.choice([2**64, -(2**70), 0x50D4]),
+        lambda: rng.random(),
+        lambda: rng.choice(["", "ssltunnel", "a/b", "8A07C88A3DA44E20A3490D88791183060", "jobs"]),
+    ]
+    if depth < 4:
+        choices += [
+            lambda: [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))],
+            lambda: {
+                rng.choice(["jobs", "memoryMap", "stacks", "x"]): _random_value(rng, depth + 1)
+                for _ in range(rng.randint(0, 3))
+            },
+            lambda: [["ssltunnel", "8A07C88A3DA44E20A3490D88791183060"]],
+            lambda: [[[rng.randint(-2, 1), rng.randint(-2, 0x6000)]]],
+        ]
+    return rng.choice(choices)()
+
+
+def test_random_payloads_never_500(app, symbol_server):
+    import random
+
+    rng = random.Random(1234)
+    statuses = set()
+    for _ in range(400):
+        payload = _random_value(rng)
+        if rng.random() < 0.5:
+            payload = {"jobs": [_random_value(rng) for _ in range(rng.randint(0, 3))]}
+        for path in ("/symbolicate/v5", "/symbolicate/v4"):
+            resp = post_raw(app, json.dumps(payload), path=path)
+            assert resp.status_int in (200, 400), (payload, resp.text)
+            statuses.add(resp.status_int)
+    assert statuses == {200, 400}
