@@ -142,9 +142,7 @@ def upload(
                 "User-Agent": "tecken-upload-symbols",
             }
             try:
-                resp = requests.post(
-                    endpoint, data=iter(body), headers=headers, timeout=(10, timeout)
-                )
+                resp = requests.post(endpoint, data=body, headers=headers, timeout=(10, timeout))
             except requests.exceptions.RequestException as exc:
                 problem = f"connection error: {exc}"
                 resp = None

@@ -25,7 +25,15 @@ class Recorder:
         parts = {}
         for part in form:
             parts[part.name] = (part.filename, part.stream.read())
-        self.requests.append({"token": req.get_header("Auth-Token"), "parts": parts})
+        self.requests.append(
+            {
+                "token": req.get_header("Auth-Token"),
+                "parts": parts,
+                # gunicorn refuses a request with both (a streamed body must be sized).
+                "chunked": req.get_header("Transfer-Encoding"),
+                "length": req.content_length,
+            }
+        )
         status = self.statuses.pop(0) if self.statuses else 201
         resp.status = status
         resp.media = {"upload": {"id": 1}} if status == 201 else {"error": f"status {status}"}
@@ -57,6 +65,7 @@ def test_uploads_a_zip(server, monkeypatch, capsys):
     parts = rec.requests[0]["parts"]
     assert parts["sample.zip"] == ("sample.zip", (FIXTURES / "sample.zip").read_bytes())
     assert rec.requests[0]["token"] == "a" * 32
+    assert rec.requests[0]["chunked"] is None and rec.requests[0]["length"] > 70398
 
 
 def test_zips_a_directory_and_sends_try(server, monkeypatch, capsys, tmp_path):
