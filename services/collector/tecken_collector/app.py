@@ -11,7 +11,13 @@ from pathlib import Path
 
 import falcon
 import markus
-from everett.manager import ConfigManager, Option, parse_bool, parse_data_size
+from everett.manager import (
+    ConfigManager,
+    Option,
+    get_config_for_class,
+    parse_bool,
+    parse_data_size,
+)
 
 from tecken_collector.breakpad import BreakpadSubmitterResource
 from tecken_collector.crashmover import CrashMoverConfig, build_crashmover
@@ -91,6 +97,13 @@ class LimitsConfig:
             doc="Directory dumps are spooled to while a request is parsed; empty means the "
             "system temporary directory.",
         )
+        read_timeout = Option(
+            default="60",
+            parser=float,
+            doc="Seconds to wait for more of a request body before giving up with 408 "
+            "Discarded=malformed_read_timeout (a client that sent less than its "
+            "Content-Length); 0 waits as long as the server lets it. Applies under gunicorn.",
+        )
         spool_memory_size = Option(
             default="1MiB",
             parser=parse_data_size,
@@ -169,6 +182,33 @@ def storage_check(storage: FSCrashStorage) -> str | None:
     return None
 
 
+CONFIG_COMPONENTS = (
+    "tecken_collector.app.AppConfig",
+    "tecken_collector.app.StorageConfig",
+    "tecken_collector.app.LimitsConfig",
+    "tecken_collector.app.BreakpadConfig",
+    "tecken_collector.throttler.Throttler",
+    "tecken_collector.crashmover.CrashMoverConfig",
+)
+
+
+def log_config(manager: ConfigManager) -> None:
+    """Log every collector option, one line each, as resolved (raw) values;
+    secrets and tokens are masked."""
+    import importlib
+
+    for dotted in CONFIG_COMPONENTS:
+        module, _, name = dotted.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        config = manager.with_namespace(NAMESPACE).with_options(cls)
+        for option in sorted(get_config_for_class(cls)):
+            value = config(option, raw_value=True)
+            key = f"{NAMESPACE}_{option}".upper()
+            if any(word in key for word in ("SECRET", "TOKEN", "PASSWORD")) and value:
+                value = "*****"
+            logger.info("config %s=%s", key, value)
+
+
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
@@ -194,7 +234,9 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
         limits=build_limits(manager),
         stage_token=breakpad("stage_submitter_bearer_token"),
         after_save=after_save,
+        read_timeout=manager.with_namespace(NAMESPACE).with_options(LimitsConfig)("read_timeout"),
     )
+    log_config(manager)
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
     app.add_route("/", IndexResource())

@@ -68,12 +68,14 @@ class BreakpadSubmitterResource:
         limits: PayloadLimits,
         stage_token: str = "",
         after_save: Callable[[str, Any], None] | None = None,
+        read_timeout: float = 0,
     ) -> None:
         self.throttler = throttler
         self.storage = storage
         self.limits = limits
         self.stage_token = stage_token
         self.after_save = after_save
+        self.read_timeout = read_timeout
 
     def _malformed(self, resp: falcon.Response, exc: MalformedCrash) -> None:
         metrics.incr("malformed", tags=[f"reason:{exc.reason}"])
@@ -86,7 +88,14 @@ class BreakpadSubmitterResource:
     def _handle(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             boundary, length = check_headers(req, self.limits)
+            self._set_read_timeout(req)
             crash = parse_crash(req, self.limits, boundary=boundary, content_length=length)
+        except TimeoutError:
+            # The client sent less than its Content-Length and went quiet.
+            metrics.incr("malformed", tags=["reason:read_timeout"])
+            logger.info("submission body not received within %ss: 408", self.read_timeout)
+            text_response(resp, falcon.HTTP_408, "Discarded=malformed_read_timeout")
+            return
         except MalformedCrash as exc:
             if exc.reason == "bad_gzip":
                 metrics.incr("gzipped_crash")
@@ -178,6 +187,16 @@ class BreakpadSubmitterResource:
             self.after_save(crash_id, root)
         mover_metrics.timing("crash_handling.time", (time.perf_counter() - start) * 1000)
         text_response(resp, falcon.HTTP_200, f"CrashID=bp-{crash_id}\n")
+
+    def _set_read_timeout(self, req: falcon.Request) -> None:
+        """Bound the wait for each read of the body (gunicorn exposes the socket;
+        other servers have their own timeouts)."""
+        sock = req.env.get("gunicorn.socket")
+        if self.read_timeout and sock is not None:
+            try:
+                sock.settimeout(self.read_timeout)
+            except OSError:
+                pass
 
     def _authorized(self, req: falcon.Request) -> bool:
         if not self.stage_token:

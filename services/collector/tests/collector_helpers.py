@@ -82,3 +82,47 @@ class Tmpfs:
 
     def umount(self) -> None:
         subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class Gunicorn:
+    """The collector under gunicorn with deploy/gunicorn-collector.conf.py on a
+    free port of 127.0.0.1 (its own process group, so it can be SIGKILLed)."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+        import sys
+
+        from tecken_shared.testing.servers import free_port, wait_for_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = dict(os.environ, **env)
+        full_env["COLLECTOR_GUNICORN_BIND"] = f"127.0.0.1:{self.port}"
+        full_env["COLLECTOR_GUNICORN_WORKERS"] = str(workers)
+        full_env["COLLECTOR_GUNICORN_ACCESSLOG"] = "/dev/null"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(REPO / "deploy" / "gunicorn-collector.conf.py"),
+                "--no-control-socket",
+                "tecken_collector.wsgi:application",
+            ],
+            env=full_env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port("127.0.0.1", self.port, 20)
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()

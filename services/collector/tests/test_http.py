@@ -93,3 +93,26 @@ def test_oversize_refused_before_body_is_sent(server, roots):
     assert b" 413 " in answer.split(b"\r\n")[0]
     assert answer.endswith(b"Discarded=malformed_payload_too_large")
     assert crash_files(roots[0]) == []
+
+
+def test_slow_body_gets_408_under_gunicorn(make_env, roots):
+    from collector_helpers import Gunicorn
+
+    server = Gunicorn(make_env(read_timeout="0.5"))
+    try:
+        data, ctype = encode_multipart(ANNOTATIONS, {"upload_file_minidump": b"x" * 1000})
+        head = (
+            f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+            f"Content-Type: {ctype}\r\n\r\n"
+        ).encode()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head + data[:200])  # then nothing more, connection kept open
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert b" 408 " in answer.split(b"\r\n")[0]
+        assert answer.endswith(b"Discarded=malformed_read_timeout")
+        assert crash_files(roots[0]) == []
+    finally:
+        server.kill()
