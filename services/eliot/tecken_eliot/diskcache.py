@@ -336,7 +336,12 @@ class DiskCache:
         files). Yields True if the lock was obtained, False after ``timeout``."""
         stripe = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16) % LOCK_STRIPES
         path = self.locks_dir / f"{stripe:04d}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.error("cannot open lock file %s: %s", path, exc)
+            yield False
+            return
         got = False
         try:
             deadline = time.monotonic() + timeout

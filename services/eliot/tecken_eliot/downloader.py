@@ -126,7 +126,7 @@ class SymbolDownloader:
                 detail = f"{url} is larger than the {self.max_size} bytes limit"
                 logger.warning("symbol download: %s", detail)
                 return "too_large", detail, 0, attempt + 1
-            except (requests.RequestException, OSError) as exc:
+            except requests.RequestException as exc:
                 self._timing(start, "fail")
                 detail = f"{type(exc).__name__} fetching {url}"
             logger.warning("symbol download attempt %d failed: %s", attempt + 1, detail)

@@ -181,7 +181,13 @@ class SymcacheStore:
             result = self._from_disk(stem, normalized, stats)
             if result is not None:
                 return result
-            return self._fetch(debug_filename, debug_id, stem, normalized, stats)
+            try:
+                return self._fetch(debug_filename, debug_id, stem, normalized, stats)
+            except OSError as exc:
+                # Our own disk (full, read-only, gone): not the module's fault,
+                # so an error that is not remembered.
+                logger.error("local disk error fetching %s: %s", stem, exc)
+                return ModuleResult(ERROR, detail=f"eliot cache disk error: {exc}")
 
     def _from_disk(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
         start = time.perf_counter()
@@ -206,7 +212,11 @@ class SymcacheStore:
     ) -> ModuleResult:
         key = module_key(debug_filename, debug_id)
         sym_tmp = self.disk.tmp_file(".sym")
-        symc_tmp = self.disk.tmp_file(".symc")
+        try:
+            symc_tmp = self.disk.tmp_file(".symc")
+        except OSError:
+            sym_tmp.unlink()
+            raise
         try:
             start = time.perf_counter()
             download = self.downloader.download(debug_filename, debug_id, sym_tmp)

@@ -8,8 +8,9 @@ eliot app configured against it."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,26 @@ def make_app(symbol_server: SymbolServer, cache_dir: Path, tmp_path: Path):  # t
 @pytest.fixture
 def app(make_app) -> webtest.TestApp:  # type: ignore[no-untyped-def]
     return make_app()
+
+
+@pytest.fixture
+def tmpfs_cache(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Factory: a small real tmpfs mounted as a cache directory, so full and
+    read-only disks are real. Skips (saying why) when mounting is impossible."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        path = tmp_path / f"tmpfs{len(mounts)}"
+        path.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode().strip()}")
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
