@@ -155,6 +155,19 @@ class PageviewMiddleware:
             metrics.incr("pageview", tags=[f"path:{req.path}", f"method:{req.method.lower()}"])
 
 
+def log_config(namespace: str, components: list[tuple[type, object]]) -> None:
+    """Print every option as ``KEY=value`` at INFO (secrets masked)."""
+    from tecken_shared.config import component_options
+
+    for cls, config in components:
+        for name in component_options(cls):
+            key = f"{namespace.upper()}_{name.upper()}"
+            value = config(name)  # type: ignore[operator]
+            if "secret" in name.lower():
+                value = "*****" if value else ""
+            logger.info("%s=%s", key, value)
+
+
 def cache_manager_check(disk: DiskCache, max_age: float):  # type: ignore[no-untyped-def]
     def check() -> str | None:
         if max_age <= 0:
@@ -205,6 +218,7 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
         lock_timeout=config("lock_timeout"),
     )
     symbolicator = Symbolicator(store)
+    log_config(NAMESPACE, [(AppConfig, config), (CacheConfig, cache_config)])
     logger.info(
         "symbol servers: %s; cache: %s (max %s bytes)",
         ", ".join(config("symbol_urls")),

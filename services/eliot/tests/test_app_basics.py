@@ -104,3 +104,10 @@ def test_default_symbol_url_is_local_symbols_service(tmp_path):
         build_config_manager({"ELIOT_SYMBOLS_CACHE_DIR": str(tmp_path)}, str(tmp_path / "none.env"))
     )
     assert app.store.downloader.source_urls == ["http://localhost:3000/"]
+
+
+def test_options_are_logged_at_startup(make_app, capfd):
+    make_app(ELIOT_DOWNLOAD_TIMEOUT="3.5")
+    err = capfd.readouterr().err
+    assert "ELIOT_DOWNLOAD_TIMEOUT=3.5" in err
+    assert "ELIOT_SYMBOLS_CACHE_MAX_SIZE=1000000000" in err
