@@ -290,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("revoke-token", help="revoke a token by id, key prefix or key")
     p.add_argument("token")
     p.set_defaults(func=cmd_revoke_token)
+
+    # Upload retention (issue 5): expired try uploads, old records, orphaned temp files.
+    from tecken_symbols.upload.cleanup import add_cleanup_command
+
+    add_cleanup_command(sub)
     return parser
 
 

@@ -94,3 +94,14 @@ def test_remove_orphaned_files(tmp_path):
     assert cleanup.remove_orphaned_files(str(tmp_path), 900) == 1
     assert os.listdir(tmp_path) == ["new.zip"]
     assert cleanup.remove_orphaned_files(str(tmp_path / "nope"), 900) == 0
+
+
+def test_admin_subcommand(make_service, tmp_path, monkeypatch, capsys):
+    from tecken_symbols import cli
+
+    svc = make_service()
+    monkeypatch.setenv("SYMBOLS_STORAGE_URL", f"file://{tmp_path}/storage/v1?durable=false")
+    monkeypatch.setenv("SYMBOLS_TRY_STORAGE_URL", f"file://{tmp_path}/storage/try/v1?durable=false")
+    monkeypatch.setenv("TECKEN_ENV_FILE", str(tmp_path / "none.env"))
+    code = cli.main(["--database-url", svc.ctx.db.url, "cleanup-uploads", "--dry-run"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["try_uploads"] == 0

@@ -5,6 +5,7 @@
 """Retention of upload records (Tecken's ``clearuploads``), plus the stored
 try objects that nothing newer still relies on.
 
+    tecken-symbols-admin cleanup-uploads [--dry-run] [--keep-objects]
     python -m tecken_symbols.upload.cleanup [--dry-run] [--keep-objects]
 
 * Try uploads older than ``SYMBOLS_UPLOAD_TRY_RETENTION_DAYS`` (30): their
