@@ -34,7 +34,7 @@ from typing import Any
 import falcon
 
 from tecken_symbols import accounts, tokens
-from tecken_symbols.db import Database
+from tecken_symbols.db import Database, DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,10 @@ def principal_for_key(db: Database, header_value: str) -> Principal:
     user = accounts.get_user(db, token.user_id)
     if user is None or not user.is_active:
         raise Forbidden(INACTIVE)
+    try:
+        tokens.touch(db, token.id)
+    except DatabaseError as exc:  # bookkeeping only
+        logger.warning("could not record the use of token %s: %s", token.id, exc)
     return Principal(
         user_id=user.id,
         email=user.email,

@@ -7,6 +7,7 @@ database, storage backends, lookup cache and missing-symbol recorder."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +15,15 @@ from everett.manager import ConfigManager
 
 from tecken_shared.cache import LocalCache, RedisCache, cache_from_url
 from tecken_shared.service import ServiceContext
-from tecken_symbols.db import Database
+from tecken_symbols.db import Database, DatabaseError
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
 from tecken_symbols.settings import CacheConfig, DatabaseConfig, DownloadConfig, StorageConfig
 from tecken_symbols.storages import Storages, build_storages
 
 NAMESPACE = "symbols"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +56,11 @@ def build_context(manager: ConfigManager, service: ServiceContext | None = None)
 
     db = Database(db_cfg("database_url"), connect_timeout=db_cfg("database_connect_timeout"))
     if db_cfg("database_automigrate"):
-        db.migrate()
+        try:
+            db.migrate()
+        except DatabaseError as exc:
+            # Downloads work without the database; /__heartbeat__ reports it.
+            logger.error("could not apply database migrations at start-up: %s", exc)
     storages = build_storages(
         st_cfg("storage_url"),
         st_cfg("try_storage_url"),

@@ -439,8 +439,19 @@ class Database:
         if self.dialect == "postgresql":
             tx.execute("SELECT pg_advisory_xact_lock(?)", (7_361_001,))
 
+    def _has_migrations_table(self) -> bool:
+        if self.dialect == "sqlite":
+            sql = (
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            )
+        else:
+            sql = "SELECT to_regclass('schema_migrations') AS name"
+        return self.fetchval(sql) is not None
+
     def applied_migrations(self) -> dict[int, str]:
-        self._ensure_migrations_table()
+        """Applied migrations by version (read-only: creates nothing)."""
+        if not self._has_migrations_table():
+            return {}
         rows = self.fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
         return {int(r["version"]): r["name"] for r in rows}
 

@@ -216,6 +216,9 @@ def method_not_allowed(
     ]
     if allowed:
         resp.set_header("Allow", ", ".join(allowed))
+    parts = req.path.strip("/").split("/")
+    if len(parts) == 3 or (len(parts) == 4 and parts[0] == "try"):
+        resp.set_headers(CORS_HEADERS)  # a symbol-download URL
     resp.media = {"error": f"Method Not Allowed ({req.method}): {req.path}"}
 
 

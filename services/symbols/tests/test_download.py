@@ -149,6 +149,7 @@ def test_other_methods_405(fs_service, method):
     resp = fs_service.app.request(path, method=method, status=405)
     assert resp.json == {"error": f"Method Not Allowed ({method}): {path}"}
     assert resp.headers["Allow"] == "GET, HEAD"
+    assert_cors(resp)
 
 
 def add_file_upload(db, *, debug_filename, debug_id, code_file, code_id, try_symbols=False):

@@ -99,6 +99,15 @@ def test_database_down(make_service, tmp_path):
     body = svc.app.get("/__heartbeat__", status=500).json
     assert body["checks"]["database"] == "error"
     assert "database unreachable" in body["errors"][0]["msg"]
+
+
+def test_database_down_at_start_up(make_service):
+    # Automigrate fails: logged; the service starts and serves downloads.
+    svc = make_service(
+        database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+        env={"SYMBOLS_DATABASE_CONNECT_TIMEOUT": "1"},
+    )
+    svc.app.get("/__heartbeat__", status=500)
     # Downloads do not need the database (the code-id fallback fails soft).
     svc.ctx.storages.regular.storage.put(KEY, b"x")
     svc.app.get(f"/{KEY}", status=302)
