@@ -7,6 +7,7 @@ disk-cache paths."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 
@@ -52,6 +53,7 @@ def encode_component(value: str) -> str:
     return encoded
 
 
+@functools.lru_cache(maxsize=8192)
 def cache_stem(debug_filename: str, debug_id: str) -> str:
     """Relative path (without suffix) of a module's cache entry:
     ``<encoded debug_filename>/<encoded DEBUG_ID>``. The debug id is upper-cased:
