@@ -8,6 +8,7 @@ fault injection (serve it with ``tecken_shared.testing.servers.wsgi_server``).""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import threading
@@ -80,6 +81,10 @@ class SymbolServer:
         self.url = ""
         self.inflight = 0
         self.max_inflight = 0
+        #: answer 302 to /_storage/<path>, as the symbols service does
+        self.redirect = False
+        #: serve bodies with Content-Encoding: gzip, as storage does
+        self.gzip = False
 
     def downloads(self, debug_filename: str, debug_id: str) -> int:
         return self.hits[f"/{debug_filename}/{debug_id}/{sym_name(debug_filename)}"]
@@ -106,12 +111,20 @@ class SymbolServer:
                     return [b"injected fault"]
         if self.delay:
             time.sleep(self.delay)
+        if path.startswith("/_storage/"):
+            path = path[len("/_storage") :]
+        elif self.redirect:
+            start_response("302 Found", [("Location", f"/_storage{path}")])
+            return [b""]
         target = (self.root / path.lstrip("/")).resolve()
         if not str(target).startswith(str(self.root.resolve())) or not target.is_file():
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found"]
         data = target.read_bytes()
-        start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))]
-        )
+        headers = [("Content-Type", "text/plain")]
+        if self.gzip:
+            data = gzip.compress(data)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(data))))
+        start_response("200 OK", headers)
         return [data]

@@ -37,6 +37,8 @@ def symbol_server(_symbol_server: SymbolServer) -> SymbolServer:
     _symbol_server.faults.clear()
     _symbol_server.delay = 0.0
     _symbol_server.max_inflight = 0
+    _symbol_server.redirect = False
+    _symbol_server.gzip = False
     return _symbol_server
 
 

@@ -281,3 +281,19 @@ def test_concurrent_cold_requests_in_processes_download_once(symbol_server, cach
         assert p.exitcode == 0
     assert len(set(functions)) == 1 and functions[0].endswith("~vector[abi:dn210000]()")
     assert symbol_server.downloads(*SSLTUNNEL) == 1
+
+
+def test_redirects_and_gzip_encoding(app, symbol_server):
+    """The symbols service answers 302 to storage, which serves gzip."""
+    symbol_server.redirect = True
+    symbol_server.gzip = True
+    result = v5(app, SSLTUNNEL, offset=0x50D4)
+    assert found(result) == [True]
+    assert result["stacks"][0][0]["function"].endswith("~vector[abi:dn210000]()")
+    assert symbol_server.hits["/_storage/" + "/".join(SSLTUNNEL) + "/ssltunnel.sym"] == 1
+
+
+def test_size_limit_applies_to_decoded_bytes(make_app, symbol_server):
+    symbol_server.gzip = True  # 68 kB of text compresses to much less than 20 kB
+    app = make_app(ELIOT_MAX_DOWNLOAD_SIZE="20kb")
+    assert found(v5(app, SSLTUNNEL)) == [False]
