@@ -242,8 +242,8 @@ def one_run(n: int, args: argparse.Namespace) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=4000, help="per server per run")
-    parser.add_argument("--seconds", type=float, default=20, help="time limit per server per run")
+    parser.add_argument("--requests", type=int, default=10000, help="per server per run")
+    parser.add_argument("--seconds", type=float, default=30, help="time limit per server per run")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--keys", type=int, default=100, help="found keys (and as many missing)")

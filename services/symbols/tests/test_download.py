@@ -279,3 +279,11 @@ def test_files_route_rejects_bad_keys(fs_service):
     fs_service.app.get("/files/regular/.tecken-meta/x.json", status=404)
     fs_service.app.get("/files/regular/nothing/here.sym", status=404)
     fs_service.app.get("/files/nope/x/y/z.sym", status=404)
+
+
+def test_route_precedence(fs_service):
+    """Three-part symbol paths whose first part names another route still work."""
+    for first in ("files", "try", "api", "missingsymbols"):
+        fs_service.put(f"{first}/ABCDEF/{first}.sym", b"x")
+        resp = fs_service.app.get(f"/{first}/abcdef/{first}.sym", status=302)
+        assert resp.headers["Location"].endswith(f"/{first}/ABCDEF/{first}.sym")

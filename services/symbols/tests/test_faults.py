@@ -113,3 +113,18 @@ def test_database_down_at_start_up(make_service):
     svc.app.get(f"/{KEY}", status=302)
     svc.app.get("/xul.exe/ABC/xul.sym", status=404)
     svc.ctx.missing.flush()  # logged, kept
+
+
+def test_redis_client_pause(make_service, private_redis):
+    import redis
+
+    svc = make_service(redis_env(private_redis.url))
+    svc.ctx.storages.regular.storage.put(KEY, b"x")
+    svc.app.get(f"/{KEY}", status=302)
+    redis.Redis.from_url(private_redis.url).execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    started = time.monotonic()
+    for _ in range(10):
+        svc.app.get(f"/{KEY}", status=302)
+        svc.app.get("/other.pdb/ABCDEF/other.sym", status=404)
+    assert time.monotonic() - started < 1.5
+    assert svc.ctx.cache.errors == 1
