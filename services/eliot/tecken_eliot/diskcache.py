@@ -46,6 +46,8 @@ metrics = markus.get_metrics("eliot")
 SUFFIXES = (".symc", ".meta", ".missing", ".malformed")
 LOCK_STRIPES = 4096
 HEARTBEAT_FILE = "cache-manager.json"
+#: How old a cache-manager heartbeat may be for its usage figure to be trusted.
+HEARTBEAT_TRUST_SECONDS = 15.0
 
 
 class CacheConfig:
@@ -304,9 +306,25 @@ class DiskCache:
                 entries[rel] = (size + st.st_size, max(used, st.st_mtime))
         return entries
 
+    def _manager_says_room(self, needed: int) -> bool:
+        """True when the cache manager's fresh heartbeat shows the cache well
+        under the limit (10% headroom), so a full scan can be skipped."""
+        try:
+            beat = json.loads(self.heartbeat_path().read_text())
+            fresh = time.time() - float(beat["time"]) < HEARTBEAT_TRUST_SECONDS
+            return fresh and int(beat["usage"]) + needed <= self.max_size * 0.9
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
     def make_room(self, needed: int, keep: str = "") -> int:
         """Evict least-recently-used entries until ``needed`` more bytes fit
-        under the limit. Returns how many entries were evicted."""
+        under the limit. Returns how many entries were evicted.
+
+        The cache manager normally keeps the cache under the limit; this is
+        the hard stop for when it is behind, stopped or dead. When its
+        heartbeat says there is ample room, the tree is not scanned."""
+        if self._manager_says_room(needed):
+            return 0
         entries = self.scan()
         total = sum(size for size, _ in entries.values())
         evicted = 0

@@ -297,3 +297,26 @@ def test_size_limit_applies_to_decoded_bytes(make_app, symbol_server):
     symbol_server.gzip = True  # 68 kB of text compresses to much less than 20 kB
     app = make_app(ELIOT_MAX_DOWNLOAD_SIZE="20kb")
     assert found(v5(app, SSLTUNNEL)) == [False]
+
+
+def test_write_trusts_a_fresh_manager_heartbeat_only_with_headroom(cache_dir):
+    import json as _json
+
+    from tecken_eliot.diskcache import DiskCache
+
+    disk = DiskCache(cache_dir, max_size=10_000)
+    stem = cache_stem("a", "ABCDEF0123456789ABCDEF0123456789A")
+    disk.path(stem, ".symc").parent.mkdir(parents=True)
+    disk.path(stem, ".symc").write_bytes(b"x" * 9000)
+    beat = cache_dir / "cache-manager.json"
+    # The manager (wrongly, or not yet aware) says the cache is nearly empty.
+    beat.write_text(_json.dumps({"time": time.time(), "usage": 100}))
+    assert disk.make_room(2000) == 0
+    # Stale heartbeat: scan and evict.
+    beat.write_text(_json.dumps({"time": time.time() - 60, "usage": 100}))
+    assert disk.make_room(2000) == 1
+    assert not disk.path(stem, ".symc").exists()
+    # Near the limit by the manager's count: scan too.
+    disk.path(stem, ".symc").write_bytes(b"x" * 9000)
+    beat.write_text(_json.dumps({"time": time.time(), "usage": 8000}))
+    assert disk.make_room(2000) == 1
