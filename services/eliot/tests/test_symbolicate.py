@@ -6,6 +6,7 @@
 server on 127.0.0.1."""
 
 import json
+import os
 import urllib.request
 
 from tecken_eliot.app import create_app
@@ -306,3 +307,48 @@ def test_number_too_long_to_parse_is_a_400(app):
     resp = app.post("/symbolicate/v5", body, content_type="application/json", expect_errors=True)
     assert resp.status_int == 400
     assert resp.json == {"title": "Payload is not valid JSON"}
+
+
+def test_synthetic_module_probes(make_app, symbol_server, tmp_path):
+    """A generated 2 MB libxul-like sym file: every probe resolves to the
+    function, offset, file and line the generator recorded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tecken_eliot.testing import FIXTURES
+
+    tool = Path(
+        os.environ.get("ELIOT_SYNTH_TOOL", FIXTURES.parents[2] / "tools/make_synthetic_sym.py")
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(tool),
+            "--size-mb",
+            "2",
+            "--seed",
+            "7",
+            "--probes",
+            "12",
+            "--debug-filename",
+            "synthtest.pdb",
+            "--out",
+            str(symbol_server.root),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    meta = json.loads(out.strip().splitlines()[-1])
+    app = make_app()
+    module = (meta["debug_filename"], meta["debug_id"])
+    probes = meta["probes"]
+    result = v5(app, [module], [[[0, p["module_offset"]] for p in probes]])
+    frames = result["results"][0]["stacks"][0]
+    assert result["results"][0]["found_modules"] == {key(module): True}
+    for frame, probe in zip(frames, probes, strict=True):
+        assert frame["function"] == probe["function"]
+        assert frame["function_offset"] == hex(probe["function_offset"])
+        assert frame["file"] == probe["file"]
+        assert frame["line"] == probe["line"]
