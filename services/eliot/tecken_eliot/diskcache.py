@@ -195,6 +195,8 @@ class DiskCache:
         if self.verify_checksums and _crc32_of(symc) != meta["crc32"]:
             raise ValueError("checksum mismatch")
         symcache = symbolic.SymCache.open(str(symc))
+        if not symcache.is_latest_version:
+            raise ValueError(f"symcache format {symcache.version} is outdated")
         if symcache.debug_id != normalized_debug_id:
             raise ValueError(f"symcache debug id {symcache.debug_id} != {normalized_debug_id}")
         return CacheEntry(symcache, meta["filename"], symc, (st.st_dev, st.st_ino), st.st_size)
