@@ -294,3 +294,19 @@ def test_concurrent_uploads_of_the_same_files(make_service):
     for k, v in members.items():
         assert gzip.decompress(regular.get(k)) == v
     assert svc.ctx.db.fetchval("SELECT COUNT(*) FROM uploads WHERE completed_at IS NOT NULL") == 4
+
+
+def test_filename_from_part_when_field_name_is_not_a_zip(svc, token):
+    resp = svc.app.post(
+        "/upload/",
+        upload_files=[("file", "sample.zip", fixture("sample.zip"))],
+        headers={"Auth-Token": token},
+    )
+    assert resp.status_int == 201 and resp.json["upload"]["filename"] == "sample.zip"
+    resp = svc.app.post(
+        "/upload/",
+        upload_files=[("file", "sample.tgz", b"x")],
+        headers={"Auth-Token": token},
+        status=400,
+    )
+    assert resp.json == {"error": 'Unrecognized archive file extension ""'}

@@ -137,8 +137,12 @@ class UploadResource:
                     if archive is not None:
                         part.stream.read()  # only the first file counts
                         continue
-                    # The field name is the upload's filename (Tecken's rule).
+                    # The field name is the upload's filename (Tecken's rule); when
+                    # only the part's filename names a zip (curl -F file=@x.zip),
+                    # that one is taken instead of refusing.
                     name = part.name or part.filename
+                    if not name.lower().endswith(".zip") and part.filename.lower().endswith(".zip"):
+                        name = part.filename
                     check_archive_name(name)
                     path, size = spool_stream(
                         part.stream, self.settings.temp_root, self.settings.max_size
