@@ -19,7 +19,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import symbolic
 
@@ -270,7 +269,3 @@ class SymcacheStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
-
-
-def describe(result: ModuleResult) -> dict[str, Any]:
-    return {"status": result.status, "detail": result.detail, "cached": result.cached}
