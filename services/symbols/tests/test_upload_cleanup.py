@@ -105,3 +105,21 @@ def test_admin_subcommand(make_service, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TECKEN_ENV_FILE", str(tmp_path / "none.env"))
     code = cli.main(["--database-url", svc.ctx.db.url, "cleanup-uploads", "--dry-run"])
     assert code == 0 and json.loads(capsys.readouterr().out)["try_uploads"] == 0
+
+
+def test_abandoned_uploads_marked(make_service):
+    svc = make_service()
+    token = make_token(svc.ctx, ["upload_symbols"])
+    done = post(svc, token, {sym_key("a"): sym_text("a")})
+    svc.ctx.db.execute(
+        "INSERT INTO uploads (user_id, filename, created_at) SELECT user_id, 'dead.zip', ? FROM uploads",
+        (utcnow() - timedelta(hours=30),),
+    )
+    report = cleanup.cleanup_uploads(svc.ctx.db, try_days=30, regular_days=0, abandoned_hours=24)
+    assert report.abandoned_marked == 1
+    rows = {
+        r["filename"]: r["error"]
+        for r in svc.ctx.db.fetchall("SELECT filename, error FROM uploads")
+    }
+    assert rows["dead.zip"].startswith("abandoned") and rows["s.zip"] is None
+    assert done["completed_at"]

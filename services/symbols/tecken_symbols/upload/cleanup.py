@@ -49,6 +49,7 @@ class CleanupReport:
     objects_deleted: int = 0
     objects_kept: int = 0
     object_errors: int = 0
+    abandoned_marked: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -65,10 +66,28 @@ def cleanup_uploads(
     regular_days: int,
     try_storage: Any = None,
     dry_run: bool = False,
+    abandoned_hours: float = 24,
 ) -> CleanupReport:
-    """Delete expired records (and try objects when ``try_storage`` is given)."""
+    """Delete expired records (and try objects when ``try_storage`` is given),
+    and mark uploads still incomplete after ``abandoned_hours`` as failed (their
+    process died, or a v2 client never sent its files)."""
     report = CleanupReport()
     now = utcnow()
+    abandoned_cutoff = now - timedelta(hours=abandoned_hours)
+    report.abandoned_marked = _count(
+        db,
+        "SELECT COUNT(*) FROM uploads WHERE completed_at IS NULL AND error IS NULL AND created_at < ?",
+        (abandoned_cutoff,),
+    )
+    if report.abandoned_marked and not dry_run:
+        db.execute(
+            "UPDATE uploads SET error = ? WHERE completed_at IS NULL AND error IS NULL AND created_at < ?",
+            (
+                f"abandoned: not completed within {abandoned_hours:g} hours (the process handling it "
+                "stopped, or a v2 client never sent its files); retry the upload",
+                abandoned_cutoff,
+            ),
+        )
     try_cutoff = now - timedelta(days=try_days)
     with metrics.timer("clearuploads.count_timing"):
         report.try_uploads = _count(
