@@ -17,3 +17,14 @@ max_requests_jitter = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS_JITTER",
 worker_class = os.environ.get("SYMBOLS_GUNICORN_WORKER_CLASS", "sync")
 accesslog = os.environ.get("SYMBOLS_GUNICORN_ACCESSLOG", "-")
 loglevel = os.environ.get("SYMBOLS_GUNICORN_LOGLEVEL", "info")
+
+
+def worker_abort(worker) -> None:
+    """A worker killed for running past ``timeout``: count it
+    (``tecken.gunicorn_worker_abort``; markus is configured by the app)."""
+    try:
+        import markus
+
+        markus.get_metrics("tecken").incr("gunicorn_worker_abort")
+    except Exception as exc:  # never let the hook itself fail
+        worker.log.warning("could not count the worker abort: %s", exc)

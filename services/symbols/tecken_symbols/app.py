@@ -19,6 +19,7 @@ from everett.manager import ConfigManager, Option
 from tecken_shared.config import build_config_manager
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import json_error_serializer, setup_service
+from tecken_symbols import sentry_scrub
 from tecken_symbols.context import NAMESPACE, AppContext, build_context
 from tecken_symbols.download import method_not_allowed, route_not_found
 from tecken_symbols.heartbeat import heartbeat_checks
@@ -67,6 +68,8 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     service = setup_service(
         "symbols", manager, NAMESPACE, METRICS_YAML, str(version.get("version"))
     )
+    if service.sentry_on:
+        sentry_scrub.install()
     ctx = build_context(manager, service)
 
     app = falcon.App()

@@ -48,3 +48,28 @@ def test_download_metrics_are_documented(metricsmock, make_service):
     assert "tecken.missing_symbols.dropped" in emitted
     ages = [r for r in records if r.key == "tecken.symboldownloader.file_age_days"]
     assert {t for r in ages for t in r.tags} >= {"storage:regular", "storage:try"}
+
+
+def test_service_level_metrics(metricsmock):
+    import runpy
+    from pathlib import Path
+
+    from tecken_symbols.sentry_scrub import safe_scrubber
+
+    def broken(event, hint):
+        raise RuntimeError("boom")
+
+    assert safe_scrubber(broken)({"request": {}}, None) is None
+    assert (
+        safe_scrubber()({"request": {"headers": {"Auth-Token": "k"}}}, None)["request"]["headers"][
+            "Auth-Token"
+        ]
+        == "[Scrubbed]"
+    )
+    conf = runpy.run_path(
+        str(Path(__file__).resolve().parents[3] / "deploy" / "gunicorn-symbols.conf.py")
+    )
+    conf["worker_abort"](object())
+    records = metricsmock.get_records()
+    assert undocumented(records, load_registry(METRICS_YAML)) == []
+    assert {r.key for r in records} == {"tecken.sentry_scrub_error", "tecken.gunicorn_worker_abort"}
