@@ -1,0 +1,110 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The deployed shape: gunicorn with deploy/gunicorn-eliot.conf.py and
+several worker processes, plus the cache manager, on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tecken_eliot.testing import SSLTUNNEL
+from tecken_shared.testing.servers import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def gunicorn(symbol_server, cache_dir, tmp_path):
+    port = free_port()
+    env = dict(
+        os.environ,
+        ELIOT_GUNICORN_BIND=f"127.0.0.1:{port}",
+        ELIOT_GUNICORN_WORKERS="3",
+        ELIOT_SYMBOL_URLS=symbol_server.url,
+        ELIOT_SYMBOLS_CACHE_DIR=str(cache_dir),
+        ELIOT_METRICS_BACKEND="none",
+        ELIOT_CACHE_MANAGER_HEARTBEAT_INTERVAL="0.5",
+        TECKEN_ENV_FILE=str(tmp_path / "none.env"),
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "deploy/gunicorn-eliot.conf.py",
+                "tecken_eliot.wsgi:application",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "tecken_eliot.cache_manager"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_for_port("127.0.0.1", port, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def post(url, payload):
+    req = urllib.request.Request(
+        url + "/symbolicate/v5", json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def test_concurrent_cold_requests_across_gunicorn_workers(gunicorn, symbol_server):
+    symbol_server.delay = 0.5  # long enough for every worker to be waiting
+    payload = {"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}
+    results = [None] * 6
+
+    def run(i):
+        results[i] = post(gunicorn, payload)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r == results[0] for r in results)
+    frame = results[0]["results"][0]["stacks"][0][0]
+    assert frame["function"].endswith("~vector[abi:dn210000]()")
+    assert symbol_server.downloads(*SSLTUNNEL) == 1
+    # The cache manager beside it is alive and seen by the workers.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(gunicorn + "/__heartbeat__", timeout=10) as resp:
+                assert json.loads(resp.read())["status"] == "ok"
+                break
+        except urllib.error.HTTPError:
+            assert time.monotonic() < deadline, "the cache manager never became healthy"
+            time.sleep(0.1)
