@@ -155,6 +155,7 @@ class Gunicorn:
                 "gunicorn",
                 "-c",
                 str(REPO / "deploy/gunicorn-eliot.conf.py"),
+                "--no-control-socket",
                 "tecken_eliot.wsgi:application",
             ],
             env=env,

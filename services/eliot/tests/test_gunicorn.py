@@ -44,6 +44,7 @@ def gunicorn(symbol_server, cache_dir, tmp_path):
                 "gunicorn",
                 "-c",
                 "deploy/gunicorn-eliot.conf.py",
+                "--no-control-socket",
                 "tecken_eliot.wsgi:application",
             ],
             cwd=REPO,
