@@ -12,6 +12,11 @@ The upload side MUST call, after it writes a key::
     ctx.lookups.invalidate_syminfo(code_file, code_id)  # when the .sym has them
 
 Hits stay cached ``positive_ttl`` seconds, misses ``negative_ttl`` seconds.
+With a per-process cache (``memory://``) an upload can only invalidate the
+worker that handled it, so misses are then cached only where a lookup is
+expensive (remote storage) and never for code-id lookups: a filesystem stat or
+an indexed query is as cheap as the cache, and an upload shows up at once in
+every worker.
 Cache failures never fail a lookup (see :mod:`tecken_shared.cache`)."""
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from datetime import UTC, datetime
 
 import markus
 
-from tecken_shared.cache import Cache
+from tecken_shared.cache import Cache, LocalCache
+from tecken_shared.storage.filesystem import FilesystemStorage
 from tecken_symbols.db import Database
 from tecken_symbols.storages import Backend, Storages
 
@@ -72,6 +78,17 @@ class Lookups:
         self.negative_ttl = negative_ttl
         self.syminfo_ttl = syminfo_ttl
         self.syminfo_negative_ttl = syminfo_negative_ttl
+        #: Whether every worker sees the same cache (Redis): then invalidation
+        #: reaches all of them and misses can be cached everywhere.
+        self.shared = not isinstance(cache, LocalCache)
+        self._cache_misses = {
+            try_symbols: self.shared
+            or any(
+                not isinstance(b.storage, FilesystemStorage)
+                for b in storages.for_download(try_symbols)
+            )
+            for try_symbols in (False, True)
+        }
 
     # -- existence -------------------------------------------------------
 
@@ -106,7 +123,8 @@ class Lookups:
                     self.positive_ttl,
                 )
                 return Hit(backend, modified)
-        self.cache.set(ckey, MISS, self.negative_ttl)
+        if self._cache_misses[try_symbols]:
+            self.cache.set(ckey, MISS, self.negative_ttl)
         return None
 
     def invalidate(self, key: str) -> None:
@@ -135,7 +153,8 @@ class Lookups:
         with metrics.timer("syminfo.lookup.timing"):
             info = self._syminfo_from_db(some_file, some_id, try_symbols)
         if info is None:
-            self.cache.set(ckey, MISS, self.syminfo_negative_ttl)
+            if self.shared:
+                self.cache.set(ckey, MISS, self.syminfo_negative_ttl)
         else:
             self.cache.set(ckey, json.dumps(info.__dict__), self.syminfo_ttl)
         return info

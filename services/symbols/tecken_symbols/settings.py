@@ -82,8 +82,8 @@ class CacheConfig:
         cache_negative_ttl = Option(
             default="30",
             parser=positive_float,
-            doc="Seconds a missing symbol stays cached. Uploads invalidate it, but with "
-            "``memory://`` only in the worker that handled the upload, so keep it short there.",
+            doc="Seconds a missing symbol stays cached. Uploads invalidate it. With "
+            "``memory://`` (per worker) misses are only cached for remote (S3) storage.",
         )
         cache_redis_timeout = Option(
             default="0.25",
@@ -108,7 +108,8 @@ class CacheConfig:
         syminfo_negative_ttl = Option(
             default="60",
             parser=positive_float,
-            doc="Seconds a failed code-file/code-id lookup stays cached (uploads invalidate it).",
+            doc="Seconds a failed code-file/code-id lookup stays cached in Redis (uploads "
+            "invalidate it; never cached with ``memory://``).",
         )
 
 

@@ -181,7 +181,7 @@ SSE_CODE = ("ShowSSEConfig.exe", "6A4B9A365000")
 def test_code_id_fallback(service):
     app, db = service.app, service.ctx.db
     code_path = "/ShowSSEConfig.exe/6a4b9a365000/ShowSSEConfig.sym"
-    app.get(code_path, status=404)  # nothing uploaded yet; the miss is cached
+    app.get(code_path, status=404)  # nothing uploaded yet (a per-worker cache keeps no miss)
     add_file_upload(
         db,
         debug_filename=SSE_DEBUG[0],
@@ -189,7 +189,6 @@ def test_code_id_fallback(service):
         code_file=SSE_CODE[0],
         code_id=SSE_CODE[1],
     )
-    app.get(code_path, status=404)
     resp = app.get(code_path + "?_refresh=1&x=y", status=302)
     assert resp.headers["Location"] == (
         "/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym?_refresh=1&x=y"
@@ -201,6 +200,34 @@ def test_code_id_fallback(service):
     assert loc == "/try/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym"
     # Only .sym requests and ids shorter than 33 characters fall back.
     app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.ex_", status=404)
+
+
+def test_code_id_misses_cached_in_redis(make_service, redis_url, redis_prefix):
+    svc = make_service({"SYMBOLS_CACHE_URL": redis_url, "SYMBOLS_CACHE_PREFIX": redis_prefix})
+    code_path = "/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym"
+    svc.app.get(code_path, status=404)
+    add_file_upload(
+        svc.ctx.db,
+        debug_filename=SSE_DEBUG[0],
+        debug_id=SSE_DEBUG[1],
+        code_file=SSE_CODE[0],
+        code_id=SSE_CODE[1],
+    )
+    svc.app.get(code_path, status=404)  # the cached miss
+    svc.app.get(code_path + "?_refresh", status=302)
+    svc.ctx.cache.delete("syminfo:r:ShowSSEConfig.exe//6A4B9A365000")
+    svc.app.get(code_path, status=302)
+    # What the upload side calls after recording a file:
+    svc.app.get("/other.exe/ABC/other.sym", status=404)
+    add_file_upload(
+        svc.ctx.db,
+        debug_filename="other.pdb",
+        debug_id="DEF1",
+        code_file="other.exe",
+        code_id="ABC",
+    )
+    svc.ctx.lookups.invalidate_syminfo("other.exe", "abc")
+    svc.app.get("/other.exe/ABC/other.sym", status=302)
 
 
 def test_code_id_fallback_ignores_try_uploads_for_regular(service):
@@ -250,12 +277,15 @@ def test_syminfo(service):
 def test_invalidate_after_upload(service):
     app = service.app
     app.get(f"/{KEY}", status=404)
-    # Written without invalidation: the cached miss still answers...
     backend = service.ctx.storages.regular
-    backend.storage.put(KEY, b"x")
-    app.get(f"/{KEY}", status=404)
-    # ... until ?_refresh or the upload side's invalidate(key).
-    app.get(f"/{KEY}?_refresh", status=302)
+    backend.storage.put(KEY, b"x")  # written without invalidation
+    if service.ctx.lookups._cache_misses[False]:
+        # Remote storage: the cached miss answers until ?_refresh or invalidate(key).
+        app.get(f"/{KEY}", status=404)
+        app.get(f"/{KEY}?_refresh", status=302)
+    else:
+        # Filesystem storage with a per-worker cache: misses are not cached.
+        app.get(f"/{KEY}", status=302)
     backend.storage.delete(KEY)
     service.ctx.lookups.invalidate(KEY)
     app.get(f"/{KEY}", status=404)
