@@ -310,3 +310,15 @@ def test_filename_from_part_when_field_name_is_not_a_zip(svc, token):
         status=400,
     )
     assert resp.json == {"error": 'Unrecognized archive file extension ""'}
+
+
+def test_upload_invalidates_shared_redis_cache(make_service, redis_url, redis_prefix):
+    """Two workers sharing Redis: a miss cached by one is forgotten when the
+    other stores the key."""
+    env = {**NO_VALIDATION, "SYMBOLS_CACHE_URL": redis_url, "SYMBOLS_CACHE_PREFIX": redis_prefix}
+    downloader = make_service(env)
+    uploader = make_service(env)
+    key = make_token(uploader.ctx, ["upload_symbols"])
+    downloader.app.get(f"/{SYM}", status=404)
+    post_zip(uploader, key, fixture("sample.zip"), status=201)
+    downloader.app.get(f"/{SYM}", status=302)
