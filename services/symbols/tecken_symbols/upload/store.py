@@ -302,6 +302,11 @@ def store_archive(
                         metrics.incr("upload_file_upload_error")
                         logger.warning("storing %s failed: %s", member.key, exc)
                         result = FileResult(key=member.key, error=str(exc))
+                    except Exception as exc:  # a bug: record it like a fault, keep the trace
+                        failed = failed or f"internal error: {exc!r}"
+                        metrics.incr("upload_file_upload_error")
+                        logger.exception("storing %s failed", member.key)
+                        result = FileResult(key=member.key, error=f"internal error: {exc!r}")
                     yield result
                     if failed is None:
                         submit_next()
