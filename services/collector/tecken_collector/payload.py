@@ -10,6 +10,7 @@ a small threshold."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import tempfile
@@ -27,6 +28,7 @@ ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
 RESERVED_DUMP_NAMES = ("dump_names", "processed_crash", "raw_crash")
 DUMP_NAME_MAX = 30
 CHUNK = 64 * 1024
+RAW_BUFFER = 256 * 1024
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -233,22 +235,34 @@ def parse_crash(
     return crash
 
 
+class _BoundedInput(io.RawIOBase):
+    """At most ``length`` bytes of the WSGI input, as a raw stream (wrapped in a
+    C-level io.BufferedReader, so the many small reads of the multipart parser
+    do not each reach the server's input object)."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self.stream = stream
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.remaining <= 0:
+            return 0
+        size = min(len(buffer), self.remaining)
+        data = self.stream.read(size)
+        n = len(data)
+        if not n:
+            self.remaining = 0
+            return 0
+        buffer[:n] = data
+        self.remaining -= n
+        return n
+
+
 def _bounded_reader(stream: Any, length: int) -> Callable[[int], bytes]:
-    remaining = length
-
-    def read(size: int = -1) -> bytes:
-        nonlocal remaining
-        if remaining <= 0:
-            return b""
-        if size is None or size < 0 or size > remaining:
-            size = remaining
-        data = stream.read(size)
-        remaining -= len(data)
-        if not data:
-            remaining = 0
-        return data
-
-    return read
+    return io.BufferedReader(_BoundedInput(stream, length), RAW_BUFFER).read
 
 
 def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) -> None:
@@ -257,11 +271,16 @@ def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) 
     annotations_size = 0
     in_memory = 0
     for part in form:
-        name = part.name
-        if not name:
-            # Parts without a name are dropped (the stream is skipped by the parser).
-            continue
-        content_type = part.content_type
+        try:
+            name = part.name
+            if not name:
+                # Parts without a name are dropped (the stream is skipped by the parser).
+                continue
+            content_type = part.content_type
+            filename = part.filename
+        except UnicodeDecodeError as exc:
+            # Part headers that are not UTF-8 (names) or ASCII (content types).
+            raise MultipartParseError(description="undecodable part headers") from exc
         mimetype = content_type.split(";", 1)[0].strip().lower()
         if mimetype == "application/json":
             data = part.get_data()
@@ -277,7 +296,7 @@ def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) 
             crash.annotations = value
             crash.payload = "json"
             has_json = True
-        elif mimetype == "text/plain" and part.filename is None:
+        elif mimetype == "text/plain" and filename is None:
             data = part.get_data()
             annotations_size += len(data)
             if annotations_size > limits.max_annotations_size:

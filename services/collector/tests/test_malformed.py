@@ -202,3 +202,24 @@ def test_annotations_too_large(make_app):
     app = make_app(max_annotations_size="1KiB")
     data, ctype = encode_multipart(dict(ANNOTATIONS, Big="x" * 2000), {})
     assert_malformed(post(app, data, **{"Content-Type": ctype}), "invalid_payload_structure")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b'Content-Disposition: form-data; name="\xff\xfe"\r\n',
+        b'Content-Disposition: form-data; name="dump"; filename="\xff.dmp"\r\n'
+        b"Content-Type: application/octet-stream\r\n",
+        b'Content-Disposition: form-data; name="x"\r\nContent-Type: text/\xffplain\r\n',
+    ],
+    ids=["name", "filename", "content-type"],
+)
+def test_undecodable_part_headers(app, roots, headers):
+    data = (
+        f"--{BOUNDARY}\r\n".encode()
+        + headers
+        + b"\r\nvalue\r\n"
+        + GOOD[GOOD.index(f"--{BOUNDARY}".encode()) :]
+    )
+    assert_malformed(post(app, data), "invalid_payload_structure")
+    assert crash_files(roots[0]) == []
