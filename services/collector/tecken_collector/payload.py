@@ -289,7 +289,7 @@ def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) 
                 raise MultipartParseError(description="annotations are too large")
             try:
                 value = json.loads(data.decode("utf-8"))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise MalformedCrash("invalid_json") from exc
             if not isinstance(value, dict):
                 raise MalformedCrash("invalid_json_value")

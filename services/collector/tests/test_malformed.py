@@ -174,7 +174,10 @@ def json_part(value: bytes) -> bytes:
     )
 
 
-@pytest.mark.parametrize("value", [b"{not json", b"\xff{}", b'{"a": '])
+@pytest.mark.parametrize(
+    "value",
+    [b"{not json", b"\xff{}", b'{"a": ', b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+)
 def test_invalid_json(app, value):
     assert_malformed(post(app, json_part(value)), "invalid_json")
 
