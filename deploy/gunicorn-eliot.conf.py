@@ -17,3 +17,9 @@ max_requests_jitter = int(os.environ.get("ELIOT_GUNICORN_MAX_REQUESTS_JITTER", "
 worker_class = os.environ.get("ELIOT_GUNICORN_WORKER_CLASS", "sync")
 accesslog = os.environ.get("ELIOT_GUNICORN_ACCESSLOG", "-")
 loglevel = os.environ.get("ELIOT_GUNICORN_LOGLEVEL", "info")
+# gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default, which
+# several services on one host would fight over: off unless a path is given.
+if os.environ.get("ELIOT_GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["ELIOT_GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
