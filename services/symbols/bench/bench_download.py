@@ -8,7 +8,9 @@ bare Falcon app answering a fixed 302 under the same gunicorn settings.
 
 Each run starts both servers on 127.0.0.1 (embedded set-up: SQLite,
 filesystem storage, in-process cache), warms the symbols cache with every key
-once, then drives each server from a second process (``--load``) with
+once (with ``memory://`` and filesystem storage only hits are cached: a
+missing file costs one stat; ``--cache-url redis://...`` caches both), then
+drives each server from a second process (``--load``) with
 ``--concurrency`` threads, bounded by ``--requests`` and ``--seconds``. It
 prints requests/s, p50 and p99 for both and the ratio of the service's
 requests/s to the baseline's. Three runs; min/median/max of the ratio.
@@ -175,7 +177,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def prepare(workdir: Path, keys: int) -> tuple[dict, list[str]]:
+def prepare(workdir: Path, keys: int, cache_url: str) -> tuple[dict, list[str]]:
     storage = workdir / "storage" / "v1"
     paths = []
     for i in range(keys):
@@ -191,7 +193,8 @@ def prepare(workdir: Path, keys: int) -> tuple[dict, list[str]]:
         "SYMBOLS_STORAGE_URL": f"file://{storage}",
         "SYMBOLS_TRY_STORAGE_URL": f"file://{workdir}/storage/try/v1",
         "SYMBOLS_PUBLIC_URL": "http://127.0.0.1",
-        "SYMBOLS_CACHE_URL": "memory://",
+        "SYMBOLS_CACHE_URL": cache_url,
+        "SYMBOLS_CACHE_PREFIX": f"bench-{os.getpid()}-{time.time()}:",
         "SYMBOLS_CACHE_NEGATIVE_TTL": "600",
         "SYMBOLS_METRICS_BACKEND": "none",
         "SYMBOLS_LOGGING_LEVEL": "WARNING",
@@ -205,7 +208,7 @@ def one_run(n: int, args: argparse.Namespace) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="tecken-bench-symbols-"))
     procs = []
     try:
-        env, paths = prepare(workdir, args.keys)
+        env, paths = prepare(workdir, args.keys, args.cache_url)
         sym_port, base_port = free_port(), free_port()
         procs.append(
             start_gunicorn("tecken_symbols.wsgi:application", sym_port, env, workdir, args.workers)
@@ -247,6 +250,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--keys", type=int, default=100, help="found keys (and as many missing)")
+    parser.add_argument("--cache-url", default="memory://", help="SYMBOLS_CACHE_URL to use")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -259,7 +263,7 @@ def main() -> int:
     log(
         f"{args.runs} runs; per server: {args.requests} requests / {args.seconds}s max, "
         f"{args.concurrency} client threads in a second process, {args.workers} gunicorn workers; "
-        f"half 302 (found), half 404 (missing), warm cache"
+        f"half 302 (found), half 404 (missing), warm cache ({args.cache_url})"
     )
     ratios = [one_run(n + 1, args) for n in range(args.runs)]
     log(

@@ -70,6 +70,9 @@ class Lookups:
         negative_ttl: float = 30,
         syminfo_ttl: float = 600,
         syminfo_negative_ttl: float = 60,
+        local_hit_ttl: float = 60,
+        local_miss_ttl: float = 1,
+        local_max_entries: int = 100_000,
     ) -> None:
         self.storages = storages
         self.cache = cache
@@ -89,6 +92,17 @@ class Lookups:
             )
             for try_symbols in (False, True)
         }
+        #: In front of a shared cache: a small per-worker cache of existence
+        #: answers, so a hot key costs no Redis round trip. Hits are safe to keep
+        #: a while (the redirect target stays valid); misses only briefly,
+        #: since another worker's upload cannot invalidate them here.
+        self.local_hit_ttl = min(local_hit_ttl, positive_ttl)
+        self.local_miss_ttl = min(local_miss_ttl, negative_ttl)
+        self.local: LocalCache | None = (
+            LocalCache(local_max_entries)
+            if self.shared and (self.local_hit_ttl > 0 or self.local_miss_ttl > 0)
+            else None
+        )
 
     # -- existence -------------------------------------------------------
 
@@ -101,7 +115,15 @@ class Lookups:
         ``refresh`` skips the cached answer (and replaces it).
         Raises StorageError when a backend fails and no cached answer exists."""
         ckey = self._cache_key(key, try_symbols)
-        cached = None if refresh else self.cache.get(ckey)
+        cached = None
+        if not refresh:
+            local = self.local
+            cached = local.get(ckey) if local is not None else None
+            if cached is None:
+                cached = self.cache.get(ckey)
+                if cached is not None and local is not None:
+                    ttl = self.local_miss_ttl if cached == MISS else self.local_hit_ttl
+                    local.set(ckey, cached, ttl)
         if cached is not None:
             if cached == MISS:
                 metrics.incr("symboldownloader.cache", tags=["result:miss_cached"])
@@ -117,19 +139,23 @@ class Lookups:
                 info = backend.storage.metadata(key)
             if info is not None:
                 modified = info.last_modified.timestamp() if info.last_modified else None
-                self.cache.set(
-                    ckey,
-                    f"{backend.label}|{'' if modified is None else modified}",
-                    self.positive_ttl,
-                )
+                value = f"{backend.label}|{'' if modified is None else modified}"
+                self.cache.set(ckey, value, self.positive_ttl)
+                if self.local is not None:
+                    self.local.set(ckey, value, self.local_hit_ttl)
                 return Hit(backend, modified)
         if self._cache_misses[try_symbols]:
             self.cache.set(ckey, MISS, self.negative_ttl)
+            if self.local is not None:
+                self.local.set(ckey, MISS, self.local_miss_ttl)
         return None
 
     def invalidate(self, key: str) -> None:
         """Forget cached existence answers for ``key`` (regular and try)."""
-        self.cache.delete(self._cache_key(key, False), self._cache_key(key, True))
+        keys = (self._cache_key(key, False), self._cache_key(key, True))
+        self.cache.delete(*keys)
+        if self.local is not None:
+            self.local.delete(*keys)
 
     # -- code-file/code-id and debug-file/debug-id ------------------------
 

@@ -95,6 +95,18 @@ class CacheConfig:
             parser=positive_float,
             doc="After a Redis error, seconds to work without Redis before trying again.",
         )
+        cache_local_hit_ttl = Option(
+            default="60",
+            parser=positive_float,
+            doc="With Redis: seconds each worker also keeps a found symbol in memory, "
+            "saving a Redis round trip per download (0 turns it off).",
+        )
+        cache_local_miss_ttl = Option(
+            default="1",
+            parser=positive_float,
+            doc="With Redis: seconds each worker also keeps a missing symbol in memory. "
+            "Another worker's upload cannot invalidate this copy, so keep it short.",
+        )
         cache_max_entries = Option(
             default="100000",
             parser=int,

@@ -21,14 +21,33 @@ def redis_env(url, prefix="t:"):
 
 
 def test_redis_shared_cache_and_invalidation(make_service, redis_url, redis_prefix):
-    one = make_service(redis_env(redis_url, redis_prefix))
-    two = make_service(redis_env(redis_url, redis_prefix))
+    env = {**redis_env(redis_url, redis_prefix), "SYMBOLS_CACHE_LOCAL_MISS_TTL": "0"}
+    one = make_service(env)
+    two = make_service(env)
     two.app.get(f"/{KEY}", status=404)  # cached miss, shared through Redis
     one.ctx.storages.regular.storage.put(KEY, b"x")
     two.app.get(f"/{KEY}", status=404)
     one.ctx.lookups.invalidate(KEY)  # the upload side's call, in another worker
     two.app.get(f"/{KEY}", status=302)
     assert one.ctx.cache.get("r:" + KEY).startswith("regular|")
+
+
+def test_local_layer_in_front_of_redis(make_service, redis_url, redis_prefix):
+    svc = make_service(
+        {**redis_env(redis_url, redis_prefix), "SYMBOLS_CACHE_LOCAL_MISS_TTL": "0.3"}
+    )
+    svc.app.get(f"/{KEY}", status=404)
+    svc.ctx.storages.regular.storage.put(KEY, b"x")
+    svc.ctx.cache.delete("r:" + KEY)  # another worker's invalidation: not seen locally...
+    svc.app.get(f"/{KEY}", status=404)
+    time.sleep(0.35)  # ... until the short local miss TTL ends
+    svc.app.get(f"/{KEY}", status=302)
+    # Hits are served locally without Redis.
+    svc.ctx.cache.delete("r:" + KEY)
+    svc.ctx.storages.regular.storage.delete(KEY)
+    svc.app.get(f"/{KEY}", status=302)
+    svc.ctx.lookups.invalidate(KEY)  # this worker's own invalidation clears both layers
+    svc.app.get(f"/{KEY}", status=404)
 
 
 def test_redis_paused_then_stopped(make_service, private_redis):
