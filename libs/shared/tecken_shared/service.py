@@ -37,10 +37,14 @@ def setup_service(
     release: str,
     *,
     configure_metrics: bool = True,
+    common_options: type = CommonConfig,
 ) -> ServiceContext:
     """Configure logging, metrics and Sentry for service ``name`` from the
-    ``namespace``'d common options (e.g. ELIOT_LOGGING_LEVEL)."""
-    common = manager.with_namespace(namespace).with_options(CommonConfig)
+    ``namespace``'d common options (e.g. ELIOT_LOGGING_LEVEL).
+
+    ``common_options`` is CommonConfig or a subclass that changes a default
+    (Eliot's statsd port, say) so existing deployments keep working."""
+    common = manager.with_namespace(namespace).with_options(common_options)
     local_dev = common("local_dev_env")
     hid = host_id(common("hostname"))
     fmt = common("log_format") or ("text" if local_dev else "json")

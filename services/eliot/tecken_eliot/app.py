@@ -21,7 +21,7 @@ from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.resources import SymbolicateV4Resource, SymbolicateV5Resource
 from tecken_eliot.store import SymcacheStore
 from tecken_eliot.symbolicate import Symbolicator
-from tecken_shared.config import build_config_manager
+from tecken_shared.config import CommonConfig, build_config_manager
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import setup_service
 
@@ -54,6 +54,19 @@ def parse_url_list(value: str) -> list[str]:
         if not url.startswith("http"):
             raise ValueError(f"symbol server URL {url!r} must start with http")
     return urls
+
+
+class EliotCommonConfig(CommonConfig):
+    """The common options with Eliot's own defaults, so existing Eliot
+    deployments keep working."""
+
+    class Config:
+        statsd_port = Option(
+            default="8124",
+            parser=int,
+            alternate_keys=["root:STATSD_PORT"],
+            doc="statsd/dogstatsd UDP port (Eliot's default is 8124).",
+        )
 
 
 class AppConfig:
@@ -196,7 +209,14 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     cache_config = manager.with_namespace(NAMESPACE).with_options(CacheConfig)
     version = read_version_info(config("version_file"), "tecken-eliot")
-    context = setup_service("eliot", manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    context = setup_service(
+        "eliot",
+        manager,
+        NAMESPACE,
+        METRICS_YAML,
+        str(version.get("version")),
+        common_options=EliotCommonConfig,
+    )
     if context.sentry_on:
         sentry_scrub.install("webapp")
 

@@ -111,3 +111,13 @@ def test_options_are_logged_at_startup(make_app, capfd):
     err = capfd.readouterr().err
     assert "ELIOT_DOWNLOAD_TIMEOUT=3.5" in err
     assert "ELIOT_SYMBOLS_CACHE_MAX_SIZE=1000000000" in err
+
+
+def test_statsd_port_defaults_to_eliots_8124_and_can_be_set() -> None:
+    from tecken_eliot.app import EliotCommonConfig
+    from tecken_shared.config import build_config_manager
+
+    default = build_config_manager(environ={}, env_file=None)
+    assert default.with_namespace("eliot").with_options(EliotCommonConfig)("statsd_port") == 8124
+    custom = build_config_manager(environ={"ELIOT_STATSD_PORT": "9999"}, env_file=None)
+    assert custom.with_namespace("eliot").with_options(EliotCommonConfig)("statsd_port") == 9999
