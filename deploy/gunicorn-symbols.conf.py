@@ -10,7 +10,8 @@ import os
 bind = os.environ.get("SYMBOLS_GUNICORN_BIND", "0.0.0.0:3000")
 workers = int(os.environ.get("SYMBOLS_GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("SYMBOLS_GUNICORN_THREADS", "1"))
-timeout = int(os.environ.get("SYMBOLS_GUNICORN_TIMEOUT", "300"))
+# Uploads of up to 2 GB are read, checked and stored within one request.
+timeout = int(os.environ.get("SYMBOLS_GUNICORN_TIMEOUT", "900"))
 graceful_timeout = int(os.environ.get("SYMBOLS_GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS_JITTER", "0"))
