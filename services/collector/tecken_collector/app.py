@@ -92,6 +92,13 @@ class LimitsConfig:
             doc="Largest total size of the annotation parts (text fields and JSON) of one "
             "crash; beyond it: 400 Discarded=malformed_invalid_payload_structure.",
         )
+        parse_in_memory_max = Option(
+            default="2MiB",
+            parser=parse_data_size,
+            doc="Bodies (after gzip decompression) up to this size are read whole and split "
+            "in memory, which is faster; bigger ones are parsed as a stream. Bounds the "
+            "memory a request holds; 0 always streams.",
+        )
         spool_dir = Option(
             default="",
             doc="Directory dumps are spooled to while a request is parsed; empty means the "
@@ -165,6 +172,7 @@ def build_limits(manager: ConfigManager) -> PayloadLimits:
         max_request_size=config("max_request_size"),
         max_decompressed_size=config("max_decompressed_size"),
         max_annotations_size=config("max_annotations_size"),
+        parse_in_memory_max=config("parse_in_memory_max"),
         spool_memory_size=config("spool_memory_size"),
         spool_dir=config("spool_dir") or None,
     )

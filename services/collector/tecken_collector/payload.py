@@ -16,13 +16,20 @@ import re
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 import falcon
-from falcon.media.multipart import MultipartForm, MultipartParseError, MultipartParseOptions
+from falcon.media.multipart import (
+    BodyPart,
+    MultipartForm,
+    MultipartParseError,
+    MultipartParseOptions,
+)
 from falcon.util.reader import BufferedReader
+
+from tecken_collector.framing import iter_parts
 
 ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
 RESERVED_DUMP_NAMES = ("dump_names", "processed_crash", "raw_crash")
@@ -142,6 +149,7 @@ class PayloadLimits:
     max_request_size: int = 25 * 1024 * 1024
     max_decompressed_size: int = 400 * 1024 * 1024
     max_annotations_size: int = 20 * 1024 * 1024
+    parse_in_memory_max: int = 2 * 1024 * 1024
     spool_memory_size: int = 1024 * 1024
     spool_memory_total: int = 8 * 1024 * 1024
     spool_dir: str | None = None
@@ -189,15 +197,13 @@ def parse_crash(
 ) -> ParsedCrash:
     """Parse the body of a crash submission; raises MalformedCrash."""
     compressed = req.get_header("Content-Encoding") == "gzip"
-    wsgi_input = req.stream
-    read_raw = _bounded_reader(wsgi_input, content_length)
+    read_raw = _bounded_reader(req.stream, content_length)
+    options = _multipart_options(limits)
     gunzip: GunzipReader | None = None
+    source = read_raw
     if compressed:
         gunzip = GunzipReader(read_raw, limits.max_decompressed_size)
-        reader = BufferedReader(gunzip.read, limits.max_decompressed_size + 1)
-    else:
-        reader = BufferedReader(read_raw, content_length)
-    form = MultipartForm(reader, boundary, None, _multipart_options(limits))
+        source = gunzip.read
 
     crash = ParsedCrash(
         annotations={},
@@ -207,7 +213,16 @@ def parse_crash(
     )
     start = time.perf_counter()
     try:
-        _read_parts(form, crash, limits)
+        # Bodies up to parse_in_memory_max are read whole and split in memory
+        # (fast); bigger ones are parsed as a stream, starting with what was read.
+        head, complete = _read_up_to(source, limits.parse_in_memory_max)
+        parts: Iterable[BodyPart]
+        if complete:
+            parts = iter_parts(head, boundary, options)
+        else:
+            reader = BufferedReader(_Prefixed(head, source).read, limits.max_decompressed_size + 1)
+            parts = MultipartForm(reader, boundary, None, options)
+        _read_parts(parts, crash, limits)
         if gunzip is not None:
             gunzip.drain()
             crash.decompressed_size = gunzip.total
@@ -265,12 +280,39 @@ def _bounded_reader(stream: Any, length: int) -> Callable[[int], bytes]:
     return io.BufferedReader(_BoundedInput(stream, length), RAW_BUFFER).read
 
 
-def _read_parts(form: MultipartForm, crash: ParsedCrash, limits: PayloadLimits) -> None:
+def _read_up_to(read: Callable[[int], bytes], limit: int) -> tuple[bytearray, bool]:
+    """Read until EOF or past ``limit`` bytes; returns (bytes, reached EOF)."""
+    buf = bytearray()
+    while len(buf) <= limit:
+        chunk = read(min(CHUNK * 4, limit + 1 - len(buf)))
+        if not chunk:
+            return buf, True
+        buf += chunk
+    return buf, False
+
+
+class _Prefixed:
+    """``read()`` of ``head`` followed by the rest of ``source``."""
+
+    def __init__(self, head: bytes | bytearray, source: Callable[[int], bytes]) -> None:
+        self.head = memoryview(head)
+        self.source = source
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            n = len(self.head) if size is None or size < 0 else size
+            data = bytes(self.head[:n])
+            self.head = self.head[n:]
+            return data
+        return self.source(size)
+
+
+def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLimits) -> None:
     has_json = False
     has_kv = False
     annotations_size = 0
     in_memory = 0
-    for part in form:
+    for part in parts:
         try:
             name = part.name
             if not name:

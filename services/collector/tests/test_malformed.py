@@ -20,6 +20,12 @@ GOOD, GOOD_CT = encode_multipart(ANNOTATIONS, {"upload_file_minidump": b"MDMP" *
 BOUNDARY = GOOD_CT.split("boundary=")[1]
 
 
+@pytest.fixture(params=["in-memory", "streaming"])
+def app(request, make_app):
+    """Every test runs against both body parsers."""
+    return make_app(parse_in_memory_max="2MiB" if request.param == "in-memory" else "0")
+
+
 def post(app, data, **headers):
     headers.setdefault("Content-Type", GOOD_CT)
     return app.post("/submit", data, headers=headers, expect_errors=True)

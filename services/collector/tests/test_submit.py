@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 
+import pytest
 import webtest
 from collector_helpers import ANNOTATIONS, crash_files, crash_id_of, fixture_dump, read_raw_crash
 
@@ -19,6 +20,12 @@ from tecken_collector.multipart import encode_multipart
 
 BOUNDARY = "01659896d5dc42cabd7f3d8a3dcdd3bb"
 CT = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+@pytest.fixture(params=["in-memory", "streaming"])
+def app(request, make_app):
+    """Every test runs against both body parsers."""
+    return make_app(parse_in_memory_max="2MiB" if request.param == "in-memory" else "0")
 
 
 def part(name: str | None, value: bytes, headers: str = "") -> bytes:
