@@ -11,7 +11,8 @@ filesystem storage, in-process cache), warms the symbols cache with every key
 once (with ``memory://`` and filesystem storage only hits are cached: a
 missing file costs one stat; ``--cache-url redis://...`` caches both), then
 drives each server from a second process (``--load``) with
-``--concurrency`` threads, bounded by ``--requests`` and ``--seconds``. It
+``--concurrency`` threads, bounded by ``--requests`` and ``--seconds``, in
+``--rounds`` that alternate between the two servers. It
 prints requests/s, p50 and p99 for both and the ratio of the service's
 requests/s to the baseline's. Three runs; min/median/max of the ratio.
 
@@ -100,10 +101,36 @@ def run_load(port: int, paths: list[str], requests: int, seconds: float, concurr
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "statuses": statuses,
+        "latencies_ms": [round(x * 1000, 4) for x in latencies],
     }
 
 
-def load_from_second_process(port: int, paths: list[str], args: argparse.Namespace) -> dict:
+def combine(parts: list[dict]) -> dict:
+    """One figure from several rounds against the same server."""
+    latencies = sorted(x for p in parts for x in p["latencies_ms"])
+    seconds = sum(p["seconds"] for p in parts)
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["statuses"].items():
+            statuses[str(k)] = statuses.get(str(k), 0) + v
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0
+
+    return {
+        "requests": len(latencies),
+        "errors": sum(p["errors"] for p in parts),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds if seconds else 0,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "statuses": statuses,
+    }
+
+
+def load_from_second_process(
+    port: int, paths: list[str], args: argparse.Namespace, requests: int, seconds: float
+) -> dict:
     spec = json.dumps({"port": port, "paths": paths})
     out = subprocess.run(
         [
@@ -111,9 +138,9 @@ def load_from_second_process(port: int, paths: list[str], args: argparse.Namespa
             __file__,
             "--load",
             "--requests",
-            str(args.requests),
+            str(requests),
             "--seconds",
-            str(args.seconds),
+            str(seconds),
             "--concurrency",
             str(args.concurrency),
         ],
@@ -225,8 +252,16 @@ def one_run(n: int, args: argparse.Namespace) -> float:
                 conn.request("GET", path)
                 conn.getresponse().read()
                 conn.close()
-        base = load_from_second_process(base_port, paths, args)
-        sym = load_from_second_process(sym_port, paths, args)
+        # Alternate between the two servers in rounds, so that load from
+        # other processes on the machine falls on both alike.
+        per_round = max(1, args.requests // args.rounds)
+        seconds = args.seconds / args.rounds
+        base_parts, sym_parts = [], []
+        for i in range(args.rounds):
+            order = [(base_port, base_parts), (sym_port, sym_parts)]
+            for port, parts in order if i % 2 == 0 else reversed(order):
+                parts.append(load_from_second_process(port, paths, args, per_round, seconds))
+        base, sym = combine(base_parts), combine(sym_parts)
         ratio = sym["rps"] / base["rps"] if base["rps"] else 0
         for name, r in (("baseline (bare Falcon 302)", base), ("symbols download", sym)):
             log(
@@ -250,6 +285,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--keys", type=int, default=100, help="found keys (and as many missing)")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="alternations between the servers per run"
+    )
     parser.add_argument("--cache-url", default="memory://", help="SYMBOLS_CACHE_URL to use")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,7 +300,8 @@ def main() -> int:
         return 0
     log(
         f"{args.runs} runs; per server: {args.requests} requests / {args.seconds}s max, "
-        f"{args.concurrency} client threads in a second process, {args.workers} gunicorn workers; "
+        f"{args.concurrency} client threads in a second process, {args.workers} gunicorn workers, "
+        f"{args.rounds} alternating rounds; "
         f"half 302 (found), half 404 (missing), warm cache ({args.cache_url})"
     )
     ratios = [one_run(n + 1, args) for n in range(args.runs)]
