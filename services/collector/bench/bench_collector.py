@@ -310,6 +310,9 @@ def measure(
                     "http": http_only,
                     "rss_mb": rss,
                     "ratio": collector["rate"] / disk["rate"] if disk["rate"] else float("nan"),
+                    "http_ratio": collector["rate"] / http_only["rate"]
+                    if http_only["rate"]
+                    else float("nan"),
                 }
             )
     return rows
@@ -342,6 +345,7 @@ def main() -> int:
         f"(workers={os.environ.get('COLLECTOR_GUNICORN_WORKERS', '2')}); disk {args.dir}"
     )
     ratios: dict[tuple[int, str], list[float]] = {}
+    http_ratios: dict[tuple[int, str], list[float]] = {}
     for run in range(1, args.runs + 1):
         work = Path(tempfile.mkdtemp(prefix="tecken-collector-bench-", dir=args.dir))
         try:
@@ -352,17 +356,22 @@ def main() -> int:
         for row in rows:
             key = (row["clients"], row["mode"])
             ratios.setdefault(key, []).append(row["ratio"])
+            http_ratios.setdefault(key, []).append(row["http_ratio"])
             print(f"  {row['clients']} client(s) {row['mode']:5}")
             print(f"    collector {fmt(row['collector'])} peak RSS {row['rss_mb']:.0f} MB")
             print(f"    disk+fsync {fmt(row['disk'])}")
             print(f"    bare http  {fmt(row['http'])}")
-            print(f"    ratio collector/disk {row['ratio']:.2f}")
-    print("\nratio collector/disk (min / median / max over runs)")
-    for (clients, mode), values in ratios.items():
-        print(
-            f"  {clients} client(s) {mode:5}: {min(values):.2f} / "
-            f"{statistics.median(values):.2f} / {max(values):.2f}"
-        )
+            print(
+                f"    ratio collector/disk {row['ratio']:.2f}, "
+                f"collector/bare http {row['http_ratio']:.2f}"
+            )
+    for title, table in (("collector/disk", ratios), ("collector/bare http", http_ratios)):
+        print(f"\nratio {title} (min / median / max over runs)")
+        for (clients, mode), values in table.items():
+            print(
+                f"  {clients} client(s) {mode:5}: {min(values):.2f} / "
+                f"{statistics.median(values):.2f} / {max(values):.2f}"
+            )
     return 0
 
 
