@@ -2,6 +2,7 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
+import json
 from datetime import timedelta
 
 import falcon
@@ -136,3 +137,30 @@ def test_token_shrinks_with_user(protected):
     app.post("/p", headers={"Auth-Token": key})
     accounts.remove_from_group(db, "u@example.com", "Uploaders")
     assert app.post("/p", headers={"Auth-Token": key}, status=403).json == {"error": "Forbidden"}
+
+
+def test_403_drains_the_body(protected):
+    """The body is read to the end before the 403 goes out (a proxy in front
+    would otherwise cut a chunked upload off before the client sees it)."""
+    import io
+
+    app, _db = protected
+    body = io.BytesIO(b"z" * (3 * 1024 * 1024 + 17))
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/p",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "test",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": str(len(body.getvalue())),
+        "HTTP_AUTH_TOKEN": "f" * 32,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": body,
+        "wsgi.errors": io.StringIO(),
+    }
+    statuses = []
+    out = b"".join(app.app(environ, lambda status, headers, exc=None: statuses.append(status)))
+    assert statuses == ["403 Forbidden"]
+    assert json.loads(out) == {"error": "API Token not matched"}
+    assert body.tell() == len(body.getvalue())
