@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import falcon
@@ -21,7 +22,7 @@ from everett.manager import (
 
 from tecken_collector.breakpad import BreakpadSubmitterResource
 from tecken_collector.crashmover import CrashMoverConfig, build_crashmover
-from tecken_collector.crashstorage import FSCrashStorage
+from tecken_collector.crashstorage import OUTBOX_DIR, FSCrashStorage
 from tecken_collector.payload import PayloadLimits
 from tecken_collector.throttler import Throttler
 from tecken_shared.config import build_config_manager
@@ -178,15 +179,51 @@ def build_limits(manager: ConfigManager) -> PayloadLimits:
     )
 
 
-def storage_check(storage: FSCrashStorage) -> str | None:
-    """Heartbeat: the primary root must be a writable directory."""
-    import os
-
-    root = storage.roots[0]
+def _probe_root(root: Path) -> str | None:
+    """None if a small file can be created, written and removed under ``root``."""
     if not root.is_dir():
-        return f"crash storage root {root} does not exist (mount missing?)"
-    if not os.access(root, os.W_OK):
-        return f"crash storage root {root} is not writable"
+        return f"{root} does not exist (mount missing?)"
+    probe = root / f".heartbeat-{os.getpid()}.tmp"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return f"{root} is not writable: {exc.strerror or exc}"
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return None
+
+
+def storage_check(storage: FSCrashStorage) -> str | None:
+    """Heartbeat: the primary root takes a write (so crashes are not all going
+    to the fallback), and so does the fallback root if one is configured."""
+    problems = []
+    for label, root in zip(("primary", "fallback"), storage.roots, strict=False):
+        problem = _probe_root(root)
+        if problem:
+            problems.append(f"{label} crash storage root {problem}")
+    return "; ".join(problems) or None
+
+
+def outbox_check(storage: FSCrashStorage, limit: int) -> str | None:
+    """Heartbeat: the outbox is not piling up (the crashmover keeps up)."""
+    waiting = 0
+    for root in storage.roots:
+        try:
+            with os.scandir(root / OUTBOX_DIR) as entries:
+                waiting += sum(1 for e in entries if not e.name.startswith("."))
+        except OSError:
+            continue
+    if waiting > limit:
+        return (
+            f"{waiting} crashes wait in the outbox (more than {limit}): is the crashmover "
+            "running, and are the object store and the queue reachable?"
+        )
     return None
 
 
@@ -246,12 +283,17 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     )
     log_config(manager)
 
+    checks = {"crashstorage": lambda: storage_check(storage)}
+    if mover.enabled:
+        limit = mover_config("crashmover_max_outbox")
+        checks["outbox"] = lambda: outbox_check(storage, limit)
+
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
     app.add_route("/", IndexResource())
     app.add_route("/submit", submit)
     add_dockerflow_routes(
         app,
-        checks={"crashstorage": lambda: storage_check(storage)},
+        checks=checks,
         package="tecken-collector",
         version_file=config("version_file"),
         failure_status=falcon.HTTP_503,

@@ -91,6 +91,12 @@ class CrashMoverConfig:
             parser=float,
             doc="Seconds between two passes over the outbox.",
         )
+        crashmover_max_outbox = Option(
+            default="1000",
+            parser=int,
+            doc="/__heartbeat__ reports an error when more crashes than this wait in the "
+            "outbox (the crashmover is not keeping up or the endpoints are down).",
+        )
         crashmover_stale_seconds = Option(
             default="600",
             parser=float,

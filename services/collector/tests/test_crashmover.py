@@ -271,3 +271,18 @@ def test_crashmover_process(
     assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
     assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
     assert "crashmover stopped" in err
+
+
+def test_heartbeat_reports_outbox_backlog(make_app, make_env, roots):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    app = make_app(
+        crashmover_queue="q", crashmover_queue_endpoint_url=endpoint, crashmover_max_outbox="2"
+    )
+    for _ in range(2):
+        submit(app)
+    assert app.get("/__heartbeat__").json["checks"] == {"crashstorage": "ok", "outbox": "ok"}
+    submit(app)
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json["errors"][0]["name"] == "outbox"
+    assert "3 crashes wait in the outbox" in resp.json["errors"][0]["msg"]

@@ -51,7 +51,7 @@ def assert_complete(root: Path, crash_id: str) -> None:
 
 
 def test_primary_read_only_falls_back(make_app, tmpfs, roots):
-    primary = tmpfs("primary")
+    primary = tmpfs("mnt-primary")
     primary.remount("ro")
     app = make_app(crashstorage_root=str(primary.path))
     resp = submit(app)
@@ -63,7 +63,7 @@ def test_primary_read_only_falls_back(make_app, tmpfs, roots):
 
 def test_primary_full_falls_back_and_leaves_nothing(make_app, tmpfs, roots):
     # Room for the first dump but not for the second: a failure half-way.
-    primary = tmpfs("primary", "400k")
+    primary = tmpfs("mnt-primary", "400k")
     app = make_app(crashstorage_root=str(primary.path))
     resp = submit(app, {"upload_file_minidump": DUMP, "second": DUMP})
     assert resp.status_int == 200
@@ -74,7 +74,7 @@ def test_primary_full_falls_back_and_leaves_nothing(make_app, tmpfs, roots):
 
 
 def test_primary_filled_completely(make_app, tmpfs, roots):
-    primary = tmpfs("primary", "1m")
+    primary = tmpfs("mnt-primary", "1m")
     primary.fill()
     app = make_app(crashstorage_root=str(primary.path))
     crash_id = crash_id_of(submit(app).text)
@@ -90,9 +90,9 @@ def test_primary_missing_mount_falls_back(make_app, roots, tmp_path):
 
 
 def test_both_fail_500_and_nothing_visible(make_app, tmpfs):
-    primary = tmpfs("primary")
+    primary = tmpfs("mnt-primary")
     primary.remount("ro")
-    fallback = tmpfs("fallback", "400k")
+    fallback = tmpfs("mnt-fallback", "400k")
     app = make_app(
         crashstorage_root=str(primary.path), crashstorage_fallback_root=str(fallback.path)
     )
@@ -104,7 +104,7 @@ def test_both_fail_500_and_nothing_visible(make_app, tmpfs):
 
 
 def test_no_fallback_configured_500(make_app, tmpfs):
-    primary = tmpfs("primary")
+    primary = tmpfs("mnt-primary")
     primary.remount("ro")
     app = make_app(crashstorage_root=str(primary.path), crashstorage_fallback_root="")
     resp = submit(app)
@@ -112,7 +112,7 @@ def test_no_fallback_configured_500(make_app, tmpfs):
 
 
 def test_recovers_when_primary_comes_back(make_app, tmpfs, roots):
-    primary = tmpfs("primary")
+    primary = tmpfs("mnt-primary")
     primary.remount("ro")
     app = make_app(crashstorage_root=str(primary.path))
     first = crash_id_of(submit(app).text)
@@ -123,7 +123,7 @@ def test_recovers_when_primary_comes_back(make_app, tmpfs, roots):
 
 
 def test_storage_raises_when_all_roots_fail(tmpfs):
-    primary = tmpfs("primary")
+    primary = tmpfs("mnt-primary")
     primary.remount("ro")
     storage = FSCrashStorage(primary.path, None)
     with pytest.raises(CrashSaveError, match="EROFS"):
@@ -241,3 +241,22 @@ def test_server_killed_mid_request_every_acknowledged_crash_complete(make_env, r
     for path in crash_files(primary):
         if "/raw_crash/" in path:
             assert_complete(primary, Path(path).stem)
+
+
+def test_heartbeat_reports_full_or_read_only_roots(make_app, tmpfs, tmp_path):
+    primary = tmpfs("mnt-primary", "1m")
+    app = make_app(crashstorage_root=str(primary.path))
+    assert app.get("/__heartbeat__").json["errors"] == []
+    primary.fill()
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    assert "primary crash storage root" in resp.json["errors"][0]["msg"]
+    assert "No space left" in resp.json["errors"][0]["msg"]
+
+    fallback = tmpfs("mnt-fallback")
+    fallback.remount("ro")
+    app = make_app(crashstorage_fallback_root=str(fallback.path))
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json["errors"][0]["msg"].startswith("fallback crash storage root")
+    assert "Read-only" in resp.json["errors"][0]["msg"]
