@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import markus
@@ -91,6 +92,11 @@ class CrashMoverConfig:
             parser=float,
             doc="Seconds between two passes over the outbox.",
         )
+        crashmover_concurrency = Option(
+            default="8",
+            parser=int,
+            doc="Crashes moved at the same time by the crashmover (threads).",
+        )
         crashmover_max_outbox = Option(
             default="1000",
             parser=int,
@@ -114,12 +120,14 @@ class CrashMover:
         publisher: SQSPublisher | None = None,
         delete_local: bool = True,
         stale_seconds: float = 600,
+        concurrency: int = 8,
     ) -> None:
         self.roots = list(roots)
         self.storage = storage
         self.publisher = publisher
         self.delete_local = delete_local and storage is not None
         self.stale_seconds = stale_seconds
+        self.concurrency = max(1, concurrency)
 
     @property
     def enabled(self) -> bool:
@@ -190,13 +198,13 @@ class CrashMover:
         """One pass over every outbox; returns (moved, left)."""
         pending = self.pending()
         metrics.gauge("outbox_size", len(pending))
-        moved = left = 0
-        for root, crash_id in pending:
-            if self.move(root, crash_id):
-                moved += 1
-            else:
-                left += 1
-        return moved, left
+        if self.concurrency == 1 or len(pending) <= 1:
+            results = [self.move(root, crash_id) for root, crash_id in pending]
+        else:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="crashmover") as pool:
+                results = list(pool.map(lambda item: self.move(*item), pending))
+        moved = sum(results)
+        return moved, len(results) - moved
 
     def sweep(self) -> int:
         """Remove temp files left by killed writers; returns how many."""
@@ -243,6 +251,7 @@ def build_crashmover(manager: ConfigManager, roots: list[Path]) -> CrashMover:
         publisher=publisher,
         delete_local=config("crashmover_delete_local"),
         stale_seconds=config("crashmover_stale_seconds"),
+        concurrency=config("crashmover_concurrency"),
     )
 
 

@@ -286,3 +286,17 @@ def test_heartbeat_reports_outbox_backlog(make_app, make_env, roots):
     assert resp.status_int == 503
     assert resp.json["errors"][0]["name"] == "outbox"
     assert "3 crashes wait in the outbox" in resp.json["errors"][0]["msg"]
+
+
+def test_many_crashes_moved_concurrently(
+    make_app, make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+):
+    env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    ids = {submit(app) for _ in range(12)}
+    mover = make_mover(dict(env, COLLECTOR_CRASHMOVER_CONCURRENCY="4"), roots, tmp_path)
+    assert mover.run_once() == (12, 0)
+    assert sorted(messages(moto_server.endpoint_url, sqs_queue)) == sorted(ids)
+    for crash_id in ids:
+        assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
+    assert crash_files(roots[0]) == []
