@@ -20,9 +20,11 @@ import boto3
 import pytest
 from collector_helpers import ANNOTATIONS, crash_files, crash_id_of
 
+from tecken_collector.app import METRICS_YAML
 from tecken_collector.crashmover import build_crashmover
 from tecken_collector.multipart import encode_multipart
 from tecken_shared.config import build_config_manager
+from tecken_shared.metrics import load_registry, undocumented
 from tecken_shared.testing.servers import free_port
 
 DUMP = os.urandom(50_000)
@@ -176,6 +178,7 @@ def test_inline_move(
     assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
     assert crash_files(roots[0]) == []
     metricsmock.assert_incr("collector.crashmover.move_crash.count")
+    assert undocumented(metricsmock.get_records(), load_registry(METRICS_YAML)) == []
 
 
 def test_inline_move_with_endpoint_down_still_accepts(make_app, make_env, roots, metricsmock):
@@ -189,6 +192,7 @@ def test_inline_move_with_endpoint_down_still_accepts(make_app, make_env, roots,
     metricsmock.assert_incr(
         "collector.crashmover.retry_count", tags=["count:save_crash_exception.count"]
     )
+    assert undocumented(metricsmock.get_records(), load_registry(METRICS_YAML)) == []
 
 
 def test_queue_only_keeps_crash_on_disk(
@@ -289,13 +293,24 @@ def test_heartbeat_reports_outbox_backlog(make_app, make_env, roots):
 
 
 def test_many_crashes_moved_concurrently(
-    make_app, make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+    make_app,
+    make_env,
+    roots,
+    tmp_path,
+    moto_server,
+    s3_bucket,
+    s3_storage_url,
+    sqs_queue,
+    metricsmock,
 ):
     env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
     app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
     ids = {submit(app) for _ in range(12)}
     mover = make_mover(dict(env, COLLECTOR_CRASHMOVER_CONCURRENCY="4"), roots, tmp_path)
     assert mover.run_once() == (12, 0)
+    metricsmock.assert_gauge("collector.crashmover.outbox_size", value=12)
+    assert len(metricsmock.filter_records("incr", "collector.crashmover.move_crash.count")) == 12
+    assert undocumented(metricsmock.get_records(), load_registry(METRICS_YAML)) == []
     assert sorted(messages(moto_server.endpoint_url, sqs_queue)) == sorted(ids)
     for crash_id in ids:
         assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
