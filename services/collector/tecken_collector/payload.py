@@ -2,10 +2,12 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Parsing a crash submission: headers, size limits, optional gzip, and the
-multipart body (annotations as text parts or one JSON part, dumps as file
-parts). Dumps are streamed into spool files, never held whole in memory past
-a small threshold."""
+"""Parsing a crash submission: headers, size limits, optional gzip (decompressed
+as a stream, with a cap), and the multipart body (annotations as text parts or
+one JSON part, dumps as file parts). Bodies up to ``parse_in_memory_max`` are
+split in memory (:mod:`tecken_collector.framing`), bigger ones by Falcon's
+streaming parser. Dumps go into spool files that stay in memory only up to a
+small per-request budget."""
 
 from __future__ import annotations
 
