@@ -138,7 +138,7 @@ class BreakpadSubmitterResource:
         metrics.incr("throttle", tags=[f"result:{RESULT_TAGS.get(result, 'reject')}"])
 
         if result == thr.REJECT:
-            logger.info("%s: matched by %s; returned %s", "-", rule, thr.RESULT_NAMES[result])
+            logger.info("rejected crash: matched by %s; returned %s", rule, thr.RESULT_NAMES[result])
             text_response(resp, falcon.HTTP_200, f"Discarded=rule_{rule}")
             return
 
@@ -184,7 +184,12 @@ class BreakpadSubmitterResource:
             mover_metrics.incr("save_crash_fallback.count")
         logger.info("%s saved", crash_id)
         if self.after_save is not None:
-            self.after_save(crash_id, root)
+            # The crash is stored: nothing after this point may fail the answer
+            # (a retrying client would submit it twice).
+            try:
+                self.after_save(crash_id, root)
+            except Exception:
+                logger.exception("%s: post-save step failed; left to the crashmover", crash_id)
         mover_metrics.timing("crash_handling.time", (time.perf_counter() - start) * 1000)
         text_response(resp, falcon.HTTP_200, f"CrashID=bp-{crash_id}\n")
 
