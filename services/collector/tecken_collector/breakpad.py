@@ -138,7 +138,9 @@ class BreakpadSubmitterResource:
         metrics.incr("throttle", tags=[f"result:{RESULT_TAGS.get(result, 'reject')}"])
 
         if result == thr.REJECT:
-            logger.info("rejected crash: matched by %s; returned %s", rule, thr.RESULT_NAMES[result])
+            logger.info(
+                "rejected crash: matched by %s; returned %s", rule, thr.RESULT_NAMES[result]
+            )
             text_response(resp, falcon.HTTP_200, f"Discarded=rule_{rule}")
             return
 
