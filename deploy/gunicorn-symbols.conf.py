@@ -29,6 +29,8 @@ def worker_abort(worker) -> None:
         markus.get_metrics("tecken").incr("gunicorn_worker_abort")
     except Exception as exc:  # never let the hook itself fail
         worker.log.warning("could not count the worker abort: %s", exc)
+
+
 # gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default, which
 # several services on one host would fight over: off unless a path is given.
 if os.environ.get("SYMBOLS_GUNICORN_CONTROL_SOCKET"):

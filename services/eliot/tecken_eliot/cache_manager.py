@@ -149,10 +149,13 @@ class CacheManager:
         that alone is larger than the limit is evicted itself (it would never
         fit), never at the cost of the rest of the cache."""
         evicted = 0
-        if protect and self.lru.get(protect, 0) > self.max_size:
-            logger.warning("entry %s is larger than the whole cache; evicting it", protect)
-            self._evict(protect)
-            evicted += 1
+        if self.total > self.max_size:
+            # Any entry that alone exceeds the limit goes first, whichever
+            # event brought it in (a settled write may protect another stem).
+            for stem in [s for s, size in self.lru.items() if size > self.max_size]:
+                logger.warning("entry %s is larger than the whole cache; evicting it", stem)
+                self._evict(stem)
+                evicted += 1
         while self.total > self.max_size:
             victim = next((stem for stem in self.lru if stem != protect), None)
             if victim is None:
