@@ -42,9 +42,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tecken_shared.testing import FIXTURES_DIR
+
 REPO = Path(__file__).resolve().parents[3]
 CONF = REPO / "deploy" / "gunicorn-collector.conf.py"
-FIXTURE = Path("/work/shared/fixtures/collector/minidump_300k.dmp")
+FIXTURE = FIXTURES_DIR / "collector" / "minidump_300k.dmp"
 
 
 # --- the crash ---------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path("/work/shared/fixtures/collector")
+from tecken_shared.testing import FIXTURES_DIR
+
+FIXTURES = FIXTURES_DIR / "collector"
 HERE = Path(__file__).parent
 
 

@@ -51,6 +51,7 @@ from tecken_eliot.testing import (
     build_symbol_tree,
     sym_name,
 )
+from tecken_shared.testing import SYNTHETIC_SYM_TOOL
 from tecken_shared.testing.servers import free_port, wait_for_port, wsgi_server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -361,7 +362,7 @@ def main() -> int:
     parser.add_argument(
         "--workdir", default=os.path.join(tempfile.gettempdir(), "eliot-bench-data")
     )
-    parser.add_argument("--synth-tool", default="/work/shared/tools/make_synthetic_sym.py")
+    parser.add_argument("--synth-tool", default=str(SYNTHETIC_SYM_TOOL))
     args = parser.parse_args()
 
     workdir = Path(args.workdir)

@@ -16,7 +16,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-FIXTURES = Path(os.environ.get("ELIOT_TEST_FIXTURES", "/work/shared/fixtures/symbols/symbols"))
+from tecken_shared.testing import FIXTURES_DIR
+
+FIXTURES = Path(os.environ.get("ELIOT_TEST_FIXTURES", "") or FIXTURES_DIR / "symbols" / "symbols")
 
 SSLTUNNEL = ("ssltunnel", "8A07C88A3DA44E20A3490D88791183060")
 CPPFILT = ("c++filt", "B2E65520F14FB5332E38A5A5189839AD0")

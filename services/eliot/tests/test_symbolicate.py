@@ -316,11 +316,9 @@ def test_synthetic_module_probes(make_app, symbol_server, tmp_path):
     import sys
     from pathlib import Path
 
-    from tecken_eliot.testing import FIXTURES
+    from tecken_shared.testing import SYNTHETIC_SYM_TOOL
 
-    tool = Path(
-        os.environ.get("ELIOT_SYNTH_TOOL", FIXTURES.parents[2] / "tools/make_synthetic_sym.py")
-    )
+    tool = Path(os.environ.get("ELIOT_SYNTH_TOOL", "") or SYNTHETIC_SYM_TOOL)
     out = subprocess.run(
         [
             sys.executable,

@@ -35,12 +35,11 @@ from pathlib import Path
 import requests
 
 from tecken_shared.storage import storage_from_url
+from tecken_shared.testing import SYNTHETIC_SYM_TOOL
 from tecken_shared.testing.servers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = Path(os.environ.get("TECKEN_SYNTHETIC_SYM", "/work/shared/tools/make_synthetic_sym.py"))
-if not TOOL.exists():
-    TOOL = ROOT.parent / "shared" / "tools" / "make_synthetic_sym.py"
+TOOL = Path(os.environ.get("TECKEN_SYNTHETIC_SYM", "") or SYNTHETIC_SYM_TOOL)
 
 
 def make_zip(workdir: Path, files: int, size_mb: float) -> tuple[Path, int]:

@@ -16,13 +16,12 @@ import pytest
 import webtest
 
 from tecken_shared.config import build_config_manager
+from tecken_shared.testing import FIXTURES_DIR
 from tecken_symbols.app import create_app_and_context
 from tecken_symbols.context import AppContext
 from tecken_symbols.db import Database
 
-FIXTURES = Path(os.environ.get("TECKEN_SYMBOLS_FIXTURES", "/work/shared/fixtures/symbols"))
-if not FIXTURES.exists():  # a checkout next to the shared directory
-    FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "symbols"
+FIXTURES = Path(os.environ.get("TECKEN_SYMBOLS_FIXTURES", "") or FIXTURES_DIR / "symbols")
 #: Storage-shaped fixture files: <debug_file>/<debug_id>/<file>.
 SYMBOLS_DIR = FIXTURES / "symbols"
 

@@ -12,9 +12,9 @@ import os
 import zipfile
 from pathlib import Path
 
-FIXTURES = Path(os.environ.get("TECKEN_SYMBOLS_FIXTURES", "/work/shared/fixtures/symbols"))
-if not FIXTURES.exists():  # a checkout next to the shared directory
-    FIXTURES = Path(__file__).resolve().parents[5] / "shared" / "fixtures" / "symbols"
+from tecken_shared.testing import FIXTURES_DIR
+
+FIXTURES = Path(os.environ.get("TECKEN_SYMBOLS_FIXTURES", "") or FIXTURES_DIR / "symbols")
 
 DEBUG_ID = "8A07C88A3DA44E20A3490D88791183060"
 
