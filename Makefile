@@ -34,8 +34,8 @@ run-symbols: setup  ## Start the symbols service alone
 	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start symbols
 run-eliot: setup  ## Start eliot and its cache manager
 	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start eliot eliot-cache-manager
-run-collector: setup  ## Start the collector alone
-	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start collector
+run-collector: setup  ## Start the collector and its crashmover
+	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start collector collector-crashmover
 
 .PHONY: test
 test: setup  ## Run every test of the shared library and the services

@@ -15,7 +15,8 @@ graceful_timeout = int(os.environ.get("COLLECTOR_GUNICORN_GRACEFUL_TIMEOUT", "30
 max_requests = int(os.environ.get("COLLECTOR_GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("COLLECTOR_GUNICORN_MAX_REQUESTS_JITTER", "0"))
 worker_class = os.environ.get("COLLECTOR_GUNICORN_WORKER_CLASS", "sync")
-accesslog = os.environ.get("COLLECTOR_GUNICORN_ACCESSLOG", "-")
+# "-" logs to stdout; an empty value turns the access log off.
+accesslog = os.environ.get("COLLECTOR_GUNICORN_ACCESSLOG", "-") or None
 loglevel = os.environ.get("COLLECTOR_GUNICORN_LOGLEVEL", "info")
 # gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default, which
 # several services on one host would fight over: off unless a path is given.

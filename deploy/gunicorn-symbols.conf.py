@@ -16,7 +16,8 @@ graceful_timeout = int(os.environ.get("SYMBOLS_GUNICORN_GRACEFUL_TIMEOUT", "30")
 max_requests = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("SYMBOLS_GUNICORN_MAX_REQUESTS_JITTER", "0"))
 worker_class = os.environ.get("SYMBOLS_GUNICORN_WORKER_CLASS", "sync")
-accesslog = os.environ.get("SYMBOLS_GUNICORN_ACCESSLOG", "-")
+# "-" logs to stdout; an empty value turns the access log off.
+accesslog = os.environ.get("SYMBOLS_GUNICORN_ACCESSLOG", "-") or None
 loglevel = os.environ.get("SYMBOLS_GUNICORN_LOGLEVEL", "info")
 
 

@@ -55,7 +55,8 @@ def setup_sentry(dsn: str, release: str, host_id: str, service: str) -> bool:
         dsn=dsn,
         release=release,
         server_name=host_id,
-        send_default_pii=False,
+        # Request bodies (crash annotations, uploads) may hold personal data.
+        max_request_body_size="never",
         before_send=scrub_event,
         integrations=[FalconIntegration()],
     )

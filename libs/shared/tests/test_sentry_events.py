@@ -1,0 +1,88 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Sentry wired for real: an error in a Falcon app reaches a Sentry-compatible
+ingest endpoint on 127.0.0.1, without secrets, addresses or the request body."""
+
+import gzip
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import falcon
+import pytest
+import sentry_sdk
+import webtest
+
+from tecken_shared.sentry import setup_sentry
+
+
+class _Ingest(BaseHTTPRequestHandler):
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        elif self.headers.get("Content-Encoding") == "br":
+            import brotli
+
+            body = brotli.decompress(body)
+        self.received.append(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def ingest():
+    _Ingest.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ingest)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port, _Ingest.received
+    server.shutdown()
+    server.server_close()
+    sentry_sdk.init()  # back to no client: other tests run without Sentry
+
+
+class Explode:
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.bounded_stream.read()
+        raise RuntimeError("kaboom from the test")
+
+
+def test_error_event_is_sent_scrubbed(ingest):
+    port, received = ingest
+    assert setup_sentry(f"http://publickey@127.0.0.1:{port}/42", "1.2.3", "host-a", "svc")
+    app = falcon.App()
+    app.add_route("/boom", Explode())
+    client = webtest.TestApp(app)
+    response = client.post(
+        "/boom",
+        params=b"ProductName=Firefox&Email=someone@example.com",
+        headers={
+            "Auth-Token": "0123456789abcdef0123456789abcdef",
+            "X-Forwarded-For": "203.0.113.9",
+            "Cookie": "session=abc",
+        },
+        extra_environ={"REMOTE_ADDR": "198.51.100.7"},
+        expect_errors=True,
+    )
+    assert response.status_int == 500
+    sentry_sdk.flush(timeout=5)
+    payload = b"".join(received)
+    assert b"kaboom from the test" in payload
+    assert b'"release":"1.2.3"' in payload.replace(b" ", b"")
+    for secret in (
+        b"0123456789abcdef0123456789abcdef",
+        b"203.0.113.9",
+        b"198.51.100.7",
+        b"session=abc",
+        b"someone@example.com",
+    ):
+        assert secret not in payload, secret
