@@ -45,6 +45,16 @@ test: setup  ## Run every test of the shared library and the services
 systemtest: setup  ## Black-box tests against running services (see systemtests/README.rst)
 	$(RUN) pytest -p no:cacheprovider systemtests $(PYTEST_ARGS)
 
+.PHONY: systemtest-local
+systemtest-local: setup  ## systemtest with writes against `make run`, with a fresh local upload token
+	@token=$$(set -a; . deploy/local-dev.env; set +a; \
+	  $(RUN) tecken-symbols-admin create-user systemtest@localhost >/dev/null 2>&1; \
+	  $(RUN) tecken-symbols-admin grant systemtest@localhost --group Uploaders >/dev/null && \
+	  $(RUN) tecken-symbols-admin create-token systemtest@localhost --expires-days 1 \
+	    --notes "make systemtest-local" 2>/dev/null) || { echo "could not create a token"; exit 1; }; \
+	SYSTEMTEST_ALLOW_WRITES=1 SYSTEMTEST_SYMBOLS_TOKEN=$$token \
+	  $(RUN) pytest -p no:cacheprovider systemtests $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: setup  ## ruff format --check and ruff check
 	$(RUN) ruff format --check .
