@@ -20,7 +20,7 @@ Prints crashes/s, p50 and p99 latency and the collector's peak RSS per
 worker, and the ratio collector/disk for each run; then min/median/max of the
 ratio over the runs. Usage::
 
-    uv run python services/collector/bench/bench_collector.py [--runs 3] [--count 120] [--seconds 15]
+    uv run python services/collector/bench/bench_collector.py [--runs 3] [--count 300] [--seconds 15]
 """
 
 from __future__ import annotations
@@ -182,12 +182,18 @@ def peak_rss_mb(proc: subprocess.Popen) -> float:
 # --- load --------------------------------------------------------------------------------
 
 
+WARMUP = 10  # requests per client before timing starts (first-request costs, caches)
+
+
 def client_worker(port, body, headers, count, deadline, out):
     latencies = []
-    failures = 0
-    for _ in range(count):
+    failures = accepted = 0
+    began = None
+    for n in range(WARMUP + count):
         if time.time() > deadline:
             break
+        if n == WARMUP:
+            began = time.time()
         start = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("POST", "/submit", body=body, headers=headers)
@@ -197,15 +203,20 @@ def client_worker(port, body, headers, count, deadline, out):
         if resp.status != 200 or not text.startswith(b"CrashID="):
             failures += 1
             continue
-        latencies.append(time.perf_counter() - start)
-    out.put((latencies, failures))
+        accepted += 1
+        if n >= WARMUP:
+            latencies.append(time.perf_counter() - start)
+    out.put((latencies, failures, began, time.time(), accepted))
 
 
 def disk_worker(directory, files, count, deadline, out):
     latencies = []
-    for n in range(count):
+    began = None
+    for n in range(WARMUP + count):
         if time.time() > deadline:
             break
+        if n == WARMUP:
+            began = time.time()
         start = time.perf_counter()
         for index, data in enumerate(files):
             path = os.path.join(directory, f"{os.getpid()}-{n}-{index}")
@@ -215,8 +226,9 @@ def disk_worker(directory, files, count, deadline, out):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        latencies.append(time.perf_counter() - start)
-    out.put((latencies, 0))
+        if n >= WARMUP:
+            latencies.append(time.perf_counter() - start)
+    out.put((latencies, 0, began, time.time(), len(latencies)))
 
 
 def run_clients(target, args_for, concurrency, count, seconds):
@@ -228,16 +240,18 @@ def run_clients(target, args_for, concurrency, count, seconds):
         ctx.Process(target=target, args=(*args_for(i), per_client, deadline, out))
         for i in range(concurrency)
     ]
-    start = time.perf_counter()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
-    elapsed = time.perf_counter() - start
+    # The timed window: from the first client's end of warm-up to the last finish.
+    starts = [r[2] for r in results if r[2] is not None]
+    elapsed = (max(r[3] for r in results) - min(starts)) if starts else 0.0
     for p in procs:
         p.join()
     latencies = sorted(x for r in results for x in r[0])
     failures = sum(r[1] for r in results)
     return {
+        "accepted": sum(r[4] for r in results),
         "n": len(latencies),
         "failures": failures,
         "rate": len(latencies) / elapsed if elapsed else 0.0,
@@ -255,16 +269,17 @@ def measure(
     gz = gzip.compress(body)
     crashes = work / "crashes"
     for concurrency in (1, 4):
-        disk_dir = work / "disk"
-        disk_dir.mkdir()
-        disk = run_clients(
-            disk_worker, lambda i, d=str(disk_dir): (d, files), concurrency, count, seconds
-        )
-        shutil.rmtree(disk_dir)
         for mode, payload, headers in (
             ("plain", body, {"Content-Type": ctype}),
             ("gzip", gz, {"Content-Type": ctype, "Content-Encoding": "gzip"}),
         ):
+            # The baseline right before the collector, so both see the same machine.
+            disk_dir = work / "disk"
+            disk_dir.mkdir()
+            disk = run_clients(
+                disk_worker, lambda i, d=str(disk_dir): (d, files), concurrency, count, seconds
+            )
+            shutil.rmtree(disk_dir)
             # HTTP alone: the bare Falcon app under the same gunicorn settings.
             port = free_port()
             bare = start_gunicorn("bare_app:application", {}, port, Path(__file__).parent)
@@ -301,7 +316,7 @@ def measure(
             finally:
                 stop(server)
             stored = sum(1 for _ in crashes.glob("*/raw_crash/*.json"))
-            assert stored == collector["n"], (stored, collector["n"])
+            assert stored == collector["accepted"], (stored, collector["accepted"])
             shutil.rmtree(crashes)
             rows.append(
                 {
@@ -327,7 +342,9 @@ def fmt(m: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--count", type=int, default=120, help="crashes per measurement")
+    parser.add_argument(
+        "--count", type=int, default=300, help="timed crashes per measurement (after warm-up)"
+    )
     parser.add_argument("--seconds", type=float, default=15, help="time limit per measurement")
     parser.add_argument(
         "--dir", default="/var/tmp", help="directory on the disk to measure (default /var/tmp)"
