@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tecken_collector.crashid import date_string_from_crash_id, is_valid_crash_id
+from tecken_shared.storage.filesystem import fsync_dir, make_missing_dirs
 
 logger = logging.getLogger("tecken_collector.crashstorage")
 
@@ -84,32 +85,12 @@ def dump_names_bytes(names: list[str]) -> bytes:
     return json.dumps(sorted(names)).encode("utf-8")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _makedirs(path: Path, root: Path) -> list[Path]:
     """Create ``path`` (below an existing ``root``); returns the parents whose
     entries changed and need an fsync."""
     if not root.is_dir():
         raise FileNotFoundError(errno.ENOENT, "crash storage root does not exist", str(root))
-    changed = []
-    missing = []
-    p = path
-    while p != root and not p.is_dir():
-        missing.append(p)
-        p = p.parent
-    for p in reversed(missing):
-        try:
-            p.mkdir()
-        except FileExistsError:
-            continue
-        changed.append(p.parent)
-    return changed
+    return make_missing_dirs(path, stop=root)
 
 
 def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO) -> tuple[Path, int]:
@@ -142,7 +123,7 @@ def _fsync_all(fds: list[int], dirs: list[Path]) -> None:
     can then commit them together (one journal commit instead of one each)."""
     global _pool, _pool_pid
     jobs: list[Callable[[], None]] = [functools.partial(os.fsync, fd) for fd in fds]
-    jobs += [functools.partial(_fsync_dir, d) for d in dirs]
+    jobs += [functools.partial(fsync_dir, d) for d in dirs]
     if len(jobs) <= 1:
         for job in jobs:
             job()
@@ -253,7 +234,7 @@ class FSCrashStorage:
             os.replace(raw_tmp, raw_target)
             placed.append(raw_target)
             if self.durable:
-                _fsync_dir(raw_target.parent)
+                fsync_dir(raw_target.parent)
         except BaseException:
             for path in temps:
                 _unlink(path)

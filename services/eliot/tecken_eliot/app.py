@@ -204,10 +204,10 @@ class EliotApp(falcon.App):
     store: SymcacheStore
 
 
-def create_app(manager: ConfigManager | None = None) -> EliotApp:
-    manager = manager or build_config_manager()
+def setup_eliot_process(manager: ConfigManager, process: str) -> None:
+    """Logging, metrics and Sentry for one of Eliot's processes: ``webapp`` or
+    ``cachemanager`` (the tag Sentry scrub errors carry)."""
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
-    cache_config = manager.with_namespace(NAMESPACE).with_options(CacheConfig)
     version = read_version_info(config("version_file"), "tecken-eliot")
     context = setup_service(
         "eliot",
@@ -218,7 +218,14 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
         common_options=EliotCommonConfig,
     )
     if context.sentry_on:
-        sentry_scrub.install("webapp")
+        sentry_scrub.install(process)
+
+
+def create_app(manager: ConfigManager | None = None) -> EliotApp:
+    manager = manager or build_config_manager()
+    config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
+    cache_config = manager.with_namespace(NAMESPACE).with_options(CacheConfig)
+    setup_eliot_process(manager, "webapp")
 
     disk = DiskCache.from_config(cache_config)
     downloader = SymbolDownloader(

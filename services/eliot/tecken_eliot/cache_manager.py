@@ -331,26 +331,11 @@ def build(manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
 
 
 def main() -> int:
-    from tecken_eliot.app import METRICS_YAML, NAMESPACE, AppConfig, EliotCommonConfig
+    from tecken_eliot.app import setup_eliot_process
     from tecken_shared.config import build_config_manager
-    from tecken_shared.dockerflow import read_version_info
-    from tecken_shared.service import setup_service
 
     manager = build_config_manager()
-    app_config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
-    version = read_version_info(app_config("version_file"), "tecken-eliot")
-    context = setup_service(
-        "eliot",
-        manager,
-        NAMESPACE,
-        METRICS_YAML,
-        str(version.get("version")),
-        common_options=EliotCommonConfig,
-    )
-    if context.sentry_on:
-        from tecken_eliot import sentry_scrub
-
-        sentry_scrub.install("cachemanager")
+    setup_eliot_process(manager, "cachemanager")
     cache_manager = build(manager)
 
     def stop(signum: int, frame: object) -> None:

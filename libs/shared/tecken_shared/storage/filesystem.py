@@ -42,19 +42,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def makedirs_durable(path: Path) -> None:
-    """Create ``path`` and fsync the parent of each directory it creates."""
+def make_missing_dirs(path: Path, stop: Path | None = None) -> list[Path]:
+    """Create ``path`` and its missing parents (not above ``stop``); returns the
+    directories whose entries changed, which need an fsync to make it durable
+    (callers that batch fsyncs do them later)."""
     missing = []
     p = path
-    while not p.exists() and p != p.parent:
+    while p != stop and not p.is_dir() and p != p.parent:
         missing.append(p)
         p = p.parent
+    changed = []
     for p in reversed(missing):
         try:
             p.mkdir()
         except FileExistsError:
-            pass
-        fsync_dir(p.parent)
+            continue
+        changed.append(p.parent)
+    return changed
+
+
+def makedirs_durable(path: Path) -> None:
+    """Create ``path`` and fsync the parent of each directory it creates."""
+    for parent in make_missing_dirs(path):
+        fsync_dir(parent)
 
 
 def write_atomic(path: Path, data: bytes | BinaryIO, *, durable: bool = True) -> int:
