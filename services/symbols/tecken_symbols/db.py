@@ -33,6 +33,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -257,6 +258,22 @@ class Database:
 
     # -- connections -----------------------------------------------------
 
+    def _use_wal(self, conn: Any) -> None:
+        """Switch a SQLite file to WAL (once: the mode is stored in the file).
+        The switch needs an exclusive lock and SQLite answers "database is
+        locked" at once, without the busy handler, while other connections
+        open the same new file; so retry until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
             if self.sqlite_path != ":memory:":
@@ -272,7 +289,7 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys = ON")
             if self.sqlite_path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             return conn
         import psycopg

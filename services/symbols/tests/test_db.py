@@ -82,7 +82,7 @@ def test_concurrent_migrate(database_url):
         finally:
             db.close()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
