@@ -84,8 +84,14 @@ class Rule:
 
 # --- conditions of the Mozilla rule set -------------------------------------------
 
-BUILDID_RE = re.compile(r"^20\d{12}$")
+BUILDID_RE = re.compile(r"^20[0-9]{12}$")
 OLD_BUILDID_DAYS = 730
+# ASCII digits only: str.isdigit() is also true for "²" or "١", which int() refuses.
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def _ascii_int(value: str) -> int | None:
+    return int(value) if _DIGITS_RE.fullmatch(value) else None
 
 
 def _buildid_date(value: str) -> datetime | None:
@@ -111,11 +117,11 @@ def infobar_is_true(throttler: Throttler, crash: dict[str, Any]) -> bool:
         return False
     if str(crash.get("SubmittedFromInfobar", "")) != "true":
         return False
-    major = str(crash.get("Version", "")).split(".", 1)[0]
-    if not major.isdigit() or not 52 <= int(major) <= 59:
+    major = _ascii_int(str(crash.get("Version", "")).split(".", 1)[0])
+    if major is None or not 52 <= major <= 59:
         return False
-    buildid = str(crash.get("BuildID", ""))[:8]
-    return buildid.isdigit() and int(buildid) < 20171226
+    buildid = _ascii_int(str(crash.get("BuildID", ""))[:8])
+    return buildid is not None and buildid < 20171226
 
 
 def is_b2g(throttler: Throttler, crash: dict[str, Any]) -> bool:
@@ -142,7 +148,7 @@ def _telemetry_os(crash: dict[str, Any]) -> dict[str, Any]:
     if isinstance(env, str):
         try:
             env = json.loads(env)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
     if not isinstance(env, dict):
         return {}
@@ -161,7 +167,7 @@ def is_firefox_esr_unsupported_windows(throttler: Throttler, crash: dict[str, An
         return False
     try:
         return int(os_info.get("windowsBuildNumber")) <= 9600
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return False
 
 

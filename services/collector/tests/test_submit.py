@@ -239,6 +239,26 @@ def test_rejected_by_rule(app, roots):
     assert crash_files(roots[0]) == []
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"SubmittedFromInfobar": "true", "Version": "\u00b2"},
+        {
+            "ReleaseChannel": "esr",
+            "TelemetryEnvironment": '{"system": {"os": {"name": "Windows_NT", '
+            '"windowsBuildNumber": Infinity}}}',
+        },
+        {"ReleaseChannel": "esr", "TelemetryEnvironment": "[" * 100_000},
+    ],
+    ids=["superscript-version", "infinite-build-number", "deep-telemetry-json"],
+)
+def test_odd_annotation_values_are_throttled_not_500(app, extra):
+    data, ctype = encode_multipart(dict(ANNOTATIONS, **extra), {})
+    resp = post(app, data, **{"Content-Type": ctype})
+    assert resp.status_int == 200, resp.text
+    assert resp.text.startswith(("CrashID=bp-", "Discarded=rule_"))
+
+
 def test_fakeaccept_stores_nothing(app, roots):
     data, ctype = encode_multipart({"ProductName": "b2g"}, {"upload_file_minidump": b"x"})
     resp = post(app, data, **{"Content-Type": ctype})

@@ -113,6 +113,29 @@ def test_esr_unsupported_windows():
     assert throttle(crash, rng=0.5) == (t.ACCEPT, "is_alpha_beta_esr", None)
 
 
+@pytest.mark.parametrize(
+    "crash",
+    [
+        # str.isdigit() is true for these, int() refuses them
+        {**FF, "SubmittedFromInfobar": "true", "Version": "\u00b2"},
+        {**FF, "SubmittedFromInfobar": "true", "Version": "55.0", "BuildID": "\u0661" * 8},
+        {**FF, "BuildID": "20" + "\u0661" * 12},
+        {
+            **FF,
+            "ReleaseChannel": "esr",
+            "TelemetryEnvironment": '{"system": {"os": {"name": "Windows_NT", '
+            '"windowsBuildNumber": Infinity}}}',
+        },
+        {**FF, "ReleaseChannel": "esr", "TelemetryEnvironment": "[" * 100_000},
+        {**FF, "ReleaseChannel": "esr", "TelemetryEnvironment": "[" * 5000 + "]" * 5000},
+    ],
+)
+def test_odd_values_do_not_raise(crash):
+    """Annotations come from anyone: a rule's condition never raises on them."""
+    result, _rule, _percent = throttle(crash)
+    assert result in (t.ACCEPT, t.REJECT)
+
+
 def test_non_string_values_are_str_ed():
     assert throttle({**FF, "Throttleable": 0, "ReleaseChannel": "release"})[1] == "throttleable_0"
 
