@@ -72,9 +72,6 @@ class ObjectCrashStorage:
         except (StorageError, OSError) as exc:
             raise PublishError(f"{crash_id}: cannot store in {self.name}: {exc}") from exc
 
-    def check(self) -> None:
-        self.storage.check()
-
 
 class SQSPublisher:
     """Sends each crash id (UTF-8) as one message to an SQS queue (AWS, or any
@@ -119,9 +116,3 @@ class SQSPublisher:
             self.client.send_message(QueueUrl=url, MessageBody=crash_id)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise PublishError(f"{crash_id}: cannot publish to {self.name}: {exc}") from exc
-
-    def check(self) -> None:
-        try:
-            self.client.get_queue_attributes(QueueUrl=self.queue_url(), AttributeNames=["QueueArn"])
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise PublishError(f"{self.name}: not reachable: {exc}") from exc
