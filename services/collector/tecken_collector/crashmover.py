@@ -38,7 +38,6 @@ from tecken_collector.crashstorage import (
     CrashPaths,
     FSCrashStorage,
     delete_crash,
-    dump_names_bytes,
     iter_outbox,
     load_crash,
 )
@@ -149,14 +148,9 @@ class CrashMover:
         start = time.perf_counter()
         try:
             if self.storage is not None and state != STORED_MARK:
-                raw_crash, dumps = load_crash(root, crash_id)
+                crash = load_crash(root, crash_id)
                 try:
-                    self.storage.save(
-                        crash_id,
-                        paths.raw_crash.read_bytes(),
-                        dump_names_bytes(list(dumps)),
-                        dumps,
-                    )
+                    self.storage.save(crash_id, crash.raw_crash, crash.dump_names, crash.dumps)
                 except PublishError as exc:
                     metrics.incr("retry_count", tags=["count:save_crash_exception.count"])
                     logger.warning("%s: not moved yet: %s", crash_id, exc)

@@ -245,29 +245,30 @@ class FSCrashStorage:
             for fd in fds:
                 os.close(fd)
 
-    # --- reading (crashmover, tests, tools) ---------------------------------------
 
-    def find(self, crash_id: str) -> Path | None:
-        """The root holding the complete crash, or None."""
-        for root in self.roots:
-            if CrashPaths(root, crash_id).raw_crash.is_file():
-                return root
-        return None
+@dataclass(frozen=True)
+class StoredCrash:
+    """A complete crash on disk, as the crashmover uploads it: the stored
+    bytes of the raw crash and of the dump names, and the dump files."""
+
+    raw_crash: bytes
+    dump_names: bytes
+    dumps: dict[str, Path]
 
 
-def load_crash(root: Path, crash_id: str) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The raw crash and ``{dump name: path}`` of a complete crash under ``root``.
-    Raises FileNotFoundError if the raw crash or a dump is missing."""
+def load_crash(root: Path, crash_id: str) -> StoredCrash:
+    """The complete crash ``crash_id`` under ``root``. Raises FileNotFoundError
+    if the raw crash or a dump is missing."""
     paths = CrashPaths(root, crash_id)
-    raw_crash = json.loads(paths.raw_crash.read_bytes())
-    names = json.loads(paths.dump_names.read_bytes())
+    raw_crash = paths.raw_crash.read_bytes()
+    dump_names = paths.dump_names.read_bytes()
     dumps = {}
-    for name in names:
+    for name in json.loads(dump_names):
         path = paths.dump(name)
         if not path.is_file():
             raise FileNotFoundError(errno.ENOENT, "dump missing", str(path))
         dumps[name] = path
-    return raw_crash, dumps
+    return StoredCrash(raw_crash, dump_names, dumps)
 
 
 def iter_outbox(root: Path) -> Iterator[str]:
