@@ -5,7 +5,10 @@
 """Upload benchmark: a zip of synthetic .sym files POSTed to /upload/ of the
 symbols service under gunicorn (a separate process, on 127.0.0.1), next to a
 same-run baseline: the same unzip + gzip + md5 + storage writes done directly
-through the storage library in a plain Python loop, no HTTP.
+through the storage library, no HTTP, with the same number of worker threads
+as the service stores members with (``--workers``, passed to the service as
+SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS). The ratio therefore measures what HTTP,
+validation, dedupe lookups and records cost, not the parallelism.
 
     uv run --locked python services/symbols/bench/bench_upload.py [--files 10 --size-mb 8]
 
@@ -27,9 +30,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -78,31 +83,47 @@ def make_zip(workdir: Path, files: int, size_mb: float) -> tuple[Path, int]:
     return archive, total
 
 
-def baseline_pass(archive: Path, storage_url: str, level: int) -> float:
-    """Unzip + md5 + gzip + put of every member, one after the other."""
+def baseline_pass(archive: Path, storage_url: str, level: int, workers: int) -> float:
+    """Unzip + md5 + gzip + put of every member on ``workers`` threads (one
+    ZipFile handle per thread), as the service stores them."""
     storage = storage_from_url(storage_url)
-    start = time.perf_counter()
+    local = threading.local()
+    handles: list[zipfile.ZipFile] = []
+
+    def store(info: zipfile.ZipInfo) -> None:
+        zf = getattr(local, "zf", None)
+        if zf is None:
+            zf = local.zf = zipfile.ZipFile(archive)
+            handles.append(zf)
+        with zf.open(info) as member, tempfile.SpooledTemporaryFile(8_000_000) as spool:
+            comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+            digest = hashlib.md5()
+            while data := member.read(1024 * 1024):
+                digest.update(data)
+                spool.write(comp.compress(data))
+            spool.write(comp.flush())
+            spool.seek(0)
+            storage.put(
+                info.filename,
+                spool,  # type: ignore[arg-type]
+                content_type="text/plain",
+                content_encoding="gzip",
+                cache_control="no-transform",
+                metadata={
+                    "original_size": str(info.file_size),
+                    "original_md5_hash": digest.hexdigest(),
+                },
+            )
+
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            with zf.open(info) as member, tempfile.SpooledTemporaryFile(8_000_000) as spool:
-                comp = zlib.compressobj(level, zlib.DEFLATED, 31)
-                digest = hashlib.md5()
-                while data := member.read(1024 * 1024):
-                    digest.update(data)
-                    spool.write(comp.compress(data))
-                spool.write(comp.flush())
-                spool.seek(0)
-                storage.put(
-                    info.filename,
-                    spool,  # type: ignore[arg-type]
-                    content_type="text/plain",
-                    content_encoding="gzip",
-                    cache_control="no-transform",
-                    metadata={
-                        "original_size": str(info.file_size),
-                        "original_md5_hash": digest.hexdigest(),
-                    },
-                )
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baseline") as pool:
+            list(pool.map(store, infos))
+    finally:
+        for zf in handles:
+            zf.close()
     return time.perf_counter() - start
 
 
@@ -173,7 +194,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reps", type=int, default=3, help="uploads (and baseline passes) per run")
     parser.add_argument(
-        "--workers", type=int, default=0, help="SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS"
+        "--workers",
+        type=int,
+        default=0,
+        help="threads storing members, in the service (SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS) "
+        "and in the baseline alike; 0 means the CPU count (the service's default)",
     )
     parser.add_argument("--gzip-level", type=int, default=6)
     parser.add_argument("--timeout", type=float, default=300)
@@ -182,12 +207,14 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    workers = args.workers if args.workers > 0 else (os.cpu_count() or 2)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     archive, total = make_zip(workdir, args.files, args.size_mb)
     mb = total / 1e6
     print(
-        f"archive: {archive.stat().st_size / 1e6:.1f} MB zip, {args.files} .sym, {mb:.1f} MB uncompressed"
+        f"archive: {archive.stat().st_size / 1e6:.1f} MB zip, {args.files} .sym, {mb:.1f} MB uncompressed, "
+        f"{workers} storing threads in service and baseline"
     )
 
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
@@ -204,7 +231,7 @@ def main() -> int:
         "SYMBOLS_TRY_STORAGE_URL": f"file://{service_store}/try/v1",
         "SYMBOLS_UPLOAD_TEMPDIR": str(run_dir / "tmp"),
         "SYMBOLS_UPLOAD_GZIP_LEVEL": str(args.gzip_level),
-        "SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS": str(args.workers),
+        "SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS": str(workers),
         "SYMBOLS_METRICS_BACKEND": "none",
         "SYMBOLS_LOGGING_LEVEL": "WARNING",
         "SYMBOLS_GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -236,7 +263,7 @@ def main() -> int:
                 service_times.append(upload_once(url, token, archive, args.timeout))
                 shutil.rmtree(baseline_store, ignore_errors=True)
                 baseline_times.append(
-                    baseline_pass(archive, f"file://{baseline_store}/v1", args.gzip_level)
+                    baseline_pass(archive, f"file://{baseline_store}/v1", args.gzip_level, workers)
                 )
             s_rate = mb * len(service_times) / sum(service_times)
             b_rate = mb * len(baseline_times) / sum(baseline_times)
