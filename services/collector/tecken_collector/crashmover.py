@@ -43,6 +43,7 @@ from tecken_collector.crashstorage import (
 )
 from tecken_collector.publish import ObjectCrashStorage, PublishError, SQSPublisher
 from tecken_shared.storage import storage_from_url
+from tecken_shared.storage.filesystem import write_atomic
 
 logger = logging.getLogger("tecken_collector.crashmover")
 metrics = markus.get_metrics("collector.crashmover")
@@ -155,7 +156,7 @@ class CrashMover:
                     metrics.incr("retry_count", tags=["count:save_crash_exception.count"])
                     logger.warning("%s: not moved yet: %s", crash_id, exc)
                     return False
-                _write_marker(marker, STORED_MARK)
+                write_atomic(marker, STORED_MARK)
             if self.publisher is not None:
                 try:
                     self.publisher.publish(crash_id)
@@ -216,15 +217,6 @@ class CrashMover:
                         except FileNotFoundError:
                             pass
         return removed
-
-
-def _write_marker(marker: Path, data: bytes) -> None:
-    tmp = marker.with_name(f".{marker.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, marker)
 
 
 def build_crashmover(manager: ConfigManager, roots: list[Path]) -> CrashMover:
