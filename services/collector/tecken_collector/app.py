@@ -228,23 +228,19 @@ def outbox_check(storage: FSCrashStorage, limit: int) -> str | None:
 
 
 CONFIG_COMPONENTS = (
-    "tecken_collector.app.AppConfig",
-    "tecken_collector.app.StorageConfig",
-    "tecken_collector.app.LimitsConfig",
-    "tecken_collector.app.BreakpadConfig",
-    "tecken_collector.throttler.Throttler",
-    "tecken_collector.crashmover.CrashMoverConfig",
+    AppConfig,
+    StorageConfig,
+    LimitsConfig,
+    BreakpadConfig,
+    Throttler,
+    CrashMoverConfig,
 )
 
 
 def log_config(manager: ConfigManager) -> None:
     """Log every collector option, one line each, as resolved (raw) values;
     secrets and tokens are masked."""
-    import importlib
-
-    for dotted in CONFIG_COMPONENTS:
-        module, _, name = dotted.rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
+    for cls in CONFIG_COMPONENTS:
         config = manager.with_namespace(NAMESPACE).with_options(cls)
         for option in sorted(get_config_for_class(cls)):
             value = config(option, raw_value=True)
