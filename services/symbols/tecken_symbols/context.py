@@ -83,7 +83,6 @@ def build_context(manager: ConfigManager, service: ServiceContext | None = None)
         syminfo_ttl=ca_cfg("syminfo_cache_ttl"),
         syminfo_negative_ttl=ca_cfg("syminfo_negative_ttl"),
         local_hit_ttl=ca_cfg("cache_local_hit_ttl"),
-        local_miss_ttl=ca_cfg("cache_local_miss_ttl"),
         local_max_entries=ca_cfg("cache_max_entries"),
     )
     missing = MissingSymbols(

@@ -12,7 +12,9 @@ The upload side MUST call, after it writes a key::
     ctx.lookups.invalidate_syminfo(code_file, code_id)  # when the .sym has them
 
 Hits stay cached ``positive_ttl`` seconds, misses ``negative_ttl`` seconds.
-With a per-process cache (``memory://``) an upload can only invalidate the
+In front of a shared cache (Redis) each worker keeps hits, never misses, in
+memory too: a hit stays true after any upload, a miss would hide another
+worker's upload from this one. With a per-process cache (``memory://``) an upload can only invalidate the
 worker that handled it, so misses are then cached only where a lookup is
 expensive (remote storage) and never for code-id lookups: a filesystem stat or
 an indexed query is as cheap as the cache, and an upload shows up at once in
@@ -71,7 +73,6 @@ class Lookups:
         syminfo_ttl: float = 600,
         syminfo_negative_ttl: float = 60,
         local_hit_ttl: float = 60,
-        local_miss_ttl: float = 1,
         local_max_entries: int = 100_000,
     ) -> None:
         self.storages = storages
@@ -92,16 +93,13 @@ class Lookups:
             )
             for try_symbols in (False, True)
         }
-        #: In front of a shared cache: a small per-worker cache of existence
-        #: answers, so a hot key costs no Redis round trip. Hits are safe to keep
-        #: a while (the redirect target stays valid); misses only briefly,
-        #: since another worker's upload cannot invalidate them here.
+        #: In front of a shared cache: a per-worker cache of found keys, so a
+        #: hot key costs no Redis round trip. Only hits: they stay true (and
+        #: the redirect target valid) whatever is uploaded, while a miss kept
+        #: here could not be invalidated by another worker's upload.
         self.local_hit_ttl = min(local_hit_ttl, positive_ttl)
-        self.local_miss_ttl = min(local_miss_ttl, negative_ttl)
         self.local: LocalCache | None = (
-            LocalCache(local_max_entries)
-            if self.shared and (self.local_hit_ttl > 0 or self.local_miss_ttl > 0)
-            else None
+            LocalCache(local_max_entries) if self.shared and self.local_hit_ttl > 0 else None
         )
 
     # -- existence -------------------------------------------------------
@@ -121,9 +119,8 @@ class Lookups:
             cached = local.get(ckey) if local is not None else None
             if cached is None:
                 cached = self.cache.get(ckey)
-                if cached is not None and local is not None:
-                    ttl = self.local_miss_ttl if cached == MISS else self.local_hit_ttl
-                    local.set(ckey, cached, ttl)
+                if cached is not None and cached != MISS and local is not None:
+                    local.set(ckey, cached, self.local_hit_ttl)
         if cached is not None:
             if cached == MISS:
                 metrics.incr("symboldownloader.cache", tags=["result:miss_cached"])
@@ -146,8 +143,6 @@ class Lookups:
                 return Hit(backend, modified)
         if self._cache_misses[try_symbols]:
             self.cache.set(ckey, MISS, self.negative_ttl)
-            if self.local is not None:
-                self.local.set(ckey, MISS, self.local_miss_ttl)
         return None
 
     def invalidate(self, key: str) -> None:

@@ -99,13 +99,8 @@ class CacheConfig:
             default="60",
             parser=positive_float,
             doc="With Redis: seconds each worker also keeps a found symbol in memory, "
-            "saving a Redis round trip per download (0 turns it off).",
-        )
-        cache_local_miss_ttl = Option(
-            default="1",
-            parser=positive_float,
-            doc="With Redis: seconds each worker also keeps a missing symbol in memory. "
-            "Another worker's upload cannot invalidate this copy, so keep it short.",
+            "saving a Redis round trip per download (0 turns it off). Missing "
+            "symbols are never kept per worker, so an upload shows at once everywhere.",
         )
         cache_max_entries = Option(
             default="100000",
