@@ -43,6 +43,7 @@ class IndexResource:
         resp.text = (
             "<!doctype html><html><head><title>Tecken symbols</title></head><body>"
             "<h1>Tecken symbols</h1><p>Symbol server: upload and download debug symbols.</p>"
+            '<p>Web UI (uploads, stats, missing symbols, lookup): <a href="/ui/">/ui/</a>.</p>'
             "<p>Download: <code>GET /{debug_file}/{debug_id}/{symbols_file}</code>. "
             'Missing symbols: <a href="/missingsymbols.csv">/missingsymbols.csv</a>.</p>'
             "</body></html>"

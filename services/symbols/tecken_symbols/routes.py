@@ -20,6 +20,7 @@ from tecken_symbols.files import add_files_routes
 from tecken_symbols.missing_routes import add_missing_routes
 from tecken_symbols.syminfo import add_syminfo_routes
 from tecken_symbols.upload.routes import add_upload_routes
+from tecken_symbols.webui import add_webui_routes
 
 RouteInstaller = Callable[[falcon.App, AppContext], None]
 
@@ -29,4 +30,5 @@ ROUTE_INSTALLERS: list[RouteInstaller] = [
     add_syminfo_routes,
     add_missing_routes,
     add_upload_routes,
+    add_webui_routes,
 ]
