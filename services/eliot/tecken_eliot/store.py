@@ -246,21 +246,16 @@ class SymcacheStore:
             stats.add("parse", key, time.perf_counter() - start)
             with contextlib.suppress(OSError):
                 os.remove(sym_tmp)
+            # Mapped before it is placed: the mapping outlives a rename, an
+            # eviction right after it, or the unlinking of a file the cache
+            # could not store (then it serves this worker only, path None).
+            symcache = symbolic.SymCache.open(str(symc_tmp))
+            st = symc_tmp.stat()
             start = time.perf_counter()
             stored = self.disk.write_entry(stem, symc_tmp, filename, normalized)
             stats.add("save", key, time.perf_counter() - start)
-            if stored is not None:
-                entry = self.disk.open_entry(stem, normalized)
-                if entry is not None:
-                    self._remember(stem, entry)
-                    return ModuleResult(FOUND, entry.symcache, entry.filename)
-            # Not storable (bigger than the whole cache, disk trouble): use it
-            # for this worker only. The mapping outlives the unlinked file.
-            symcache = symbolic.SymCache.open(str(symc_tmp))
-            st = symc_tmp.stat()
-            self._remember(
-                stem, CacheEntry(symcache, filename, None, (st.st_dev, st.st_ino), st.st_size)
-            )
+            entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
+            self._remember(stem, entry)
             return ModuleResult(FOUND, symcache, filename)
         finally:
             for path in (sym_tmp, symc_tmp):

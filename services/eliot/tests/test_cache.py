@@ -320,3 +320,22 @@ def test_write_trusts_a_fresh_manager_heartbeat_only_with_headroom(cache_dir):
     disk.path(stem, ".symc").write_bytes(b"x" * 9000)
     beat.write_text(_json.dumps({"time": time.time(), "usage": 8000}))
     assert disk.make_room(2000) == 1
+
+
+def test_entry_evicted_right_after_its_write_is_still_served(make_app, symbol_server):
+    # The cache manager (or another worker making room) may evict a fresh
+    # entry between its rename into place and the worker opening it.
+    app = make_app()
+    disk = app.app.store.disk
+    write_entry = disk.write_entry
+
+    def write_then_evicted(stem, *args):
+        path = write_entry(stem, *args)
+        disk.evict(stem)
+        return path
+
+    disk.write_entry = write_then_evicted
+    result = v5(app, SSLTUNNEL, offset=0x50D4)
+    assert found(result) == [True]
+    assert result["stacks"][0][0]["function"]
+    assert symbol_server.downloads(*SSLTUNNEL) == 1
