@@ -24,6 +24,7 @@ from tecken_collector.breakpad import BreakpadSubmitterResource
 from tecken_collector.crashmover import CrashMoverConfig, build_crashmover
 from tecken_collector.crashstorage import OUTBOX_DIR, FSCrashStorage
 from tecken_collector.payload import PayloadLimits
+from tecken_collector.seconds import parse_seconds
 from tecken_collector.throttler import Throttler
 from tecken_shared.config import build_config_manager
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
@@ -107,7 +108,7 @@ class LimitsConfig:
         )
         read_timeout = Option(
             default="60",
-            parser=float,
+            parser=parse_seconds,
             doc="Seconds to wait for more of a request body before giving up with 408 "
             "Discarded=malformed_read_timeout (a client that sent less than its "
             "Content-Length); 0 waits as long as the server lets it. Applies under gunicorn.",

@@ -42,6 +42,7 @@ from tecken_collector.crashstorage import (
     load_crash,
 )
 from tecken_collector.publish import ObjectCrashStorage, PublishError, SQSPublisher
+from tecken_collector.seconds import parse_seconds
 from tecken_shared.storage import storage_from_url
 from tecken_shared.storage.filesystem import write_atomic
 
@@ -89,7 +90,7 @@ class CrashMoverConfig:
         )
         crashmover_poll_interval = Option(
             default="1",
-            parser=float,
+            parser=parse_seconds,
             doc="Seconds between two passes over the outbox.",
         )
         crashmover_concurrency = Option(
@@ -105,7 +106,7 @@ class CrashMoverConfig:
         )
         crashmover_stale_seconds = Option(
             default="600",
-            parser=float,
+            parser=parse_seconds,
             doc="Temp files and outbox markers without a raw crash older than this are "
             "leftovers of a killed writer and are removed.",
         )

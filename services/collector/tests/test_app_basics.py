@@ -2,9 +2,15 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
+import threading
+
+import pytest
 import webtest
+from everett import InvalidValueError
 
 from tecken_collector.app import create_app
+from tecken_collector.crashmover import run
+from tecken_collector.seconds import parse_seconds
 from tecken_shared.config import build_config_manager
 
 
@@ -20,3 +26,25 @@ def test_index_and_dockerflow(tmp_path):
     assert app.get("/__lbheartbeat__").status_int == 200
     assert app.get("/__heartbeat__").json["status"] == "ok"
     assert "version" in app.get("/__version__").json
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["READ_TIMEOUT", "CRASHMOVER_POLL_INTERVAL", "CRASHMOVER_STALE_SECONDS"],
+)
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_negative_seconds_refused_at_start_up(tmp_path, option, value):
+    """A negative read timeout made every request under gunicorn a 500; a
+    negative stale age made the sweep delete temp files of saves in flight."""
+    env = {"COLLECTOR_CRASHSTORAGE_ROOT": str(tmp_path), f"COLLECTOR_{option}": value}
+    manager = build_config_manager(env, str(tmp_path / "none.env"))
+    with pytest.raises(InvalidValueError, match=f"COLLECTOR_{option}"):
+        create_app(manager)
+        stopped = threading.Event()
+        stopped.set()  # reads its options, then no pass
+        run(manager, stopped)  # the crashmover's options
+
+
+def test_zero_seconds_allowed():
+    assert parse_seconds("0") == 0
+    assert parse_seconds("0.5") == 0.5
