@@ -40,7 +40,7 @@ from pathlib import Path
 
 import symbolic
 
-from tecken_eliot.naming import cache_stem
+from tecken_eliot.naming import cache_stem, sym_filename
 from tecken_eliot.testing import (
     CPPFILT,
     PUBONLY,
@@ -49,7 +49,6 @@ from tecken_eliot.testing import (
     SSLTUNNEL,
     SymbolServer,
     build_symbol_tree,
-    sym_name,
 )
 from tecken_shared.testing import SYNTHETIC_SYM_TOOL
 from tecken_shared.testing.servers import free_port, wait_for_port, wsgi_server
@@ -113,7 +112,9 @@ def addresses(sym_file: Path, count: int, rng: random.Random) -> list[int]:
 
 def build_payloads(symbols: Path, synth: dict) -> tuple[dict, dict]:
     rng = random.Random(42)
-    offsets = {m: addresses(symbols / m[0] / m[1] / sym_name(m[0]), 8, rng) for m in SMALL_MODULES}
+    offsets = {
+        m: addresses(symbols / m[0] / m[1] / sym_filename(m[0]), 8, rng) for m in SMALL_MODULES
+    }
 
     def payload(modules: list[tuple[str, str]], per_module: dict) -> dict:
         frames = []

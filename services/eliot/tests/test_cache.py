@@ -15,7 +15,7 @@ import pytest
 import webtest
 
 from tecken_eliot.app import create_app
-from tecken_eliot.naming import cache_stem, encode_component
+from tecken_eliot.naming import cache_stem, encode_component, symbol_url
 from tecken_eliot.testing import BROKEN, CPPFILT, QIPCAP, SHOWSSE, SSLTUNNEL
 from tecken_shared.config import build_config_manager
 
@@ -49,6 +49,12 @@ def test_cache_files_layout(app, symbol_server, cache_dir):
     assert path.with_suffix(".meta").exists()
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert list((cache_dir / "tmp").iterdir()) == []
+
+
+def test_symbol_url_rule():
+    assert symbol_url("http://h/x", "xul.pdb", "AB1") == "http://h/x/xul.pdb/AB1/xul.sym"
+    assert symbol_url("http://h/", "libxul.so", "AB1") == "http://h/libxul.so/AB1/libxul.so.sym"
+    assert symbol_url("http://h", "a.PDB", "AB1") == "http://h/a.PDB/AB1/a.PDB.sym"
 
 
 def test_keys_are_injective():
