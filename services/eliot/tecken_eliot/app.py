@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 import falcon
@@ -185,14 +183,17 @@ def cache_manager_check(disk: DiskCache, max_age: float):  # type: ignore[no-unt
     def check() -> str | None:
         if max_age <= 0:
             return None
-        path = disk.heartbeat_path()
-        try:
-            beat = json.loads(path.read_text())
-            age = time.time() - float(beat["time"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return f"the cache manager has written no heartbeat ({path}); is it running?"
-        if age > max_age:
-            return f"the cache manager's last heartbeat is {age:.0f}s old (limit {max_age:.0f}s)"
+        beat = disk.read_heartbeat()
+        if beat is None:
+            return (
+                f"the cache manager has written no heartbeat ({disk.heartbeat_path()}); "
+                "is it running?"
+            )
+        if beat["age"] > max_age:
+            return (
+                f"the cache manager's last heartbeat is {beat['age']:.0f}s old "
+                f"(limit {max_age:.0f}s)"
+            )
         return None
 
     return check

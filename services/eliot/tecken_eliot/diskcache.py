@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import markus
 import symbolic
@@ -311,11 +312,12 @@ class DiskCache:
     def _manager_says_room(self, needed: int) -> bool:
         """True when the cache manager's fresh heartbeat shows the cache well
         under the limit (10% headroom), so a full scan can be skipped."""
+        beat = self.read_heartbeat()
+        if beat is None or beat["age"] >= HEARTBEAT_TRUST_SECONDS:
+            return False
         try:
-            beat = json.loads(self.heartbeat_path().read_text())
-            fresh = time.time() - float(beat["time"]) < HEARTBEAT_TRUST_SECONDS
-            return fresh and int(beat["usage"]) + needed <= self.max_size * 0.9
-        except (OSError, ValueError, KeyError, TypeError):
+            return int(beat["usage"]) + needed <= self.max_size * 0.9
+        except (KeyError, TypeError, ValueError):
             return False
 
     def make_room(self, needed: int, keep: str = "") -> int:
@@ -397,3 +399,13 @@ class DiskCache:
 
     def heartbeat_path(self) -> Path:
         return self.root / HEARTBEAT_FILE
+
+    def read_heartbeat(self) -> dict[str, Any] | None:
+        """The cache manager's last heartbeat plus its ``age`` in seconds, or
+        None when there is no readable one."""
+        try:
+            beat = json.loads(self.heartbeat_path().read_text())
+            beat["age"] = time.time() - float(beat["time"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return beat
