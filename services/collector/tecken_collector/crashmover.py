@@ -165,7 +165,9 @@ class CrashMover:
                     metrics.incr("retry_count", tags=["count:publish_crash_exception.count"])
                     logger.warning("%s: not published yet: %s", crash_id, exc)
                     return False
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # Unreadable or damaged files: this crash stays in the outbox, the
+            # others of the pass still move.
             logger.error("%s: cannot read the local crash in %s: %s", crash_id, root, exc)
             return False
         metrics.timing("crash_publish.time", (time.perf_counter() - start) * 1000)

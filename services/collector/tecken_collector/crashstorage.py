@@ -258,12 +258,16 @@ class StoredCrash:
 
 def load_crash(root: Path, crash_id: str) -> StoredCrash:
     """The complete crash ``crash_id`` under ``root``. Raises FileNotFoundError
-    if the raw crash or a dump is missing."""
+    if the raw crash or a dump is missing, ValueError if the dump names are not
+    a JSON list of names."""
     paths = CrashPaths(root, crash_id)
     raw_crash = paths.raw_crash.read_bytes()
     dump_names = paths.dump_names.read_bytes()
+    names = json.loads(dump_names)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{paths.dump_names} does not hold a JSON list of dump names")
     dumps = {}
-    for name in json.loads(dump_names):
+    for name in names:
         path = paths.dump(name)
         if not path.is_file():
             raise FileNotFoundError(errno.ENOENT, "dump missing", str(path))

@@ -315,3 +315,17 @@ def test_many_crashes_moved_concurrently(
     for crash_id in ids:
         assert_in_bucket(moto_server.endpoint_url, s3_bucket, crash_id)
     assert crash_files(roots[0]) == []
+
+
+@pytest.mark.parametrize("dump_names", [b"[not json", b"5", b"[1]"])
+def test_damaged_crash_stays_others_move(
+    make_app, make_env, roots, tmp_path, moto_server, s3_storage_url, sqs_queue, dump_names
+):
+    env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
+    app = make_app(**{k.removeprefix("COLLECTOR_").lower(): v for k, v in env.items()})
+    damaged, good = submit(app), submit(app)
+    (roots[0] / ("20" + damaged[-6:]) / "dump_names" / f"{damaged}.json").write_bytes(dump_names)
+    mover = make_mover(env, roots, tmp_path)
+    assert mover.run_once() == (1, 1)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [good]
+    assert (roots[0] / "outbox" / damaged).is_file()
