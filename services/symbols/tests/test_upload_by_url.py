@@ -63,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, headers={"Content-Length": "10"}, length=False)
             else:
                 self._send(302, headers={"Location": f"http://localhost:{port}/sample.zip"})
+        elif path == "/bad-redirect.zip":
+            self._send(302, headers={"Location": "http://[::1/sample.zip"})
         elif path == "/flaky.zip":
             if Handler.hits[path] % 2:
                 self._send(500)
@@ -150,6 +152,14 @@ def test_download_redirect_checked_too(server, tmp_path):
     assert "Not an allowed domain ('localhost')" in err.message
 
 
+def test_unparsable_redirect_is_400(server, tmp_path):
+    # An unparsable Location (unclosed IPv6 bracket): a 400, not a 500.
+    for kw in ({}, {"allow_any_domain": True}):
+        err = error(f"{server}/bad-redirect.zip", tmp_path, **kw)
+        assert err.status == 400
+        assert err.message == f"Cannot open {server}/bad-redirect.zip: Invalid IPv6 URL"
+
+
 def test_any_domain_switch(server, tmp_path):
     resolved, _, _ = fetch(
         f"{server}/away.zip", tmp_path, allow_any_domain=True, allowed_domains=()
@@ -165,7 +175,14 @@ def test_domain_and_scheme_rules(tmp_path):
     with pytest.raises(UploadError) as info:
         resolve("http://queue.taskcluster.net/x.zip", s)
     assert info.value.message.startswith("Insecure URL")
-    for bad in ("", "ftp://x/y.zip", "https://", "http://x:port/y"):
+    for bad in (
+        "",
+        "ftp://x/y.zip",
+        "https://",
+        "http://x:port/y",
+        "http://[::1",
+        "https://[x/a.zip",
+    ):
         with pytest.raises(UploadError) as info:
             resolve(bad, s)
         assert info.value.message == "Enter a valid URL."

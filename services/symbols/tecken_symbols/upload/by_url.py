@@ -58,8 +58,8 @@ def normalize_url(value: str) -> str:
         raise UploadError("Enter a valid URL.")
     if "://" not in value:
         value = "https://" + value
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise UploadError("Enter a valid URL.") from exc
@@ -71,8 +71,11 @@ def normalize_url(value: str) -> str:
 def check_allowed(url: str, settings: UploadSettings, *, via: str | None = None) -> None:
     if settings.allow_any_domain:
         return
-    parts = urlsplit(url)
     where = f" (redirected to from {via})" if via else ""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UploadError(f"Invalid URL{where}: {url}") from exc
     if settings.require_https and parts.scheme != "https":
         raise UploadError(f"Insecure URL{where}: {url}")
     host = (parts.hostname or "").lower()
@@ -109,7 +112,8 @@ def _request(
         raise UploadError(f"Timeout trying to open {url}", UPSTREAM_ERROR) from exc
     except requests.exceptions.ConnectionError as exc:
         raise UploadError(f"ConnectionError trying to open {url}", UPSTREAM_ERROR) from exc
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, ValueError) as exc:
+        # ValueError: requests parses a redirect's Location even when not following it.
         raise UploadError(f"Cannot open {url}: {exc}") from exc
 
 
