@@ -34,16 +34,13 @@ class DownloadTooLarge(Exception):
 
 @dataclass
 class DownloadResult:
-    """``status`` is ``found`` (``path`` holds the file), ``missing`` (every
-    source said 404) or ``error`` (some source failed otherwise; ``errors``
-    says how) or ``too_large``."""
+    """``status`` is ``found`` (the destination file holds ``size`` bytes),
+    ``missing`` (every source said 404), ``error`` (some source failed
+    otherwise; ``errors`` says how) or ``too_large``."""
 
     status: str
-    path: Path | None = None
-    url: str = ""
     size: int = 0
     errors: list[str] = field(default_factory=list)
-    attempts: int = 0
 
 
 class SymbolDownloader:
@@ -57,9 +54,6 @@ class SymbolDownloader:
         max_size: int = 2_000_000_000,
         pool_size: int = 10,
     ) -> None:
-        for url in source_urls:
-            if not url.startswith("http"):
-                raise ValueError(f"symbol source URL {url!r} must start with http")
         self.source_urls = source_urls
         self.timeout = timeout
         self.retries = retries
@@ -85,23 +79,21 @@ class SymbolDownloader:
     def download(self, debug_filename: str, debug_id: str, dest: Path) -> DownloadResult:
         """Fetch the module's sym file into ``dest`` (overwritten)."""
         errors: list[str] = []
-        attempts = 0
         for source in self.source_urls:
             for did in self._ids_to_try(debug_id):
                 url = symbol_url(source, debug_filename, did)
-                outcome, detail, size, tries = self._fetch(source, url, dest)
-                attempts += tries
+                outcome, detail, size = self._fetch(source, url, dest)
                 if outcome == "found":
-                    return DownloadResult("found", dest, url, size, errors, attempts)
+                    return DownloadResult("found", size, errors)
                 if outcome == "too_large":
-                    return DownloadResult("too_large", None, url, size, [detail], attempts)
+                    return DownloadResult("too_large", size, [detail])
                 if outcome == "error":
                     errors.append(detail)
                     break  # a broken source: no point trying another spelling there
-        return DownloadResult("error" if errors else "missing", None, "", 0, errors, attempts)
+        return DownloadResult("error" if errors else "missing", 0, errors)
 
-    def _fetch(self, source: str, url: str, dest: Path) -> tuple[str, str, int, int]:
-        """One URL with retries: (outcome, detail, size, tries)."""
+    def _fetch(self, source: str, url: str, dest: Path) -> tuple[str, str, int]:
+        """One URL with retries: (outcome, detail, size)."""
         session = self.sessions[source]
         detail = ""
         for attempt in range(self.retries + 1):
@@ -113,24 +105,24 @@ class SymbolDownloader:
                     if resp.status_code == 200:
                         size = self._stream(resp, dest)
                         self._timing(start, "success")
-                        return "found", "", size, attempt + 1
+                        return "found", "", size
                     self._timing(start, "fail")
                     if resp.status_code == 404:
-                        return "missing", "", 0, attempt + 1
+                        return "missing", "", 0
                     detail = f"HTTP {resp.status_code} from {url}"
                     if resp.status_code not in RETRY_STATUSES:
                         logger.error("symbol download: %s", detail)
-                        return "error", detail, 0, attempt + 1
+                        return "error", detail, 0
             except DownloadTooLarge:
                 self._timing(start, "fail")
                 detail = f"{url} is larger than the {self.max_size} bytes limit"
                 logger.warning("symbol download: %s", detail)
-                return "too_large", detail, 0, attempt + 1
+                return "too_large", detail, 0
             except requests.RequestException as exc:
                 self._timing(start, "fail")
                 detail = f"{type(exc).__name__} fetching {url}"
             logger.warning("symbol download attempt %d failed: %s", attempt + 1, detail)
-        return "error", detail, 0, self.retries + 1
+        return "error", detail, 0
 
     def _stream(self, resp: requests.Response, dest: Path) -> int:
         length = resp.headers.get("Content-Length")

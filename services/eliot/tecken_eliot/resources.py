@@ -46,8 +46,6 @@ def bad_request(exc: InvalidPayload) -> falcon.HTTPBadRequest:
 
 
 class SymbolicateBase:
-    version = ""
-
     def __init__(self, symbolicator: Symbolicator, max_body_size: int) -> None:
         self.symbolicator = symbolicator
         self.max_body_size = max_body_size
@@ -67,8 +65,6 @@ class SymbolicateBase:
 
 
 class SymbolicateV5Resource(SymbolicateBase):
-    version = "v5"
-
     def jobs(self, payload: Any) -> list[Job]:
         raw_jobs = jobs_of_v5(payload)
         metrics.histogram("symbolicate.jobs_count", value=len(raw_jobs), tags=["version:v5"])
@@ -99,8 +95,6 @@ class SymbolicateV5Resource(SymbolicateBase):
 
 
 class SymbolicateV4Resource(SymbolicateBase):
-    version = "v4"
-
     def jobs(self, payload: Any) -> list[Job]:
         job = validate_job(0, payload)
         metrics.histogram("symbolicate.stacks_count", value=len(job.stacks), tags=["version:v4"])

@@ -133,9 +133,6 @@ class SymcacheStore:
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)
 
-    def open_count(self) -> int:
-        return len(self._open)
-
     # -- lookups -----------------------------------------------------------
 
     def get_many(
@@ -261,6 +258,3 @@ class SymcacheStore:
             for path in (sym_tmp, symc_tmp):
                 with contextlib.suppress(OSError):
                     os.remove(path)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False)
