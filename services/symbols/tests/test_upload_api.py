@@ -63,6 +63,32 @@ def test_uploads_filters(world):
         assert "error" in get(svc, f"/api/uploads/?{bad}", auditor, status=400)
 
 
+def test_out_of_range_numbers_are_4xx(world):
+    # Values the database cannot hold (beyond a BIGINT) or dates past 9999-12-30
+    # were a 500 (OverflowError in the driver or in datetime arithmetic).
+    svc, alice, bob, auditor = world
+    big = "9" * 30
+    for bad in (
+        f"page={big}",
+        f"size=>{big}gb",
+        f"size=<{big}",
+        "created_at=9999-12-31",
+        "completed_at=>9999-12-31",
+        "created_at=<=9999-12-31",
+    ):
+        assert "error" in get(svc, f"/api/uploads/?{bad}", auditor, status=400), bad
+    for bad in (f"page={big}", f"size={big}"):
+        assert "error" in get(svc, f"/api/uploads/files/?{bad}", auditor, status=400), bad
+    assert get(svc, f"/api/uploads/?page={big}", auditor, status=400) == {
+        "error": f"Invalid page '{big}' (1 to 1000000000)"
+    }
+    for path in (f"/api/uploads/upload/{big}", f"/api/uploads/files/file/{big}"):
+        get(svc, path, auditor, status=404)
+    assert get(svc, f"/api/uploads/upload/{2**63 - 1}", auditor, status=404) == {
+        "error": "Upload not found"
+    }
+
+
 def test_pagination(make_service):
     svc = make_service({"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"})
     token = make_token(svc.ctx, ["upload_symbols"])

@@ -25,6 +25,7 @@ from tecken_symbols.db import from_json
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
 from tecken_symbols.upload.filters import (
+    BIGINT_MAX,
     date_conditions,
     page_number,
     size_conditions,
@@ -346,8 +347,13 @@ class AuthInfoResource:
 
 def add_api_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
     app.add_route("/api/uploads/", UploadsResource(ctx, settings))
-    app.add_route("/api/uploads/upload/{upload_id:int}", UploadResource(ctx, settings))
+    # Ids beyond a BIGINT match no route (404) instead of overflowing the driver.
+    app.add_route(
+        f"/api/uploads/upload/{{upload_id:int(max={BIGINT_MAX})}}", UploadResource(ctx, settings)
+    )
     app.add_route("/api/uploads/files/", FilesResource(ctx, settings))
-    app.add_route("/api/uploads/files/file/{file_id:int}", FileResource(ctx, settings))
+    app.add_route(
+        f"/api/uploads/files/file/{{file_id:int(max={BIGINT_MAX})}}", FileResource(ctx, settings)
+    )
     app.add_route("/api/stats/", StatsResource(ctx, settings))
     app.add_route("/upload/auth_info/", AuthInfoResource(ctx, settings))

@@ -29,6 +29,9 @@ MULTIPLIERS = {
     "gb": 1024**3,
 }
 SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+# Largest value a BIGINT column (and SQLite's INTEGER) holds.
+BIGINT_MAX = 2**63 - 1
+MAX_PAGE = 1_000_000_000
 
 
 def _split_op(term: str) -> tuple[str, str]:
@@ -48,8 +51,11 @@ def size_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
         match = SIZE_RE.fullmatch(rest)
         if not match or match.group(2) not in MULTIPLIERS:
             raise UploadError(f"Invalid size filter {term!r} (e.g. >10mb,<2gb)")
+        size = int(float(match.group(1)) * MULTIPLIERS[match.group(2)])
+        if size > BIGINT_MAX:
+            raise UploadError(f"Invalid size filter {term!r} (larger than {BIGINT_MAX} bytes)")
         conds.append(f"{column} {op} ?")
-        params.append(int(float(match.group(1)) * MULTIPLIERS[match.group(2)]))
+        params.append(size)
     return conds, params
 
 
@@ -82,12 +88,16 @@ def date_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
         op, rest = _split_op(term)
         day = _day(rest)
         is_day = len(rest) <= 10 or rest in ("today", "yesterday")
+        try:
+            next_day = day + timedelta(days=1)
+        except OverflowError as exc:
+            raise UploadError(f"Invalid date {rest!r} (the last day is 9999-12-30)") from exc
         if op == "=" and is_day:
             conds.append(f"{column} >= ? AND {column} < ?")
-            params += [day, day + timedelta(days=1)]
+            params += [day, next_day]
         elif op in (">", "<=") and is_day:
             conds.append(f"{column} {'>=' if op == '>' else '<'} ?")
-            params.append(day + timedelta(days=1))
+            params.append(next_day)
         else:
             conds.append(f"{column} {op} ?")
             params.append(day)
@@ -114,6 +124,6 @@ def page_number(value: str | None) -> int:
         page = int(value)
     except ValueError as exc:
         raise UploadError(f"Invalid page {value!r}") from exc
-    if page < 1:
-        raise UploadError(f"Invalid page {value!r}")
+    if not 1 <= page <= MAX_PAGE:
+        raise UploadError(f"Invalid page {value!r} (1 to {MAX_PAGE})")
     return page
