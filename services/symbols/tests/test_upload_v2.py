@@ -72,6 +72,8 @@ def test_v2_errors(svc):
         {"files": "x"},
         {"files": [{"key": "a"}]},
         {"files": [{"key": "a", "size": "1", "md5_hash": "x"}]},
+        {"files": [{"key": "a/AB/b.sym", "size": 2**63, "md5_hash": "0" * 32}]},
+        {"files": [{"key": "a/AB/b.sym", "size": -1, "md5_hash": "0" * 32}]},
         [1],
     ):
         assert svc.app.post_json("/upload/v2/", bad, headers=h, status=400).json == {
@@ -103,6 +105,13 @@ def test_v2_errors(svc):
         {"type": "error", "msg": "invalid key"},
         {"type": "error", "msg": "invalid MD5 hex digest"},
     ]
+    # Sizes that each fit a BIGINT but not their sum: the total is capped.
+    huge = [{"key": f"a/AB/{i}.sym", "size": 2**62, "md5_hash": "0" * 32} for i in range(2)]
+    resp = svc.app.post_json("/upload/v2/", {"files": huge}, headers=h, status=201)
+    row = svc.ctx.db.fetchone("SELECT size FROM uploads WHERE id = ?", (resp.json["id"],))
+    assert row["size"] == 2**63 - 1
+    # An upload id beyond a BIGINT matches no route.
+    svc.app.put(f"/upload/v2/files/{'9' * 30}/a/AB/b.sym", b"x", headers=h, status=404)
 
 
 def test_v2_put_checks_content(svc):

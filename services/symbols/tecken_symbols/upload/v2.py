@@ -36,6 +36,7 @@ from tecken_symbols.upload import records
 from tecken_symbols.upload.archive import KEY_RE
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.filters import BIGINT_MAX
 from tecken_symbols.upload.resources import answer_error
 from tecken_symbols.upload.service import Uploader
 from tecken_symbols.upload.store import FileResult, extension
@@ -61,7 +62,7 @@ def parse_request(body: Any) -> list[dict[str, Any]]:
             or not isinstance(item.get("md5_hash"), str)
             or not isinstance(item.get("size"), int)
             or isinstance(item.get("size"), bool)
-            or item["size"] < 0
+            or not 0 <= item["size"] <= BIGINT_MAX
         ):
             raise UploadError(MALFORMED)
         files.append(item)
@@ -135,7 +136,7 @@ class UploadV2Resource:
                 user_id=principal.user_id,
                 filename="",
                 bucket_name=storer.target.bucket_name,
-                size=sum(f["size"] for f in files),
+                size=min(BIGINT_MAX, sum(f["size"] for f in files)),
                 try_symbols=try_symbols,
                 upload_protocol=PROTOCOL,
             )
@@ -307,5 +308,6 @@ def records_header():
 def add_v2_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
     app.add_route("/upload/v2/", UploadV2Resource(ctx, settings))
     app.add_route(
-        "/upload/v2/files/{upload_id:int}/{key:path}", UploadV2FileResource(ctx, settings)
+        f"/upload/v2/files/{{upload_id:int(max={BIGINT_MAX})}}/{{key:path}}",
+        UploadV2FileResource(ctx, settings),
     )
