@@ -142,6 +142,27 @@ def test_generated_rules(svc, token):
     assert "outside the archive" in post_zip(svc, token, evil, status=400).json["error"]
     snippet = make_zip({"qcom/proprietary/ABC/x.sym": b"x"})
     assert "'qcom/proprietary'" in post_zip(svc, token, snippet, status=400).json["error"]
+    # Paths storage cannot hold were a 503 ("retry") from the storage write.
+    for name in ("a/" + "A" * 256 + "/x.sym", "a" * 256 + "/AB/x.sym", "a/AB/" + "x" * 256):
+        long = make_zip({name: b"x"})
+        assert post_zip(svc, token, long, status=400).json == {
+            "error": f"Archive member '{name}' has a path too long to store "
+            "(at most 255 characters per part)"
+        }
+
+
+def test_multipart_headers_not_utf8(svc, token):
+    body = (
+        b'--xx\r\nContent-Disposition: form-data; name="\xff.zip"; filename="\xff.zip"\r\n'
+        b"\r\n" + make_zip({SYM: b"x"}) + b"\r\n--xx--\r\n"
+    )
+    resp = svc.app.post(
+        "/upload/",
+        body,
+        headers={"Auth-Token": token, "Content-Type": "multipart/form-data; boundary=xx"},
+        status=400,
+    )
+    assert resp.json == {"error": "Malformed multipart form data: part headers must be UTF-8"}
 
 
 def test_no_file(svc, token):

@@ -28,6 +28,9 @@ CHUNK = 1024 * 1024
 KEYCHARS = r"[^\x00-\x1f\x80-\U0010ffff\\^`><{}\[\]#%\"'|/]+"
 KEY_RE = re.compile(rf"({KEYCHARS})/([0-9A-Fa-f]+)/({KEYCHARS})")
 HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+# Longest key part a filesystem stores (NAME_MAX); three such parts stay well
+# under S3's 1024-byte keys.
+MAX_KEY_PART = 255
 
 PATTERN_ERROR = (
     "Unrecognized file pattern. Should only be <module>/<hex>/<file> or "
@@ -177,6 +180,11 @@ def read_archive(path: str, size: int, settings: UploadSettings) -> Archive:
         if not match:
             raise UploadError(PATTERN_ERROR.format(name=name))
         debug_file, debug_id, filename = match.groups()
+        if any(len(part) > MAX_KEY_PART for part in match.groups()):
+            raise UploadError(
+                f"Archive member '{name}' has a path too long to store (at most "
+                f"{MAX_KEY_PART} characters per part)"
+            )
         key = f"{debug_file}/{debug_id.upper()}/{filename}"
         members.append(Member(name=name, key=key, size=info.file_size, info=info))
     return Archive(path=path, size=size, members=members)

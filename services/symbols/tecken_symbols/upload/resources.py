@@ -154,6 +154,8 @@ class UploadResource:
                     if len(text) > FORM_LIMIT:
                         raise UploadError(f"Form field '{part.name}' too large")
                     fields[part.name] = text.decode("utf-8", "replace")
+        except UnicodeDecodeError as exc:
+            raise UploadError("Malformed multipart form data: part headers must be UTF-8") from exc
         except (falcon.MediaMalformedError, falcon.MediaNotFoundError) as exc:
             raise UploadError(
                 f"Malformed multipart form data: {exc.description or exc.title}"
