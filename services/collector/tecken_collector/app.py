@@ -113,6 +113,13 @@ class LimitsConfig:
             "Discarded=malformed_read_timeout (a client that sent less than its "
             "Content-Length); 0 waits as long as the server lets it. Applies under gunicorn.",
         )
+        max_dumps = Option(
+            default="100",
+            parser=int,
+            doc="Most dumps (distinct file parts) one crash may carry; more: 400 "
+            "Discarded=malformed_too_many_dumps. Each dump becomes a file on disk, and "
+            "crash reporters send a handful.",
+        )
         spool_memory_size = Option(
             default="1MiB",
             parser=parse_data_size,
@@ -177,6 +184,7 @@ def build_limits(manager: ConfigManager) -> PayloadLimits:
         parse_in_memory_max=config("parse_in_memory_max"),
         spool_memory_size=config("spool_memory_size"),
         spool_dir=config("spool_dir") or None,
+        max_dumps=config("max_dumps"),
     )
 
 

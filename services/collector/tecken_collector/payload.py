@@ -155,6 +155,7 @@ class PayloadLimits:
     spool_memory_size: int = 1024 * 1024
     spool_memory_total: int = 8 * 1024 * 1024
     spool_dir: str | None = None
+    max_dumps: int = 100
 
 
 def check_headers(req: falcon.Request, limits: PayloadLimits) -> tuple[bytes, int]:
@@ -356,6 +357,9 @@ def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLi
             dump_name = sanitize_dump_name(name)
             if dump_name in RESERVED_DUMP_NAMES or not dump_name:
                 raise MalformedCrash("invalid_dump_name")
+            if dump_name not in crash.dumps and len(crash.dumps) >= limits.max_dumps:
+                # Each dump is a file (and a directory) on disk.
+                raise MalformedCrash("too_many_dumps")
             if mimetype != "application/octet-stream":
                 crash.notes.append(f"unknown content type: {dump_name} {content_type}")
             memory = limits.spool_memory_size if in_memory < limits.spool_memory_total else 0

@@ -207,6 +207,18 @@ def test_invalid_dump_name(app, roots, name):
     assert crash_files(roots[0]) == []
 
 
+def test_too_many_dumps(make_app, roots):
+    app = make_app(max_dumps="3")
+    dumps = {f"dump{i}": b"x" for i in range(4)}
+    data, ctype = encode_multipart(ANNOTATIONS, dumps)
+    assert_malformed(post(app, data, **{"Content-Type": ctype}), "too_many_dumps")
+    assert crash_files(roots[0]) == []
+    # A repeated dump name replaces the earlier one and does not count twice.
+    twice = data.replace(b"dump3", b"dump0")  # 4 dump parts, 3 names
+    resp = post(app, twice, **{"Content-Type": ctype})
+    assert resp.status_int == 200, resp.text
+
+
 def test_annotations_too_large(make_app):
     app = make_app(max_annotations_size="1KiB")
     data, ctype = encode_multipart(dict(ANNOTATIONS, Big="x" * 2000), {})
