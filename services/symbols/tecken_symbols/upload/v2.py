@@ -17,6 +17,7 @@ when its last file lands. Works the same on every storage backend."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import tempfile
@@ -40,7 +41,7 @@ from tecken_symbols.upload.filters import BIGINT_MAX
 from tecken_symbols.upload.resources import answer_error
 from tecken_symbols.upload.service import Uploader
 from tecken_symbols.upload.store import FileResult, extension
-from tecken_symbols.upload.symfile import HEADER_LIMIT, SymChecker, parse_header
+from tecken_symbols.upload.symfile import HEADER_LIMIT, SymChecker, SymHeader, parse_header
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -82,8 +83,6 @@ class UploadV2Resource:
                 raw = req.bounded_stream.read(16 * 1024 * 1024 + 1)
                 if len(raw) > 16 * 1024 * 1024:
                     raise UploadError("request body too large", 413)
-                import json
-
                 try:
                     body = json.loads(raw or b"null")
                 except ValueError as exc:
@@ -263,7 +262,7 @@ class UploadV2FileResource:
                 )
             if checker is not None and (problem := checker.finish()):
                 raise UploadError(f"Invalid symbol file '{key}': {problem}")
-            found, in_target = storer.existing(key)
+            _, in_target = storer.existing(key)
             result = FileResult(
                 key=key,
                 compressed=compressed,
@@ -271,13 +270,13 @@ class UploadV2FileResource:
                 md5=declared_md5,
                 stored_size=stored,
                 is_update=in_target is not None,
-                header=parse_header(head) if key.lower().endswith(".sym") else records_header(),
+                header=parse_header(head) if key.lower().endswith(".sym") else SymHeader(),
             )
             spool.seek(0)
             try:
                 with metrics.timer("upload_put_object"):
                     storer.target.storage.put(
-                        key,
+                        storer.target.full_key(key),
                         spool,  # type: ignore[arg-type]
                         content_type=settings.mime_overrides.get(extension(key)),
                         content_encoding="gzip" if compressed else None,
@@ -297,12 +296,6 @@ class UploadV2FileResource:
         except DatabaseError as exc:
             raise UploadError(f"Stored but not recorded ({exc}); retry the PUT", 503) from exc
         return {"key": key, "size": stored, "upload_completed": done}
-
-
-def records_header():
-    from tecken_symbols.upload.symfile import SymHeader
-
-    return SymHeader()
 
 
 def add_v2_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
