@@ -70,12 +70,12 @@ class MissingSymbols:
         code_file: str = "",
         code_id: str = "",
     ) -> bool:
-        """Count one 404. Returns False when ignored (field too long, disabled,
-        or the buffer is full)."""
+        """Count one 404. Returns False when ignored (field too long or holding
+        a NUL, which PostgreSQL text cannot store; disabled; buffer full)."""
         if not self.enabled:
             return False
         fields = (debug_file, debug_id, symbols_file, code_file or "", code_id or "")
-        if any(len(f) > MAX_FIELD_LENGTH for f in fields):
+        if any(len(f) > MAX_FIELD_LENGTH or "\x00" in f for f in fields):
             return False
         now = utcnow()
         with self._lock:

@@ -19,6 +19,8 @@ from tecken_symbols.download import _has_param
 
 BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
+#: Keeps the row offset within a 64-bit integer (SQLite and PostgreSQL).
+MAX_PAGE = 1_000_000_000
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -61,19 +63,25 @@ class MissingSymbolsListResource:
             batch_size = int(req.get_param("batch_size") or BATCH_SIZE)
         except ValueError as exc:
             raise _bad("page and batch_size must be whole numbers") from exc
-        if page < 1 or not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise _bad(f"page must be >= 1 and batch_size between 1 and {MAX_BATCH_SIZE}")
+        if not 1 <= page <= MAX_PAGE or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise _bad(
+                f"page must be between 1 and {MAX_PAGE} "
+                f"and batch_size between 1 and {MAX_BATCH_SIZE}"
+            )
         since = None
         if req.get_param("since"):
             try:
                 since = datetime.fromisoformat(req.get_param("since"))
-            except ValueError as exc:
+                if since.tzinfo is None:
+                    since = since.replace(tzinfo=UTC)
+                since = since.astimezone(UTC)
+            except (ValueError, OverflowError) as exc:
                 raise _bad("since must be an ISO-8601 date or date-time, e.g. 2026-11-23") from exc
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=UTC)
         sort = req.get_param("sort") or "modified_at"
         if sort not in ("modified_at", "created_at", "count"):
             raise _bad("sort must be modified_at, created_at or count")
+        if any("\x00" in (req.get_param(name) or "") for name in ("debug_file", "code_file")):
+            raise _bad("debug_file and code_file must not contain NUL characters")
         debug_id = req.get_param("debug_id")
         if debug_id and not all(c in "0123456789abcdefABCDEF" for c in debug_id):
             raise _bad("debug_id must be hexadecimal")

@@ -29,6 +29,7 @@ def test_404s_are_counted_in_batches(svc):
     app.head("/other.pdb/ABCDEF/other.sym", status=404)  # HEAD: not recorded
     app.get("/xul.pdb/ABCDEF/file.ptr", status=404)  # ignored: not recorded
     app.get(f"/{'x' * 151}.pdb/ABCDEF/x.sym", status=404)  # too long: not recorded
+    app.get("/nul.pdb/ABCDEF/nul.sym?code_file=a%00b", status=404)  # NUL: not recorded
     assert rows(db) == []  # nothing written per request
     assert svc.ctx.missing.flush() == 2
     found = rows(db)
@@ -91,6 +92,11 @@ def test_json_list(svc):
         "since=yesterday",
         "sort=nope",
         "debug_id=xyz",
+        "page=100000000000000000000",  # an offset beyond 64 bits
+        "since=9999-12-31T23:59:59-14:00",  # past datetime's range once in UTC
+        "since=0001-01-01T00:00:00%2B14:00",
+        "debug_file=a%00b",  # PostgreSQL text cannot hold NUL
+        "code_file=a%00b",
     ):
         resp = app.get(f"/missingsymbols/?{bad}", status=400)
         assert resp.json["error"]
