@@ -36,6 +36,8 @@ HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 KEY_RE = re.compile(rf"{_NAME}/[0-9A-Fa-f]+/{_NAME}")
 
 IGNORED_ID = "0" * 33
+#: The longest key any backend can hold (S3's limit, in bytes; keys are ASCII).
+MAX_KEY_LENGTH = 1024
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET",
@@ -118,9 +120,11 @@ class DownloadResource:
         refresh = _has_param(req, "_refresh")
         started = time.perf_counter()
         try:
+            if len(key) > MAX_KEY_LENGTH:
+                raise InvalidKey(f"storage key longer than {MAX_KEY_LENGTH} bytes")
             hit = self.ctx.lookups.find(key, try_symbols, refresh)
         except InvalidKey:
-            hit = None  # e.g. ".." components: valid in a URL, never a stored key
+            hit = None  # e.g. ".." components or too long: valid in a URL, never stored
         except StorageError as exc:
             logger.error("storage lookup of %s failed: %s", key, exc)
             raise JSONError(

@@ -139,6 +139,8 @@ def test_invalid_paths_are_routing_404s(fs_service, path):
 
 def test_dots_are_allowed_components(fs_service):
     fs_service.app.get("/../ABCDEF/x.sym", status=404)
+    # Longer than any storage key: not found, not a storage failure.
+    fs_service.app.get(f"/xul.pdb/{'A' * 2000}/xul.sym", status=404)
     resp = fs_service.app.get("/xul.pdb/ABCDEF/xul.sym", status=404)
     assert resp.text == "Symbol Not Found"
 
