@@ -122,12 +122,6 @@ def set_active(db: Database, email: str, active: bool) -> User:
     return get_user(db, user.id)  # type: ignore[return-value]
 
 
-def set_superuser(db: Database, email: str, superuser: bool) -> User:
-    user = require_user(db, email)
-    db.execute("UPDATE users SET is_superuser = ? WHERE id = ?", (superuser, user.id))
-    return get_user(db, user.id)  # type: ignore[return-value]
-
-
 def check_permission(codename: str) -> str:
     codename = codename.strip()
     if "." in codename:  # accept Tecken's "upload.upload_symbols" spelling

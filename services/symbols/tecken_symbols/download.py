@@ -33,7 +33,6 @@ metrics = markus.get_metrics("tecken")
 _NAME = r"[^\x00-\x1f\x80-\xff\\^`><{}\[\]#%\"'|/]+"
 NAME_RE = re.compile(_NAME)
 HEX_RE = re.compile(r"[0-9A-Fa-f]+")
-KEY_RE = re.compile(rf"{_NAME}/[0-9A-Fa-f]+/{_NAME}")
 
 IGNORED_ID = "0" * 33
 #: The longest key any backend can hold (S3's limit, in bytes; keys are ASCII).
@@ -60,17 +59,6 @@ def valid_name(value: str) -> bool:
         # Non-ASCII characters arrive as bytes 0x80-0xff (UTF-8): not allowed.
         return False
     return True
-
-
-def valid_key(key: str) -> bool:
-    """Whether ``key`` is ``<name>/<hex>/<name>`` by the download rules."""
-    parts = key.split("/")
-    return (
-        len(parts) == 3
-        and valid_name(parts[0])
-        and bool(HEX_RE.fullmatch(parts[1]))
-        and valid_name(parts[2])
-    )
 
 
 def route_not_found(req: falcon.Request, resp: falcon.Response) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import markus
 
@@ -213,7 +212,3 @@ class Lookups:
             self._syminfo_key(some_file, some_id, False),
             self._syminfo_key(some_file, some_id, True),
         )
-
-
-def epoch_to_datetime(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)

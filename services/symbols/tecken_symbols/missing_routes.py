@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import falcon
 
 from tecken_symbols import missing
+from tecken_symbols.auth import JSONError
 from tecken_symbols.context import AppContext
-from tecken_symbols.download import _has_param
+from tecken_symbols.download import HEX_RE, _has_param
 
 BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
@@ -30,8 +31,6 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _bad(message: str) -> falcon.HTTPError:
-    from tecken_symbols.auth import JSONError
-
     return JSONError(falcon.HTTP_400, message)
 
 
@@ -83,7 +82,7 @@ class MissingSymbolsListResource:
         if any("\x00" in (req.get_param(name) or "") for name in ("debug_file", "code_file")):
             raise _bad("debug_file and code_file must not contain NUL characters")
         debug_id = req.get_param("debug_id")
-        if debug_id and not all(c in "0123456789abcdefABCDEF" for c in debug_id):
+        if debug_id and not HEX_RE.fullmatch(debug_id):
             raise _bad("debug_id must be hexadecimal")
         rows, total = missing.list_page(
             self.ctx.db,
