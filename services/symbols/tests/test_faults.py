@@ -114,6 +114,12 @@ def test_database_down(make_service, tmp_path):
     body = svc.app.get("/__heartbeat__", status=500).json
     assert body["checks"]["database"] == "error"
     assert "database unreachable" in body["errors"][0]["msg"]
+    # Endpoints that need the database answer 503, never a 500.
+    for path in ("/missingsymbols/", "/missingsymbols.csv", "/api/syminfo/xul.pdb/ABCDEF"):
+        resp = svc.app.get(path, status=503)
+        assert resp.json == {"error": "The database could not be reached; try again shortly."}
+        assert resp.headers["Retry-After"] == "5"
+    svc.app.post("/upload/", params=b"x", headers={"Auth-Token": "a" * 32}, status=503)
 
 
 def test_database_down_at_start_up(make_service):
