@@ -30,6 +30,8 @@ from tecken_symbols.accounts import (
 from tecken_symbols.db import Database, IntegrityError, utcnow
 
 DEFAULT_EXPIRATION_DAYS = 365
+#: A century: far enough for any real use, well inside datetime's range.
+MAX_EXPIRATION_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,10 @@ def create_token(
         key = new_key()
     elif len(key) != 32 or any(c not in "0123456789abcdefABCDEF" for c in key):
         raise AccountError("a token key must be 32 hexadecimal characters")
-    if expires_days <= 0:
-        raise AccountError("expiry must be a positive number of days")
+    if not 0 < expires_days <= MAX_EXPIRATION_DAYS:  # NaN fails too
+        raise AccountError(
+            f"expiry must be a positive number of days, at most {MAX_EXPIRATION_DAYS}"
+        )
     if preferred_upload_api_version not in (1, 2):
         raise AccountError("preferred upload API version must be 1 or 2")
     now = utcnow()

@@ -74,6 +74,9 @@ def test_token_rules(db):
     assert tokens.list_tokens(db, state="expired") == []
     with pytest.raises(AccountError, match="already exists"):
         tokens.create_token(db, "u@example.com", ["upload_symbols"], key=key)
+    for days in (0, -5, 1e11, float("nan")):  # 1e11 days overflowed datetime
+        with pytest.raises(AccountError, match="positive number of days"):
+            tokens.create_token(db, "u@example.com", ["upload_symbols"], expires_days=days)
     assert tokens.revoke_by_prefix(db, key[:8]) == 1
     assert tokens.find_by_key(db, key) is None
 
