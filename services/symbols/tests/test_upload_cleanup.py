@@ -123,3 +123,20 @@ def test_abandoned_uploads_marked(make_service):
     }
     assert rows["dead.zip"].startswith("abandoned") and rows["s.zip"] is None
     assert done["completed_at"]
+
+
+def test_cleanup_forgets_cached_downloads_of_deleted_try_objects(service):
+    svc = service
+    token = make_token(svc.ctx, ["upload_symbols"])
+    up = post(svc, token, {sym_key("a"): sym_text("a")}, {"try": "1"})
+    age(svc, up["id"], 40)
+    url = "/" + sym_key("a") + "?try"
+    assert svc.app.get(url).status_int == 302  # now a cached hit
+    cleanup.cleanup_uploads(
+        svc.ctx.db,
+        try_days=30,
+        regular_days=0,
+        try_storage=svc.ctx.storages.try_.storage,
+        on_delete=svc.ctx.lookups.invalidate,
+    )
+    assert svc.app.get(url, status=404).status_int == 404

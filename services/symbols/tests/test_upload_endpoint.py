@@ -335,14 +335,12 @@ def test_filename_from_part_when_field_name_is_not_a_zip(svc, token):
 
 def test_upload_invalidates_shared_redis_cache(make_service, redis_url, redis_prefix):
     """Two workers sharing Redis: a miss cached by one is forgotten when the
-    other stores the key. (Each worker also keeps misses locally for
-    SYMBOLS_CACHE_LOCAL_MISS_TTL, 1 s by default, which no other worker's
-    upload can reach: turned off here.)"""
+    other stores the key (workers keep only hits in their own memory, so the
+    upload is seen at once)."""
     env = {
         **NO_VALIDATION,
         "SYMBOLS_CACHE_URL": redis_url,
         "SYMBOLS_CACHE_PREFIX": redis_prefix,
-        "SYMBOLS_CACHE_LOCAL_MISS_TTL": "0",
     }
     downloader = make_service(env)
     uploader = make_service(env)

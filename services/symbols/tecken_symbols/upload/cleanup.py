@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -67,10 +67,13 @@ def cleanup_uploads(
     try_storage: Any = None,
     dry_run: bool = False,
     abandoned_hours: float = 24,
+    on_delete: Callable[[str], None] | None = None,
 ) -> CleanupReport:
     """Delete expired records (and try objects when ``try_storage`` is given),
     and mark uploads still incomplete after ``abandoned_hours`` as failed (their
-    process died, or a v2 client never sent its files)."""
+    process died, or a v2 client never sent its files). ``on_delete(key)`` runs
+    after each object is deleted (the service passes its download-cache
+    invalidation, so no cached hit redirects to a deleted object)."""
     report = CleanupReport()
     now = utcnow()
     abandoned_cutoff = now - timedelta(hours=abandoned_hours)
@@ -147,6 +150,8 @@ def cleanup_uploads(
                 try:
                     if try_storage.delete(key):
                         report.objects_deleted += 1
+                    if on_delete is not None:
+                        on_delete(key)
                 except StorageError as exc:
                     report.object_errors += 1
                     logger.warning("cannot delete try object %s: %s", key, exc)
@@ -244,8 +249,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tecken_symbols.settings import DatabaseConfig, StorageConfig
-    from tecken_symbols.storages import build_storages
+    from tecken_symbols.context import build_context
+    from tecken_symbols.settings import DatabaseConfig
     from tecken_symbols.upload.config import load_settings
 
     manager = build_config_manager()
@@ -254,13 +259,13 @@ def run(args: argparse.Namespace) -> int:
     db_cfg = config.with_options(DatabaseConfig)
     db = Database(getattr(args, "database_url", None) or db_cfg("database_url"))
     db.migrate()
-    try_storage = None
+    try_storage = on_delete = ctx = None
     if not args.keep_objects:
-        st = config.with_options(StorageConfig)
-        storages = build_storages(
-            st("storage_url"), st("try_storage_url"), st("extra_storage_urls"), st("public_url")
-        )
-        try_storage = storages.try_.storage
+        # The service's storages and lookup cache, to delete try objects and
+        # forget their cached existence (shared with the workers when Redis).
+        ctx = build_context(manager)
+        try_storage = ctx.storages.try_.storage
+        on_delete = ctx.lookups.invalidate
     report = cleanup_uploads(
         db,
         try_days=args.try_days if args.try_days is not None else settings.try_retention_days,
@@ -269,7 +274,10 @@ def run(args: argparse.Namespace) -> int:
         else settings.regular_retention_days,
         try_storage=try_storage,
         dry_run=args.dry_run,
+        on_delete=on_delete,
     )
+    if ctx is not None:
+        ctx.close()
     orphans = (
         0 if args.dry_run else remove_orphaned_files(settings.temp_root, args.orphan_minutes * 60)
     )
