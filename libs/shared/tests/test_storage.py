@@ -34,6 +34,13 @@ def test_missing_key(storage):
     assert storage.delete("a/b/missing.sym") is False
 
 
+def test_key_with_a_very_long_component_is_missing_on_both_backends(storage):
+    # 300 bytes: too long for a filesystem name, a plain 404 on S3.
+    key = "a/" + "X" * 300 + "/b.sym"
+    assert storage.metadata(key) is None
+    assert not storage.exists(key)
+
+
 def test_put_get_metadata_round_trip(storage):
     payload = gzip.compress(b"MODULE Linux x86_64 ABC xul.so\n" * 100)
     storage.put(

@@ -126,6 +126,9 @@ class FilesystemStorage(Storage):
         except NotADirectoryError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                # A name no file here can have (S3 would just say 404).
+                return None
             raise self._error("stat", key, exc) from exc
         if not path.is_file():
             return None
