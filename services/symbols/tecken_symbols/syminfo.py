@@ -17,10 +17,12 @@ metrics = markus.get_metrics("tecken")
 
 
 def symbols_filename(debug_filename: str) -> str:
-    """``xul.pdb`` -> ``xul.sym``; other names are used unchanged."""
+    """The Breakpad symbol file name: ``xul.pdb`` -> ``xul.sym``,
+    ``libxul.so`` -> ``libxul.so.sym``. (Tecken uses other names unchanged,
+    giving a ``url`` that can never be found; clients only follow it.)"""
     if debug_filename.lower().endswith(".pdb"):
         return debug_filename[:-4] + ".sym"
-    return debug_filename
+    return debug_filename + ".sym"
 
 
 class SymInfoResource:

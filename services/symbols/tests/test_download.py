@@ -276,6 +276,18 @@ def test_syminfo(service):
     app.post("/api/syminfo/ShowSSEConfig.exe/6A4B9A365000", status=405)
 
 
+def test_syminfo_url_of_a_non_pdb_module_is_its_sym_file(service):
+    add_file_upload(
+        service.ctx.db,
+        debug_filename="libxul.so",
+        debug_id="0FBE970321AB8CF14C4C44205044422E1",
+        code_file="libxul.so",
+        code_id="0397BE0FAB21F18C4C4C44205044422E",
+    )
+    resp = service.app.get("/api/syminfo/libxul.so/0397BE0FAB21F18C4C4C44205044422E")
+    assert resp.json["url"].endswith("/libxul.so/0FBE970321AB8CF14C4C44205044422E1/libxul.so.sym")
+
+
 def test_invalidate_after_upload(service):
     app = service.app
     app.get(f"/{KEY}", status=404)
