@@ -147,7 +147,8 @@ class CacheManager:
     def make_room(self, protect: str = "") -> int:
         """Evict least-recently-used entries until the cache fits. An entry
         that alone is larger than the limit is evicted itself (it would never
-        fit), never at the cost of the rest of the cache."""
+        fit), never at the cost of the rest of the cache. When the next victim
+        is still being written (``pending``), eviction waits for it to settle."""
         evicted = 0
         if self.total > self.max_size:
             # Any entry that alone exceeds the limit goes first, whichever
@@ -158,7 +159,7 @@ class CacheManager:
                 evicted += 1
         while self.total > self.max_size:
             victim = next((stem for stem in self.lru if stem != protect), None)
-            if victim is None:
+            if victim is None or victim in self.pending:
                 break
             self._evict(victim)
             evicted += 1
@@ -180,13 +181,18 @@ class CacheManager:
         mask = 0
         for name in WATCH_FLAGS_NAMES:
             mask |= getattr(flags, name)
-        for dirpath, _dirnames, _filenames in os.walk(top):
+        # Each directory is watched before it is listed, so a subdirectory
+        # created meanwhile is either listed here or reported by an event.
+        todo = [top]
+        while todo:
+            directory = todo.pop()
             try:
-                wd = self.inotify.add_watch(dirpath, mask)  # type: ignore[union-attr]
+                wd = self.inotify.add_watch(directory, mask)  # type: ignore[union-attr]
+                self.watches[wd] = directory
+                with os.scandir(directory) as entries:
+                    todo += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
             except OSError as exc:
-                logger.warning("cannot watch %s: %s", dirpath, exc)
-                continue
-            self.watches[wd] = Path(dirpath)
+                logger.warning("cannot watch %s: %s", directory, exc)
 
     def _handle(self, event) -> None:  # type: ignore[no-untyped-def]
         from inotify_simple import flags
@@ -197,7 +203,12 @@ class CacheManager:
             return
         directory = self.watches.get(event.wd)
         if event.mask & (flags.IGNORED | flags.DELETE_SELF):
-            self.watches.pop(event.wd, None)
+            if self.watches.pop(event.wd, None) == self.disk.cache_dir:
+                # Someone deleted the whole cache: watch the new one.
+                logger.warning("%s was deleted; recreating and rescanning", directory)
+                self.disk.cache_dir.mkdir(parents=True, exist_ok=True)
+                self._watch_tree(self.disk.cache_dir)
+                self.rescan()
             return
         if directory is None or not event.name:
             return
@@ -243,8 +254,9 @@ class CacheManager:
                 self.pending[stem] = (current, now)
                 continue
             del self.pending[stem]
-            if current is not None:
-                self.make_room(protect=stem)
+            # No protection: it was marked used when its directory was found,
+            # and it may itself be the least recently used entry by now.
+            self.make_room()
 
     # -- main loop ---------------------------------------------------------
 

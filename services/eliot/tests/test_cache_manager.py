@@ -229,3 +229,23 @@ def test_manager_stops_cleanly_on_sigterm(cache_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_cache_dir_deleted_while_running_is_watched_again(cache_dir, running_manager):
+    # The docs say deleting the whole cache/ directory while running is safe:
+    # the manager must go on seeing (and evicting) what lands in a new one.
+    # The entries land in new directories, often before these are watched, so
+    # this also covers entries that settle while another one is being written.
+    import shutil
+
+    manager = running_manager(10_000)
+    disk = manager.disk
+    put(disk, "a", 3000, 10)
+    assert wait_for(lambda: manager.total == 3000)
+    shutil.rmtree(disk.cache_dir)
+    assert wait_for(lambda: manager.total == 0 and disk.cache_dir.is_dir())
+    old = put(disk, "old", 6000, 10)
+    new = put(disk, "new", 6000, 0)
+    assert wait_for(lambda: not old.exists())
+    assert new.exists()
+    assert wait_for(lambda: manager.total == 6000)
