@@ -15,8 +15,9 @@ from typing import Any
 
 MAX_JOBS = 10
 
-DEBUG_FILENAME_RE = re.compile(r"^[A-Za-z0-9_.+{}@<> ~-]*$")
-DEBUG_ID_RE = re.compile(r"^[A-Fa-f0-9]*$")
+# Eliot's patterns, matched whole (fullmatch): its "^...$" let a trailing newline through.
+DEBUG_FILENAME_RE = re.compile(r"[A-Za-z0-9_.+{}@<> ~-]*")
+DEBUG_ID_RE = re.compile(r"[A-Fa-f0-9]*")
 
 
 class InvalidPayload(ValueError):
@@ -73,11 +74,11 @@ def validate_modules(i: int, memory_map: Any) -> list[tuple[str, str]]:
                 "invalid_modules",
             )
         debug_filename, debug_id = item
-        if not isinstance(debug_filename, str) or not DEBUG_FILENAME_RE.match(debug_filename):
+        if not isinstance(debug_filename, str) or not DEBUG_FILENAME_RE.fullmatch(debug_filename):
             raise InvalidPayload(
                 prefix + f"module index {j} has an invalid debug_filename", "invalid_modules"
             )
-        if not isinstance(debug_id, str) or not DEBUG_ID_RE.match(debug_id):
+        if not isinstance(debug_id, str) or not DEBUG_ID_RE.fullmatch(debug_id):
             raise InvalidPayload(
                 prefix + f"module index {j} has an invalid debug_id", "invalid_modules"
             )

@@ -79,6 +79,17 @@ CASES = [
         "job 0 has invalid modules: module index 0 has an invalid debug_id",
         "invalid_modules",
     ),
+    # A trailing newline is not a filename or id character ("$" alone would allow it).
+    (
+        {"jobs": [job(memory_map=[["xul.pdb\n", "B"]])]},
+        "job 0 has invalid modules: module index 0 has an invalid debug_filename",
+        "invalid_modules",
+    ),
+    (
+        {"jobs": [job(memory_map=[["a", "AB\n"]])]},
+        "job 0 has invalid modules: module index 0 has an invalid debug_id",
+        "invalid_modules",
+    ),
     (
         {"jobs": [job(stacks={})]},
         "job 0 has invalid stacks: stacks must be a list of lists",
