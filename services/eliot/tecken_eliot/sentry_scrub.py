@@ -14,7 +14,7 @@ from typing import Any
 import markus
 import sentry_sdk
 
-from tecken_shared.sentry import scrub_event
+from tecken_shared.sentry import scrub_event, sentry_enabled
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
@@ -41,6 +41,6 @@ def install(service: str) -> None:
     """Wrap the configured ``before_send`` of the active Sentry client."""
     client = sentry_sdk.get_client()
     options = getattr(client, "options", None)
-    if client.transport is None or not isinstance(options, dict):
+    if not sentry_enabled() or not isinstance(options, dict):
         return
     options["before_send"] = counting_scrubber(service, options.get("before_send") or scrub_event)
