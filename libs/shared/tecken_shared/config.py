@@ -8,7 +8,9 @@ common ones (logging, metrics, sentry, host id) live in :class:`CommonConfig`.""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -104,3 +106,27 @@ def host_id(configured: str) -> str:
 def component_options(cls: type) -> dict[str, tuple[Option, Any]]:
     """``{option name: (Option, class)}`` for a component class."""
     return get_config_for_class(cls)
+
+
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD")
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^@/\s]+@")
+
+
+def masked(key: str, value: str) -> str:
+    """``value`` as it may be logged: secrets hidden, and passwords in URLs
+    (``postgresql://user:pw@host``) replaced by ``*****``."""
+    if value and any(word in key.upper() for word in _SECRET_WORDS):
+        return "*****"
+    return _URL_PASSWORD.sub(r"\1*****@", value or "")
+
+
+def log_options(
+    logger: logging.Logger, manager: ConfigManager, namespace: str, components: Iterable[type]
+) -> None:
+    """Log every option of ``components`` at start-up, one ``KEY=value`` line
+    each, as configured (raw values), secrets masked."""
+    for cls in components:
+        config = manager.with_namespace(namespace).with_options(cls)
+        for name in sorted(component_options(cls)):
+            key = f"{namespace}_{name}".upper()
+            logger.info("config %s=%s", key, masked(key, str(config(name, raw_value=True))))

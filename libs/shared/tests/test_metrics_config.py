@@ -124,3 +124,35 @@ def test_sentry_off_without_dsn_and_scrubs():
     assert scrubbed["request"]["cookies"] == SCRUBBED
     assert scrubbed["request"]["env"]["REMOTE_ADDR"] == SCRUBBED
     assert scrubbed["user"]["ip_address"] == SCRUBBED
+
+
+def test_log_options_masks_secrets_and_url_passwords(caplog):
+    import logging
+
+    from everett.manager import Option
+
+    from tecken_shared.config import log_options, masked
+
+    class Component:
+        class Config:
+            database_url = Option(default="sqlite:///x.db")
+            secret_key = Option(default="")
+            cache_url = Option(default="redis://127.0.0.1:6379/0")
+
+    manager = build_config_manager(
+        environ={
+            "SVC_DATABASE_URL": "postgresql://tecken:hunter2@db:5432/tecken",
+            "SVC_SECRET_KEY": "abc",
+        },
+        env_file=None,
+    )
+    with caplog.at_level(logging.INFO, logger="test.options"):
+        log_options(logging.getLogger("test.options"), manager, "svc", [Component])
+    text = caplog.text
+    assert "config SVC_DATABASE_URL=postgresql://tecken:*****@db:5432/tecken" in text
+    assert "config SVC_SECRET_KEY=*****" in text
+    assert "config SVC_CACHE_URL=redis://127.0.0.1:6379/0" in text
+    assert "hunter2" not in text and "abc" not in text.replace("SVC_", "")
+    assert masked("SVC_STORAGE_URL", "s3://bucket/v1?endpoint_url=http://minio:9000") == (
+        "s3://bucket/v1?endpoint_url=http://minio:9000"
+    )

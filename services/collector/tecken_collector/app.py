@@ -15,7 +15,6 @@ import markus
 from everett.manager import (
     ConfigManager,
     Option,
-    get_config_for_class,
     parse_bool,
     parse_data_size,
 )
@@ -26,7 +25,7 @@ from tecken_collector.crashstorage import OUTBOX_DIR, FSCrashStorage
 from tecken_collector.payload import PayloadLimits
 from tecken_collector.seconds import parse_seconds
 from tecken_collector.throttler import Throttler
-from tecken_shared.config import build_config_manager
+from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import setup_service
 
@@ -246,19 +245,6 @@ CONFIG_COMPONENTS = (
 )
 
 
-def log_config(manager: ConfigManager) -> None:
-    """Log every collector option, one line each, as resolved (raw) values;
-    secrets and tokens are masked."""
-    for cls in CONFIG_COMPONENTS:
-        config = manager.with_namespace(NAMESPACE).with_options(cls)
-        for option in sorted(get_config_for_class(cls)):
-            value = config(option, raw_value=True)
-            key = f"{NAMESPACE}_{option}".upper()
-            if any(word in key for word in ("SECRET", "TOKEN", "PASSWORD")) and value:
-                value = "*****"
-            logger.info("config %s=%s", key, value)
-
-
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
@@ -286,7 +272,7 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
         after_save=after_save,
         read_timeout=manager.with_namespace(NAMESPACE).with_options(LimitsConfig)("read_timeout"),
     )
-    log_config(manager)
+    log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
 
     checks = {"crashstorage": lambda: storage_check(storage)}
     if mover.enabled:

@@ -19,7 +19,7 @@ from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.resources import SymbolicateV4Resource, SymbolicateV5Resource
 from tecken_eliot.store import SymcacheStore
 from tecken_eliot.symbolicate import Symbolicator
-from tecken_shared.config import CommonConfig, build_config_manager
+from tecken_shared.config import CommonConfig, build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import setup_service
 
@@ -166,19 +166,6 @@ class PageviewMiddleware:
             metrics.incr("pageview", tags=[f"path:{req.path}", f"method:{req.method.lower()}"])
 
 
-def log_config(namespace: str, components: list[tuple[type, object]]) -> None:
-    """Print every option as ``KEY=value`` at INFO (secrets masked)."""
-    from tecken_shared.config import component_options
-
-    for cls, config in components:
-        for name in component_options(cls):
-            key = f"{namespace.upper()}_{name.upper()}"
-            value = config(name)  # type: ignore[operator]
-            if "secret" in name.lower():
-                value = "*****" if value else ""
-            logger.info("%s=%s", key, value)
-
-
 def cache_manager_check(disk: DiskCache, max_age: float):  # type: ignore[no-untyped-def]
     def check() -> str | None:
         if max_age <= 0:
@@ -246,7 +233,7 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
         lock_timeout=config("lock_timeout"),
     )
     symbolicator = Symbolicator(store)
-    log_config(NAMESPACE, [(AppConfig, config), (CacheConfig, cache_config)])
+    log_options(logger, manager, NAMESPACE, [AppConfig, CacheConfig])
     logger.info(
         "symbol servers: %s; cache: %s (max %s bytes)",
         ", ".join(config("symbol_urls")),

@@ -329,11 +329,11 @@ class CacheManager:
 
 
 def build(manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
-    from tecken_eliot.app import log_config
+    from tecken_shared.config import log_options
 
     cache_config = manager.with_namespace("eliot").with_options(CacheConfig)
     config = manager.with_namespace("eliot").with_options(CacheManagerConfig)
-    log_config("eliot", [(CacheConfig, cache_config), (CacheManagerConfig, config)])
+    log_options(logger, manager, "eliot", [CacheConfig, CacheManagerConfig])
     return CacheManager(
         DiskCache.from_config(cache_config),
         heartbeat_interval=config("cache_manager_heartbeat_interval"),

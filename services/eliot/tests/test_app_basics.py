@@ -110,7 +110,7 @@ def test_options_are_logged_at_startup(make_app, capfd):
     make_app(ELIOT_DOWNLOAD_TIMEOUT="3.5")
     err = capfd.readouterr().err
     assert "ELIOT_DOWNLOAD_TIMEOUT=3.5" in err
-    assert "ELIOT_SYMBOLS_CACHE_MAX_SIZE=1000000000" in err
+    assert "ELIOT_SYMBOLS_CACHE_MAX_SIZE=1gb" in err  # as configured
 
 
 def test_statsd_port_defaults_to_eliots_8124_and_can_be_set() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import falcon
 from everett.manager import ConfigManager, Option
 
-from tecken_shared.config import build_config_manager
+from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import json_error_serializer, setup_service
 from tecken_symbols import sentry_scrub
@@ -26,6 +26,8 @@ from tecken_symbols.db import DatabaseError
 from tecken_symbols.download import method_not_allowed, route_not_found
 from tecken_symbols.heartbeat import heartbeat_checks
 from tecken_symbols.routes import ROUTE_INSTALLERS
+from tecken_symbols.settings import CacheConfig, DatabaseConfig, DownloadConfig, StorageConfig
+from tecken_symbols.upload.config import UploadConfig
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,17 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     return app
 
 
+#: Every options class of the service, logged at start-up.
+CONFIG_COMPONENTS = (
+    AppConfig,
+    DatabaseConfig,
+    StorageConfig,
+    CacheConfig,
+    DownloadConfig,
+    UploadConfig,
+)
+
+
 def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon.App, AppContext]:
     """The app and its context (tests and tools use the context directly)."""
     manager = manager or build_config_manager()
@@ -85,6 +98,7 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     )
     if service.sentry_on:
         sentry_scrub.install()
+    log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
     ctx = build_context(manager, service)
 
     app = falcon.App()
