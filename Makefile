@@ -38,7 +38,10 @@ run-collector: setup  ## Start the collector and its crashmover
 	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start collector collector-crashmover
 
 .PHONY: test
-test: setup  ## Run every test of the shared library and the services
+test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
+
+.PHONY: pytest
+pytest: setup  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 .PHONY: systemtest
@@ -67,7 +70,7 @@ lintfix: setup  ## Reformat and fix what ruff can
 
 .PHONY: docs
 docs: setup  ## Build the Sphinx docs into docs/_build/html (warnings are errors)
-	$(RUN) sphinx-build -W -b html docs docs/_build/html
+	$(RUN) sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 .PHONY: build
 build:  ## Build the three docker images (needs a Docker engine)

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 class Cache(Protocol):
     name: str
+    #: Whether every worker and node sees the same entries (so deleting a key
+    #: here reaches all of them); False for a per-process cache.
+    shared: bool
 
     def get(self, key: str) -> str | None: ...
 
@@ -46,6 +49,8 @@ class Cache(Protocol):
 
 class LocalCache:
     """Thread-safe in-process LRU with per-entry expiry."""
+
+    shared = False
 
     def __init__(self, max_entries: int = 100_000, clock=time.monotonic) -> None:
         self.max_entries = max(1, max_entries)
@@ -97,6 +102,8 @@ class LocalCache:
 
 class RedisCache:
     """Redis-backed cache under a key ``prefix``. Fail-open: see the module doc."""
+
+    shared = True
 
     def __init__(
         self,

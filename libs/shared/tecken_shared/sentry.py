@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.integrations.logging import ignore_logger
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +46,41 @@ def scrub_event(event: dict[str, Any], hint: Any = None) -> dict[str, Any] | Non
     return event
 
 
-def setup_sentry(dsn: str, release: str, host_id: str, service: str) -> bool:
-    """Initialise sentry-sdk. Returns whether events will be sent (a DSN was set)."""
+Scrubber = Callable[[dict[str, Any], Any], dict[str, Any] | None]
+
+
+def guarded(scrubber: Scrubber, on_scrub_error: Callable[[], None] | None = None) -> Scrubber:
+    """``scrubber`` as a ``before_send`` that never lets an unscrubbed event
+    out: when it raises, the failure is logged, ``on_scrub_error()`` is called
+    (each service counts it) and the event is dropped."""
+
+    # The failure is logged through a logger Sentry ignores: an error logged
+    # through any other would be captured as an event and scrubbed again.
+    ignore_logger(logger.name)
+
+    def before_send(event: dict[str, Any], hint: Any = None) -> dict[str, Any] | None:
+        try:
+            return scrubber(event, hint)
+        except Exception:
+            logger.exception("scrubbing a Sentry event failed; the event is dropped")
+            if on_scrub_error is not None:
+                on_scrub_error()
+            return None
+
+    return before_send
+
+
+def setup_sentry(
+    dsn: str,
+    release: str,
+    host_id: str,
+    service: str,
+    *,
+    scrubber: Scrubber = scrub_event,
+    on_scrub_error: Callable[[], None] | None = None,
+) -> bool:
+    """Initialise sentry-sdk with ``scrubber`` (guarded by :func:`guarded`) as
+    ``before_send``. Returns whether events will be sent (a DSN was set)."""
     if not dsn:
         logger.info("sentry: no DSN configured, error reporting is off")
         return False
@@ -57,7 +92,7 @@ def setup_sentry(dsn: str, release: str, host_id: str, service: str) -> bool:
         server_name=host_id,
         # Request bodies (crash annotations, uploads) may hold personal data.
         max_request_body_size="never",
-        before_send=scrub_event,
+        before_send=guarded(scrubber, on_scrub_error),
         integrations=[FalconIntegration()],
     )
     sentry_sdk.set_tag("service", service)

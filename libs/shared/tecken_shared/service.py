@@ -8,6 +8,7 @@ metrics and Sentry, and install the JSON error handler."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from everett.manager import ConfigManager
 from tecken_shared.config import CommonConfig, host_id
 from tecken_shared.logging import setup_logging
 from tecken_shared.metrics import MetricSpec, load_registry, setup_metrics
-from tecken_shared.sentry import setup_sentry
+from tecken_shared.sentry import Scrubber, scrub_event, setup_sentry
 
 
 @dataclass
@@ -38,12 +39,15 @@ def setup_service(
     *,
     configure_metrics: bool = True,
     common_options: type = CommonConfig,
+    scrubber: Scrubber = scrub_event,
+    on_scrub_error: Callable[[], None] | None = None,
 ) -> ServiceContext:
     """Configure logging, metrics and Sentry for service ``name`` from the
     ``namespace``'d common options (e.g. ELIOT_LOGGING_LEVEL).
 
     ``common_options`` is CommonConfig or a subclass that changes a default
-    (Eliot's statsd port, say) so existing deployments keep working."""
+    (Eliot's statsd port, say) so existing deployments keep working.
+    ``scrubber`` and ``on_scrub_error`` go to :func:`setup_sentry`."""
     common = manager.with_namespace(namespace).with_options(common_options)
     local_dev = common("local_dev_env")
     hid = host_id(common("hostname"))
@@ -62,7 +66,14 @@ def setup_service(
             host_id=hid,
             raise_on_unregistered=local_dev,
         )
-    sentry_on = setup_sentry(common("secret_sentry_dsn"), release, hid, name)
+    sentry_on = setup_sentry(
+        common("secret_sentry_dsn"),
+        release,
+        hid,
+        name,
+        scrubber=scrubber,
+        on_scrub_error=on_scrub_error,
+    )
     logging.getLogger(f"tecken_{name}").info(
         "%s starting (host %s, local_dev=%s, sentry=%s)", name, hid, local_dev, sentry_on
     )

@@ -86,3 +86,29 @@ def test_error_event_is_sent_scrubbed(ingest):
         b"someone@example.com",
     ):
         assert secret not in payload, secret
+
+
+def test_a_failing_scrubber_drops_the_event_and_says_so(ingest):
+    port, received = ingest
+    failures: list[int] = []
+
+    def broken(event, hint):
+        raise ValueError("scrubber bug")
+
+    assert setup_sentry(
+        f"http://publickey@127.0.0.1:{port}/42",
+        "1.2.3",
+        "host-a",
+        "svc",
+        scrubber=broken,
+        on_scrub_error=lambda: failures.append(1),
+    )
+    app = falcon.App()
+    app.add_route("/boom", Explode())
+    response = webtest.TestApp(app).post(
+        "/boom", params=b"Email=someone@example.com", expect_errors=True
+    )
+    assert response.status_int == 500
+    sentry_sdk.flush(timeout=5)
+    assert failures == [1]
+    assert b"kaboom from the test" not in b"".join(received)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
+from urllib.parse import SplitResult
 
 
 class StorageError(Exception):
@@ -56,6 +57,21 @@ class Storage(abc.ABC):
 
     #: A description safe to log (no credentials).
     name: str
+    #: Whether asking if an object exists costs about as little as a cache
+    #: look-up (a local ``stat``), so callers need not cache the answer.
+    cheap_exists: bool = False
+
+    @property
+    def has_public_url(self) -> bool:
+        """Whether :meth:`public_url` gives a URL clients can fetch; when not,
+        the service holding the storage must serve its objects itself."""
+        return True
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, parts: SplitResult, params: dict[str, str]) -> Storage:
+        """The backend a storage URL names (see :mod:`tecken_shared.storage.factory`).
+        Raises ValueError naming what is wrong."""
 
     @abc.abstractmethod
     def metadata(self, key: str) -> ObjectInfo | None:

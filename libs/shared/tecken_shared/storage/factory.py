@@ -16,9 +16,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, unquote, urlsplit
-
-from everett.manager import parse_bool
+import importlib
+from urllib.parse import parse_qs, urlsplit
 
 from tecken_shared.storage.base import Storage
 
@@ -27,52 +26,20 @@ def _params(query: str) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(query).items()}
 
 
+#: URL scheme -> backend class; a new backend is one module and one line here.
+BACKENDS: dict[str, str] = {
+    "file": "tecken_shared.storage.filesystem:FilesystemStorage",
+    "s3": "tecken_shared.storage.s3:S3Storage",
+}
+
+
 def storage_from_url(url: str) -> Storage:
     """A Storage for ``url``. Raises ValueError naming what is wrong."""
     parts = urlsplit(url)
-    params = _params(parts.query)
-    if parts.scheme == "file":
-        from tecken_shared.storage.filesystem import FilesystemStorage
-
-        path = unquote(parts.path)
-        if parts.netloc not in ("", "localhost"):
-            # file://relative/dir: accept as a path relative to the cwd.
-            path = parts.netloc + path
-        if not path:
-            raise ValueError(f"storage URL {url!r} has no path")
-        return FilesystemStorage(
-            path,
-            public_url_base=params.get("public_url", ""),
-            durable=parse_bool(params.get("durable", "true")),
-        )
-    if parts.scheme == "s3":
-        from tecken_shared.storage.s3 import S3Storage
-
-        if not parts.netloc:
-            raise ValueError(f"storage URL {url!r} has no bucket name")
-        known = {
-            "endpoint_url",
-            "region",
-            "path_style",
-            "public_url",
-            "presign",
-            "connect_timeout",
-            "read_timeout",
-        }
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"storage URL {url!r}: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return S3Storage(
-            parts.netloc,
-            parts.path.strip("/"),
-            endpoint_url=params.get("endpoint_url") or None,
-            region=params.get("region") or None,
-            path_style=parse_bool(params.get("path_style", "true")),
-            public_url_base=params.get("public_url", ""),
-            presign_seconds=int(params.get("presign", "0")),
-            connect_timeout=float(params.get("connect_timeout", "5")),
-            read_timeout=float(params.get("read_timeout", "60")),
-        )
-    raise ValueError(f"storage URL {url!r}: scheme must be file:// or s3://")
+    path = BACKENDS.get(parts.scheme)
+    if path is None:
+        schemes = " or ".join(f"{s}://" for s in BACKENDS)
+        raise ValueError(f"storage URL {url!r}: scheme must be {schemes}")
+    module, _, name = path.partition(":")
+    backend: type[Storage] = getattr(importlib.import_module(module), name)
+    return backend.from_url(url, parts, _params(parts.query))

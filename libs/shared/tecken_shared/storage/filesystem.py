@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, unquote
+
+from everett.manager import parse_bool
 
 from tecken_shared.storage.base import (
     InvalidKey,
@@ -98,6 +100,26 @@ def write_atomic(path: Path, data: bytes | BinaryIO, *, durable: bool = True) ->
 
 
 class FilesystemStorage(Storage):
+    cheap_exists = True
+
+    @classmethod
+    def from_url(cls, url: str, parts: SplitResult, params: dict[str, str]) -> FilesystemStorage:
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost"):
+            # file://relative/dir: accept as a path relative to the cwd.
+            path = parts.netloc + path
+        if not path:
+            raise ValueError(f"storage URL {url!r} has no path")
+        return cls(
+            path,
+            public_url_base=params.get("public_url", ""),
+            durable=parse_bool(params.get("durable", "true")),
+        )
+
+    @property
+    def has_public_url(self) -> bool:
+        return bool(self.public_url_base)
+
     def __init__(self, root: str | Path, public_url_base: str = "", durable: bool = True) -> None:
         self.root = Path(root).resolve()
         self.public_url_base = public_url_base.rstrip("/")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, BinaryIO
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from everett.manager import parse_bool
 
 from tecken_shared.storage.base import (
     ObjectInfo,
@@ -27,6 +28,39 @@ NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Storage(Storage):
+    #: Known query parameters of an ``s3://`` storage URL.
+    URL_PARAMS = (
+        "endpoint_url",
+        "region",
+        "path_style",
+        "public_url",
+        "presign",
+        "connect_timeout",
+        "read_timeout",
+    )
+
+    @classmethod
+    def from_url(cls, url: str, parts: SplitResult, params: dict[str, str]) -> S3Storage:
+        if not parts.netloc:
+            raise ValueError(f"storage URL {url!r} has no bucket name")
+        unknown = set(params) - set(cls.URL_PARAMS)
+        if unknown:
+            raise ValueError(
+                f"storage URL {url!r}: unknown parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(cls.URL_PARAMS)}"
+            )
+        return cls(
+            parts.netloc,
+            parts.path.strip("/"),
+            endpoint_url=params.get("endpoint_url") or None,
+            region=params.get("region") or None,
+            path_style=parse_bool(params.get("path_style", "true")),
+            public_url_base=params.get("public_url", ""),
+            presign_seconds=int(params.get("presign", "0")),
+            connect_timeout=float(params.get("connect_timeout", "5")),
+            read_timeout=float(params.get("read_timeout", "60")),
+        )
+
     def __init__(
         self,
         bucket: str,
