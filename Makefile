@@ -6,7 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked
-HONCHO_ENV := deploy/local-dev.env$(shell test -f .env && echo ,.env)
+# make run: the environment wins over ./.env, which wins over deploy/local-dev.env.
+DEVRUN := $(RUN) python -m tecken_shared.devrun
 
 .PHONY: help
 help:  ## Show the targets
@@ -27,15 +28,15 @@ setup: .venv/.synced  ## Install uv if missing, sync the workspace, create ./var
 
 .PHONY: run
 run: setup  ## Start symbols (:3000), eliot (:8050) and collector (:8000) under honcho
-	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start
+	$(DEVRUN) start
 
 .PHONY: run-symbols run-eliot run-collector
 run-symbols: setup  ## Start the symbols service alone
-	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start symbols
+	$(DEVRUN) start symbols
 run-eliot: setup  ## Start eliot and its cache manager
-	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start eliot eliot-cache-manager
+	$(DEVRUN) start eliot eliot-cache-manager
 run-collector: setup  ## Start the collector and its crashmover
-	$(RUN) honcho -f deploy/Procfile -e $(HONCHO_ENV) start collector collector-crashmover
+	$(DEVRUN) start collector collector-crashmover
 
 .PHONY: test
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
@@ -50,10 +51,9 @@ systemtest: setup  ## Black-box tests against running services (see systemtests/
 
 .PHONY: systemtest-local
 systemtest-local: setup  ## systemtest with writes against `make run`, with a fresh local upload token
-	@token=$$(set -a; . deploy/local-dev.env; set +a; \
-	  $(RUN) tecken-symbols-admin create-user systemtest@localhost >/dev/null 2>&1; \
-	  $(RUN) tecken-symbols-admin grant systemtest@localhost --group Uploaders >/dev/null && \
-	  $(RUN) tecken-symbols-admin create-token systemtest@localhost --expires-days 1 \
+	@token=$$(./bin/tecken-symbols-admin create-user systemtest@localhost >/dev/null 2>&1; \
+	  ./bin/tecken-symbols-admin grant systemtest@localhost --group Uploaders >/dev/null && \
+	  ./bin/tecken-symbols-admin create-token systemtest@localhost --expires-days 1 \
 	    --notes "make systemtest-local" 2>/dev/null) || { echo "could not create a token"; exit 1; }; \
 	SYSTEMTEST_ALLOW_WRITES=1 SYSTEMTEST_SYMBOLS_TOKEN=$$token \
 	  $(RUN) pytest -p no:cacheprovider systemtests $(PYTEST_ARGS)
