@@ -59,9 +59,11 @@ systemtest-local: setup  ## systemtest with writes against `make run`, with a fr
 	  $(RUN) pytest -p no:cacheprovider systemtests $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup  ## ruff format --check and ruff check
+lint: setup  ## ruff format --check, ruff check, hadolint on the Dockerfiles, the compose file's schema
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
+	$(RUN) hadolint docker/Dockerfile.symbols docker/Dockerfile.eliot docker/Dockerfile.collector
+	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 .PHONY: lintfix
 lintfix: setup  ## Reformat and fix what ruff can
