@@ -80,6 +80,10 @@ build:  ## Build the three docker images (needs a Docker engine)
 	  docker build -f docker/Dockerfile.$$svc -t tecken-$$svc:latest . || exit 1; \
 	done
 
+.PHONY: image-check
+image-check: setup  ## Build the images with buildah on a local stand-in base and smoke-test them (root; not in make test)
+	docker/image-check.sh
+
 .PHONY: clean
 clean:  ## Remove the venv, tools and local data
 	rm -rf .venv .tools var docs/_build
