@@ -1,0 +1,107 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The quickstart's commands (docs/quickstart.sh, which docs/quickstart.rst
+shows piece by piece), run verbatim against `make run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tecken_shared.testing.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_the_quickstart_works_against_make_run(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    ports = {name: free_port() for name in ("SYMBOLS", "ELIOT", "COLLECTOR")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    # Other ports and data directories than the defaults (other test runs may
+    # hold them); everything else is deploy/local-dev.env's.
+    env = {
+        **os.environ,
+        **{f"{name}_GUNICORN_BIND": f"127.0.0.1:{port}" for name, port in ports.items()},
+        **{f"{name}_URL": url for name, url in urls.items()},
+        "SYMBOLS_PUBLIC_URL": urls["SYMBOLS"],
+        "ELIOT_SYMBOL_URLS": urls["SYMBOLS"] + "/",
+        "SYMBOLS_DATABASE_URL": f"sqlite:///{data}/symbols.db",
+        "SYMBOLS_STORAGE_URL": f"file://{data}/storage/v1",
+        "SYMBOLS_TRY_STORAGE_URL": f"file://{data}/storage/try/v1",
+        "ELIOT_SYMBOLS_CACHE_DIR": str(data / "eliot"),
+        "COLLECTOR_CRASHSTORAGE_ROOT": str(data / "crashes"),
+        "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(data / "fallback"),
+    }
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        run = subprocess.Popen(
+            ["make", "-s", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "Tecken is running" not in log.read_text(errors="replace"):
+            assert run.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.3)
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "bin").symlink_to(ROOT / "bin")
+        done = subprocess.run(
+            ["sh", str(ROOT / "docs/quickstart.sh")],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        out = done.stdout
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len((work / "token.txt").read_text().strip()) == 32
+        assert '"filename": "symbols.zip"' in out
+        assert "MODULE windows x86_64 0123456789ABCDEF0123456789ABCDEF1 hello.pdb" in out
+        symbolicated = json.loads(next(line for line in out.splitlines() if '"results"' in line))
+        frame = symbolicated["results"][0]["stacks"][0][0]
+        assert (frame["function"], frame["line"]) == ("say_hello(char const*)", 13)
+        crash_id = (work / "crashid.txt").read_text().strip().removeprefix("CrashID=bp-")
+        raw = json.loads(out.strip().splitlines()[-1])
+        assert raw["ProductName"] == "Hello"
+        assert raw["uuid"] == crash_id
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            run.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def test_the_readmes_admin_commands_work_pasted_in_order(tmp_path: Path) -> None:
+    text = (ROOT / "README.rst").read_text()
+    section = text.split("Administering symbols\n", 1)[1].split("\n\n``create-token``", 1)[0]
+    commands = [
+        line.strip()
+        for line in section.splitlines()
+        if line.startswith("    ./bin/") or line.startswith("    KEY=")
+    ]
+    assert len(commands) >= 6
+    script = "set -e\n" + "\n".join(commands) + '\ntest -n "$KEY"\n'
+    env = {**os.environ, "SYMBOLS_DATABASE_URL": f"sqlite:///{tmp_path}/symbols.db"}
+    done = subprocess.run(
+        ["sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ci@example.com" in done.stdout
