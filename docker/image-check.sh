@@ -59,9 +59,12 @@ uv_image() {
     "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$WORK/uv" "uv==$UV_VERSION" 2>/dev/null \
         || "$ROOT/.tools/bin/pip" download --quiet --no-deps --only-binary=:all: -d "$WORK/uv" "uv==$UV_VERSION"
     (cd "$WORK/uv" && "$PY" -m zipfile -e uv-*.whl unpacked)
+    local uv_bin
+    uv_bin=$(find "$WORK/uv/unpacked" -path '*/scripts/uv' | head -1)
+    chmod 755 "$uv_bin"  # zipfile drops the mode bits
     local ctr
     ctr=$("${B[@]}" from scratch)
-    "${B[@]}" copy "$ctr" "$(find "$WORK/uv/unpacked" -path '*/scripts/uv' | head -1)" /uv >/dev/null
+    "${B[@]}" copy --chmod 755 "$ctr" "$uv_bin" /uv >/dev/null
     "${B[@]}" commit -q "$ctr" "ghcr.io/astral-sh/uv:$UV_VERSION" >/dev/null
     "${B[@]}" rm "$ctr" >/dev/null
 }

@@ -78,8 +78,9 @@ class CommonConfig:
         )
         metrics_backend = Option(
             default="",
-            doc="Where metrics go: 'statsd', 'datadog', 'logging' or 'none'; "
-            "empty means logging in local dev and datadog otherwise.",
+            doc="Where metrics go: 'statsd', 'datadog', 'logging', 'prometheus' "
+            "(served at /metrics) or 'none', or several joined with commas "
+            "('datadog,prometheus'); empty means logging in local dev and datadog otherwise.",
         )
         statsd_host = Option(
             default="localhost",

@@ -3,7 +3,8 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 """Dockerflow endpoints for a Falcon app: ``/__lbheartbeat__``,
-``/__heartbeat__``, ``/__version__`` and ``/__broken__``."""
+``/__heartbeat__``, ``/__version__`` and ``/__broken__``, plus Prometheus'
+``/metrics`` (:mod:`tecken_shared.prometheus`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import falcon
+
+from tecken_shared.prometheus import MetricsResource
 
 logger = logging.getLogger(__name__)
 
@@ -113,4 +116,5 @@ def add_dockerflow_routes(
     app.add_route("/__heartbeat__", heartbeat)
     app.add_route("/__version__", VersionResource(version_file, package))
     app.add_route("/__broken__", BrokenResource())
+    app.add_route("/metrics", MetricsResource())
     return heartbeat

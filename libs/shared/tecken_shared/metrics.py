@@ -60,31 +60,44 @@ def setup_metrics(
     host_id: str = "",
     raise_on_unregistered: bool = False,
 ) -> None:
-    """Configure markus. ``backend`` is 'statsd', 'datadog', 'logging' or 'none'."""
+    """Configure markus. ``backend`` is 'statsd', 'datadog', 'logging',
+    'prometheus' or 'none', or several joined with commas (``datadog,prometheus``)."""
+    from tecken_shared import prometheus
+
+    prometheus.reset()
     backends: list[dict[str, Any]] = []
-    if backend == "statsd":
-        backends.append(
-            {
-                "class": "markus.backends.statsd.StatsdMetrics",
-                "options": {"statsd_host": statsd_host, "statsd_port": statsd_port},
-            }
-        )
-    elif backend == "datadog":
-        backends.append(
-            {
-                "class": "markus.backends.datadog.DatadogMetrics",
-                "options": {"statsd_host": statsd_host, "statsd_port": statsd_port},
-            }
-        )
-    elif backend == "logging":
-        backends.append(
-            {
-                "class": "markus.backends.logging.LoggingMetrics",
-                "options": {"logger_name": "markus"},
-            }
-        )
-    elif backend not in ("none", ""):
-        raise ValueError(f"unknown metrics backend {backend!r}")
+    names = [name.strip() for name in backend.split(",") if name.strip()]
+    for name in names:
+        if name == "statsd":
+            backends.append(
+                {
+                    "class": "markus.backends.statsd.StatsdMetrics",
+                    "options": {"statsd_host": statsd_host, "statsd_port": statsd_port},
+                }
+            )
+        elif name == "datadog":
+            backends.append(
+                {
+                    "class": "markus.backends.datadog.DatadogMetrics",
+                    "options": {"statsd_host": statsd_host, "statsd_port": statsd_port},
+                }
+            )
+        elif name == "logging":
+            backends.append(
+                {
+                    "class": "markus.backends.logging.LoggingMetrics",
+                    "options": {"logger_name": "markus"},
+                }
+            )
+        elif name == "prometheus":
+            backends.append(
+                {
+                    "class": "tecken_shared.prometheus.PrometheusMetrics",
+                    "options": {"registry": registry},
+                }
+            )
+        elif name != "none":
+            raise ValueError(f"unknown metrics backend {name!r}")
     filters: list[Any] = [
         RegisteredMetricsFilter(_markus_registry(registry), raise_error=raise_on_unregistered)
     ]
