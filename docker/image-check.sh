@@ -73,8 +73,8 @@ build() {
     local svc=$1 start=$SECONDS
     say "building tecken-$svc from docker/Dockerfile.$svc"
     "${B[@]}" bud --isolation chroot --pull=never --layers -q \
-        --build-arg VERSION=image-check --build-arg COMMIT="$(git -C "$ROOT" rev-parse HEAD)" \
-        -f "docker/Dockerfile.$svc" -t "tecken-$svc" "$ROOT" >/dev/null
+        --build-arg VERSION=image-check --build-arg COMMIT="$(git -C "$SRC" rev-parse HEAD)" \
+        -f "$SRC/docker/Dockerfile.$svc" -t "tecken-$svc" "$SRC" >/dev/null
     echo "built tecken-$svc in $((SECONDS - start)) s"
 }
 
@@ -113,6 +113,9 @@ cd "$ROOT"
 make -s setup
 base_image
 uv_image
+# The images are built from the committed HEAD (a clean clone), as CI would.
+SRC=$WORK/src
+rm -rf "$SRC" && git clone -q "$ROOT" "$SRC"
 for svc in symbols eliot collector; do build "$svc"; done
 
 SP=$(free_port); EP=$(free_port); CP=$(free_port)
