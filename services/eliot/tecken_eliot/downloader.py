@@ -16,9 +16,12 @@ from pathlib import Path
 
 import markus
 import requests
+from everett.manager import ConfigManager
 from requests.adapters import HTTPAdapter
 
 from tecken_eliot.naming import symbol_url
+from tecken_eliot.settings import DownloaderConfig, read_options
+from tecken_eliot.status import ModuleStatus
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
@@ -34,11 +37,11 @@ class DownloadTooLarge(Exception):
 
 @dataclass
 class DownloadResult:
-    """``status`` is ``found`` (the destination file holds ``size`` bytes),
-    ``missing`` (every source said 404), ``error`` (some source failed
-    otherwise; ``errors`` says how) or ``too_large``."""
+    """``status`` is FOUND (the destination file holds ``size`` bytes),
+    MISSING (every source said 404), ERROR (some source failed otherwise;
+    ``errors`` says how) or TOO_LARGE."""
 
-    status: str
+    status: ModuleStatus
     size: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -48,10 +51,10 @@ class SymbolDownloader:
         self,
         source_urls: list[str],
         *,
-        timeout: float = 5.0,
-        retries: int = 2,
-        backoff: float = 0.5,
-        max_size: int = 2_000_000_000,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_size: int,
         pool_size: int = 10,
     ) -> None:
         self.source_urls = source_urls
@@ -68,6 +71,20 @@ class SymbolDownloader:
             session.mount("https://", adapter)
             self.sessions[url] = session
 
+    @classmethod
+    def from_config(cls, manager: ConfigManager, *, pool_size: int = 10) -> SymbolDownloader:
+        """The downloader as configured by :class:`~tecken_eliot.settings.DownloaderConfig`;
+        ``pool_size`` keep-alive connections per source."""
+        options = read_options(manager, DownloaderConfig)
+        return cls(
+            options["symbol_urls"],
+            timeout=options["download_timeout"],
+            retries=options["download_retries"],
+            backoff=options["download_backoff"],
+            max_size=options["max_download_size"],
+            pool_size=pool_size,
+        )
+
     def _ids_to_try(self, debug_id: str) -> list[str]:
         # Symbol stores key on the upper-case id; try that first so the answer
         # never depends on the case a client used, then the id as sent.
@@ -83,16 +100,17 @@ class SymbolDownloader:
             for did in self._ids_to_try(debug_id):
                 url = symbol_url(source, debug_filename, did)
                 outcome, detail, size = self._fetch(source, url, dest)
-                if outcome == "found":
-                    return DownloadResult("found", size, errors)
-                if outcome == "too_large":
-                    return DownloadResult("too_large", size, [detail])
-                if outcome == "error":
+                if outcome is ModuleStatus.FOUND:
+                    return DownloadResult(outcome, size, errors)
+                if outcome is ModuleStatus.TOO_LARGE:
+                    return DownloadResult(outcome, size, [detail])
+                if outcome is ModuleStatus.ERROR:
                     errors.append(detail)
                     break  # a broken source: no point trying another spelling there
-        return DownloadResult("error" if errors else "missing", 0, errors)
+        status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
+        return DownloadResult(status, 0, errors)
 
-    def _fetch(self, source: str, url: str, dest: Path) -> tuple[str, str, int]:
+    def _fetch(self, source: str, url: str, dest: Path) -> tuple[ModuleStatus, str, int]:
         """One URL with retries: (outcome, detail, size)."""
         session = self.sessions[source]
         detail = ""
@@ -105,24 +123,24 @@ class SymbolDownloader:
                     if resp.status_code == 200:
                         size = self._stream(resp, dest)
                         self._timing(start, "success")
-                        return "found", "", size
+                        return ModuleStatus.FOUND, "", size
                     self._timing(start, "fail")
                     if resp.status_code == 404:
-                        return "missing", "", 0
+                        return ModuleStatus.MISSING, "", 0
                     detail = f"HTTP {resp.status_code} from {url}"
                     if resp.status_code not in RETRY_STATUSES:
                         logger.error("symbol download: %s", detail)
-                        return "error", detail, 0
+                        return ModuleStatus.ERROR, detail, 0
             except DownloadTooLarge:
                 self._timing(start, "fail")
                 detail = f"{url} is larger than the {self.max_size} bytes limit"
                 logger.warning("symbol download: %s", detail)
-                return "too_large", detail, 0
+                return ModuleStatus.TOO_LARGE, detail, 0
             except requests.RequestException as exc:
                 self._timing(start, "fail")
                 detail = f"{type(exc).__name__} fetching {url}"
             logger.warning("symbol download attempt %d failed: %s", attempt + 1, detail)
-        return "error", detail, 0
+        return ModuleStatus.ERROR, detail, 0
 
     def _stream(self, resp: requests.Response, dest: Path) -> int:
         length = resp.headers.get("Content-Length")

@@ -9,11 +9,11 @@ import json
 import os
 import time
 
-from tecken_eliot.app import METRICS_YAML
 from tecken_eliot.cache_manager import CacheManager
 from tecken_eliot.diskcache import DiskCache
 from tecken_eliot.naming import cache_stem
 from tecken_eliot.sentry_scrub import counting_scrubber
+from tecken_eliot.settings import METRICS_YAML
 from tecken_eliot.testing import BROKEN, QIPCAP, SSLTUNNEL, WRONGID
 from tecken_shared.metrics import load_registry, undocumented
 
