@@ -229,8 +229,10 @@ CACHE_MANAGER_OPTIONS = [ProcessConfig, CacheConfig, CacheManagerConfig]
 
 
 def count_scrub_error(process: str) -> Callable[[], None]:
-    """The ``on_scrub_error`` callback of one process: counts
-    ``eliot.sentry_scrub_error`` with tag ``service:<process>``."""
+    """The ``on_scrub_error`` callback of one process for
+    :func:`tecken_shared.sentry.setup_sentry`: a scrubber that raises drops
+    the event, and this counts ``eliot.sentry_scrub_error`` with tag
+    ``service:<process>``."""
 
     def on_scrub_error() -> None:
         metrics.incr("sentry_scrub_error", tags=[f"service:{process}"])
@@ -242,15 +244,12 @@ def setup_eliot_process(manager: ConfigManager, process: str) -> None:
     """Logging, metrics and Sentry for one of Eliot's processes: ``webapp`` or
     ``cachemanager`` (the tag Sentry scrub errors carry)."""
     version = read_version_info(read_options(manager, ProcessConfig)["version_file"], PACKAGE)
-    context = setup_service(
+    setup_service(
         "eliot",
         manager,
         NAMESPACE,
         METRICS_YAML,
         str(version.get("version")),
         common_options=EliotCommonConfig,
+        on_scrub_error=count_scrub_error(process),
     )
-    if context.sentry_on:
-        from tecken_eliot import sentry_scrub
-
-        sentry_scrub.install(process)
