@@ -4,9 +4,11 @@
 
 """Where symbolication gets its symcaches: a per-worker LRU of opened
 (memory-mapped) symcaches in front of the shared disk cache, in front of the
-symbol servers. Cold modules are fetched in parallel; each module is fetched
-by one process at a time (the disk cache's lock), and everyone else waiting
-for it reads the result from disk."""
+symbol servers. Cold modules are fetched in parallel. Below the memory tier
+the path is ``DiskCache.get_or_compute``: this module gives it the disk tier
+(``_load``) and the fetch tier (``_compute``: download, parse, store); each
+module is computed by one process at a time (the disk cache's lock), and
+everyone else waiting for it reads the result from disk."""
 
 from __future__ import annotations
 
