@@ -45,6 +45,9 @@ from tecken_shared.config import build_config_manager, log_options
 logger = logging.getLogger("tecken_eliot.cache_manager")
 metrics = markus.get_metrics("eliot")
 
+#: Milliseconds one step waits for inotify events (a constant; tests use less).
+POLL_MS = 1000
+
 WATCH_FLAGS_NAMES = (
     "CREATE",
     "DELETE",
@@ -66,7 +69,7 @@ class CacheManager:
             CacheManagerConfig, "cache_manager_heartbeat_interval"
         ),
         rescan_interval: float = default_of(CacheManagerConfig, "cache_manager_rescan_interval"),
-        poll_ms: int = 1000,
+        poll_ms: int = POLL_MS,
     ) -> None:
         self.disk = disk
         self.max_size = disk.max_size
@@ -85,7 +88,7 @@ class CacheManager:
         self.pending: dict[str, tuple[int | None, float]] = {}
 
     @classmethod
-    def from_config(cls, manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
+    def from_config(cls, manager: ConfigManager, poll_ms: int = POLL_MS) -> CacheManager:
         """The manager as configured by :class:`~tecken_eliot.settings.CacheManagerConfig`,
         over the configured disk cache."""
         options = read_options(manager, CacheManagerConfig)
@@ -328,7 +331,7 @@ class CacheManager:
             self.inotify = None
 
 
-def build(manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
+def build(manager: ConfigManager, poll_ms: int = POLL_MS) -> CacheManager:
     log_options(logger, manager, NAMESPACE, CACHE_MANAGER_OPTIONS)
     return CacheManager.from_config(manager, poll_ms=poll_ms)
 
