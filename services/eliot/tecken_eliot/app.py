@@ -20,7 +20,6 @@ from tecken_eliot.settings import (
     NAMESPACE,
     PACKAGE,
     WEBAPP_OPTIONS,
-    ProcessConfig,
     WebAppConfig,
     read_options,
     setup_eliot_process,
@@ -42,9 +41,8 @@ class EliotApp(falcon.App):
 
 def create_app(manager: ConfigManager | None = None) -> EliotApp:
     manager = manager or build_config_manager()
-    setup_eliot_process(manager, "webapp")
+    version_file = setup_eliot_process(manager, "webapp")["version_file"]
     options = read_options(manager, WebAppConfig)
-    version_file = read_options(manager, ProcessConfig)["version_file"]
 
     store = SymcacheStore.from_config(manager)
     symbolicator = Symbolicator(store)

@@ -240,10 +240,12 @@ def count_scrub_error(process: str) -> Callable[[], None]:
     return on_scrub_error
 
 
-def setup_eliot_process(manager: ConfigManager, process: str) -> None:
+def setup_eliot_process(manager: ConfigManager, process: str) -> dict[str, Any]:
     """Logging, metrics and Sentry for one of Eliot's processes: ``webapp`` or
-    ``cachemanager`` (the tag Sentry scrub errors carry)."""
-    version = read_version_info(read_options(manager, ProcessConfig)["version_file"], PACKAGE)
+    ``cachemanager`` (the tag Sentry scrub errors carry). Returns the
+    :class:`ProcessConfig` options it read."""
+    options = read_options(manager, ProcessConfig)
+    version = read_version_info(options["version_file"], PACKAGE)
     setup_service(
         "eliot",
         manager,
@@ -253,3 +255,4 @@ def setup_eliot_process(manager: ConfigManager, process: str) -> None:
         common_options=EliotCommonConfig,
         on_scrub_error=count_scrub_error(process),
     )
+    return options
