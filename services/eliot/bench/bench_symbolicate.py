@@ -40,7 +40,7 @@ from pathlib import Path
 
 import symbolic
 
-from tecken_eliot.naming import cache_stem, sym_filename
+from tecken_eliot.naming import cache_stem
 from tecken_eliot.testing import (
     CPPFILT,
     PUBONLY,
@@ -50,6 +50,7 @@ from tecken_eliot.testing import (
     SymbolServer,
     build_symbol_tree,
 )
+from tecken_shared.breakpad import sym_filename
 from tecken_shared.testing import SYNTHETIC_SYM_TOOL
 from tecken_shared.testing.servers import free_port, wait_for_port, wsgi_server
 

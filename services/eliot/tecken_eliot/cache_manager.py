@@ -29,12 +29,24 @@ from collections import OrderedDict
 from pathlib import Path
 
 import markus
-from everett.manager import ConfigManager, Option
+from everett.manager import ConfigManager
 
-from tecken_eliot.diskcache import SUFFIXES, CacheConfig, DiskCache
+from tecken_eliot.diskcache import SUFFIXES, DiskCache, lru_victims
+from tecken_eliot.settings import (
+    CACHE_MANAGER_OPTIONS,
+    NAMESPACE,
+    CacheManagerConfig,
+    default_of,
+    read_options,
+    setup_eliot_process,
+)
+from tecken_shared.config import build_config_manager, log_options
 
 logger = logging.getLogger("tecken_eliot.cache_manager")
 metrics = markus.get_metrics("eliot")
+
+#: Milliseconds one step waits for inotify events (a constant; tests use less).
+POLL_MS = 1000
 
 WATCH_FLAGS_NAMES = (
     "CREATE",
@@ -48,30 +60,16 @@ WATCH_FLAGS_NAMES = (
 )
 
 
-class CacheManagerConfig:
-    class Config:
-        cache_manager_heartbeat_interval = Option(
-            default="5",
-            parser=float,
-            doc="Seconds between two heartbeats of the cache manager (the file "
-            "cache-manager.json in the cache directory).",
-        )
-        cache_manager_rescan_interval = Option(
-            default="600",
-            parser=float,
-            doc="Seconds between two full rescans of the cache tree by the cache manager "
-            "(a safety net for missed events).",
-        )
-
-
 class CacheManager:
     def __init__(
         self,
         disk: DiskCache,
         *,
-        heartbeat_interval: float = 5.0,
-        rescan_interval: float = 600.0,
-        poll_ms: int = 1000,
+        heartbeat_interval: float = default_of(
+            CacheManagerConfig, "cache_manager_heartbeat_interval"
+        ),
+        rescan_interval: float = default_of(CacheManagerConfig, "cache_manager_rescan_interval"),
+        poll_ms: int = POLL_MS,
     ) -> None:
         self.disk = disk
         self.max_size = disk.max_size
@@ -88,6 +86,18 @@ class CacheManager:
         self._dirty = True
         #: entries found by walking a new directory, until their size is stable
         self.pending: dict[str, tuple[int | None, float]] = {}
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager, poll_ms: int = POLL_MS) -> CacheManager:
+        """The manager as configured by :class:`~tecken_eliot.settings.CacheManagerConfig`,
+        over the configured disk cache."""
+        options = read_options(manager, CacheManagerConfig)
+        return cls(
+            DiskCache.from_config(manager),
+            heartbeat_interval=options["cache_manager_heartbeat_interval"],
+            rescan_interval=options["cache_manager_rescan_interval"],
+            poll_ms=poll_ms,
+        )
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -145,25 +155,18 @@ class CacheManager:
         self.make_room()
 
     def make_room(self, protect: str = "") -> int:
-        """Evict least-recently-used entries until the cache fits. An entry
-        that alone is larger than the limit is evicted itself (it would never
-        fit), never at the cost of the rest of the cache. When the next victim
-        is still being written (``pending``), eviction waits for it to settle."""
-        evicted = 0
-        if self.total > self.max_size:
-            # Any entry that alone exceeds the limit goes first, whichever
-            # event brought it in (a settled write may protect another stem).
-            for stem in [s for s, size in self.lru.items() if size > self.max_size]:
-                logger.warning("entry %s is larger than the whole cache; evicting it", stem)
-                self._evict(stem)
-                evicted += 1
-        while self.total > self.max_size:
-            victim = next((stem for stem in self.lru if stem != protect), None)
-            if victim is None or victim in self.pending:
-                break
-            self._evict(victim)
-            evicted += 1
-        return evicted
+        """Evict least-recently-used entries until the cache fits, by the
+        policy of :func:`~tecken_eliot.diskcache.lru_victims` that workers use
+        too: an entry that alone is larger than the limit is evicted itself
+        (it would never fit), never at the cost of the rest of the cache; when
+        the next victim is still being written (``pending``), eviction waits
+        for it to settle."""
+        victims = lru_victims(
+            self.lru.items(), self.total, self.max_size, keep=protect, busy=self.pending
+        )
+        for stem in victims:
+            self._evict(stem)
+        return len(victims)
 
     def _evict(self, stem: str) -> None:
         size = self.lru.pop(stem, 0)
@@ -328,24 +331,12 @@ class CacheManager:
             self.inotify = None
 
 
-def build(manager: ConfigManager, poll_ms: int = 1000) -> CacheManager:
-    from tecken_shared.config import log_options
-
-    cache_config = manager.with_namespace("eliot").with_options(CacheConfig)
-    config = manager.with_namespace("eliot").with_options(CacheManagerConfig)
-    log_options(logger, manager, "eliot", [CacheConfig, CacheManagerConfig])
-    return CacheManager(
-        DiskCache.from_config(cache_config),
-        heartbeat_interval=config("cache_manager_heartbeat_interval"),
-        rescan_interval=config("cache_manager_rescan_interval"),
-        poll_ms=poll_ms,
-    )
+def build(manager: ConfigManager, poll_ms: int = POLL_MS) -> CacheManager:
+    log_options(logger, manager, NAMESPACE, CACHE_MANAGER_OPTIONS)
+    return CacheManager.from_config(manager, poll_ms=poll_ms)
 
 
 def main() -> int:
-    from tecken_eliot.app import setup_eliot_process
-    from tecken_shared.config import build_config_manager
-
     manager = build_config_manager()
     setup_eliot_process(manager, "cachemanager")
     cache_manager = build(manager)

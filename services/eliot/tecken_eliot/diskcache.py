@@ -32,14 +32,17 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import markus
 import symbolic
-from everett.manager import Option, parse_bool, parse_data_size, parse_time_period
+from everett.manager import ConfigManager
+
+from tecken_eliot.settings import CacheConfig, StoreConfig, default_of, read_options
+from tecken_eliot.status import ModuleResult, ModuleStatus
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
@@ -51,39 +54,43 @@ HEARTBEAT_FILE = "cache-manager.json"
 HEARTBEAT_TRUST_SECONDS = 15.0
 
 
-class CacheConfig:
-    """Options shared by the web app and the cache manager."""
+def lru_victims(
+    lru: Iterable[tuple[str, int]],
+    total: int,
+    max_size: int,
+    *,
+    needed: int = 0,
+    keep: str = "",
+    busy: Container[str] = (),
+) -> list[str]:
+    """The one eviction policy, used by web workers (:meth:`DiskCache.make_room`)
+    and by the cache manager: which entries to evict, in order, so that
+    ``needed`` more bytes fit under ``max_size``.
 
-    class Config:
-        symbols_cache_dir = Option(
-            default="/tmp/cache",
-            doc="Root of the symcache disk cache shared by the web workers and the cache manager.",
-        )
-        symbols_cache_max_size = Option(
-            default="1gb",
-            parser=parse_data_size,
-            doc="Most bytes the disk cache may hold (decimal units: 1gb = 1,000,000,000). "
-            "The cache manager evicts least-recently-used entries to stay under it, and a "
-            "web worker evicts before a write that would go over it.",
-        )
-        missing_symbols_ttl = Option(
-            default="1h",
-            parser=parse_time_period,
-            doc="How long a module every symbol server answered 404 for is remembered as "
-            "missing (no download is tried meanwhile). 0 turns it off.",
-        )
-        malformed_symbols_ttl = Option(
-            default="24h",
-            parser=parse_time_period,
-            doc="How long a module whose sym file could not be used (bad syntax, wrong "
-            "debug id, too large) is remembered as malformed. 0 turns it off.",
-        )
-        verify_cache_checksums = Option(
-            default="true",
-            parser=parse_bool,
-            doc="Check each cache file's CRC-32 when a worker opens it (once per worker "
-            "and file); corrupt files are deleted and rebuilt.",
-        )
+    ``lru`` is ``(stem, bytes)`` least recently used first; ``total`` their
+    sum. Any entry that alone is larger than ``max_size`` goes first (it would
+    never fit, and must not cost the rest of the cache), ``keep`` included;
+    then entries from the least recently used on, never ``keep``. The choice
+    stops at an entry in ``busy`` (still being written)."""
+    entries = list(lru)
+    victims: dict[str, None] = {}  # ordered, with fast membership
+    if total + needed <= max_size:
+        return []
+    for stem, size in entries:
+        if size > max_size:
+            logger.warning("entry %s is larger than the whole cache; evicting it", stem)
+            victims[stem] = None
+            total -= size
+    for stem, size in entries:
+        if total + needed <= max_size:
+            break
+        if stem == keep or stem in victims:
+            continue
+        if stem in busy:
+            break
+        victims[stem] = None
+        total -= size
+    return list(victims)
 
 
 def _crc32_of(path: Path) -> int:
@@ -111,10 +118,10 @@ class DiskCache:
         self,
         root: str | Path,
         *,
-        max_size: int = 1_000_000_000,
-        missing_ttl: float = 3600,
-        malformed_ttl: float = 86400,
-        verify_checksums: bool = True,
+        max_size: int = default_of(CacheConfig, "symbols_cache_max_size"),
+        missing_ttl: float = default_of(CacheConfig, "missing_symbols_ttl"),
+        malformed_ttl: float = default_of(CacheConfig, "malformed_symbols_ttl"),
+        verify_checksums: bool = default_of(CacheConfig, "verify_cache_checksums"),
     ) -> None:
         self.root = Path(root).resolve()
         self.cache_dir = self.root / "cache"
@@ -128,13 +135,15 @@ class DiskCache:
             directory.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_config(cls, config) -> DiskCache:  # type: ignore[no-untyped-def]
+    def from_config(cls, manager: ConfigManager) -> DiskCache:
+        """The cache as configured by :class:`~tecken_eliot.settings.CacheConfig`."""
+        options = read_options(manager, CacheConfig)
         return cls(
-            config("symbols_cache_dir"),
-            max_size=config("symbols_cache_max_size"),
-            missing_ttl=config("missing_symbols_ttl"),
-            malformed_ttl=config("malformed_symbols_ttl"),
-            verify_checksums=config("verify_cache_checksums"),
+            options["symbols_cache_dir"],
+            max_size=options["symbols_cache_max_size"],
+            missing_ttl=options["missing_symbols_ttl"],
+            malformed_ttl=options["malformed_symbols_ttl"],
+            verify_checksums=options["verify_cache_checksums"],
         )
 
     # -- paths -------------------------------------------------------------
@@ -202,12 +211,15 @@ class DiskCache:
             raise ValueError(f"symcache debug id {symcache.debug_id} != {normalized_debug_id}")
         return CacheEntry(symcache, meta["filename"], symc, (st.st_dev, st.st_ino), st.st_size)
 
-    def read_negative(self, stem: str) -> tuple[str, str] | None:
-        """``(kind, detail)`` for a live negative entry (kind ``missing`` or
-        ``malformed``); expired ones are deleted."""
+    def read_negative(self, stem: str) -> tuple[ModuleStatus, str] | None:
+        """``(status, detail)`` for a live negative entry (MISSING or
+        MALFORMED); expired ones are deleted."""
         now = time.time()
-        for kind, ttl in (("missing", self.missing_ttl), ("malformed", self.malformed_ttl)):
-            path = self.path(stem, "." + kind)
+        for status, ttl in (
+            (ModuleStatus.MISSING, self.missing_ttl),
+            (ModuleStatus.MALFORMED, self.malformed_ttl),
+        ):
+            path = self.path(stem, "." + status)
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -220,7 +232,7 @@ class DiskCache:
                 detail = json.loads(path.read_text()).get("detail", "")
             except (OSError, ValueError, AttributeError):
                 detail = ""
-            return kind, detail
+            return status, detail
         return None
 
     def touch(self, path: Path) -> None:
@@ -280,16 +292,66 @@ class DiskCache:
                 tags=[f"result:{result}"],
             )
 
-    def write_negative(self, stem: str, kind: str, detail: str) -> None:
-        ttl = self.missing_ttl if kind == "missing" else self.malformed_ttl
+    def write_negative(self, stem: str, status: ModuleStatus, detail: str) -> None:
+        """Remember a MISSING or MALFORMED module (for its TTL)."""
+        if not status.negative:
+            raise ValueError(f"{status} is not remembered as a negative entry")
+        ttl = self.missing_ttl if status is ModuleStatus.MISSING else self.malformed_ttl
         if ttl <= 0:
             return
         try:
-            tmp = self.tmp_file("." + kind)
+            tmp = self.tmp_file("." + status)
             tmp.write_text(json.dumps({"detail": detail, "created": time.time()}))
-            self._place(tmp, self.path(stem, "." + kind))
+            self._place(tmp, self.path(stem, "." + status))
         except OSError as exc:
             logger.error("could not write negative cache entry %s: %s", stem, exc)
+
+    # -- the one path: disk, else (once per host) compute -------------------
+
+    def _cached(self, stem: str, load: Callable[[], ModuleResult | None]) -> ModuleResult | None:
+        result = load()
+        if result is not None:
+            return result
+        negative = self.read_negative(stem)
+        if negative is not None:
+            status, detail = negative
+            return ModuleResult(status, detail=detail, cached=True)
+        return None
+
+    def get_or_compute(
+        self,
+        stem: str,
+        *,
+        load: Callable[[], ModuleResult | None],
+        compute: Callable[[], ModuleResult],
+        lock_timeout: float,
+    ) -> ModuleResult:
+        """The entry ``stem`` as ``load()`` finds it on disk, else its live
+        negative entry, else what ``compute()`` makes of it. ``compute`` runs
+        under the stem's cross-process lock after a second look (whoever held
+        the lock before may have done the work), so each entry is computed
+        once per host; it stores a positive entry itself (``write_entry``),
+        and its MISSING or MALFORMED results are remembered here. An OSError
+        from ``compute`` is our own disk failing (full, read-only, gone): not
+        the module's fault, so an ERROR that is not remembered.
+
+        A new tier (a raw ``.sym`` cache, a shared cache in storage) is a new
+        ``load``/``compute`` pair."""
+        result = self._cached(stem, load)
+        if result is not None:
+            return result
+        with self.lock(stem, lock_timeout):
+            result = self._cached(stem, load)
+            if result is not None:
+                return result
+            try:
+                result = compute()
+            except OSError as exc:
+                logger.error("local disk error computing %s: %s", stem, exc)
+                return ModuleResult(ModuleStatus.ERROR, detail=f"eliot cache disk error: {exc}")
+            if result.status.negative:
+                self.write_negative(stem, result.status, result.detail)
+            return result
 
     # -- size control ------------------------------------------------------
 
@@ -330,18 +392,15 @@ class DiskCache:
         if self._manager_says_room(needed):
             return 0
         entries = self.scan()
-        total = sum(size for size, _ in entries.values())
-        evicted = 0
-        for stem, (size, _used) in sorted(entries.items(), key=lambda kv: kv[1][1]):
-            if total + needed <= self.max_size:
-                break
-            if stem == keep:
-                continue
+        lru = [
+            (stem, size) for stem, (size, _used) in sorted(entries.items(), key=lambda kv: kv[1][1])
+        ]
+        total = sum(size for _stem, size in lru)
+        victims = lru_victims(lru, total, self.max_size, needed=needed, keep=keep)
+        for stem in victims:
             self.evict(stem)
-            total -= size
-            evicted += 1
             metrics.incr("diskcache.evict", tags=["process:webapp"])
-        return evicted
+        return len(victims)
 
     def evict(self, stem: str) -> None:
         if os.path.isabs(stem):
@@ -353,7 +412,9 @@ class DiskCache:
     # -- single flight -----------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, stem: str, timeout: float = 300.0) -> Iterator[bool]:
+    def lock(
+        self, stem: str, timeout: float = default_of(StoreConfig, "lock_timeout")
+    ) -> Iterator[bool]:
         """Hold the cross-process lock for ``stem`` (one of LOCK_STRIPES lock
         files). Yields True if the lock was obtained, False after ``timeout``."""
         stripe = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16) % LOCK_STRIPES

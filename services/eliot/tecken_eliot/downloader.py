@@ -2,9 +2,9 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Download of sym files from the configured symbol servers: streamed to a
-file with a size limit, retried on 429/5xx and connection errors, one
-keep-alive session per source."""
+"""Download of sym files from the configured symbol servers, through
+:mod:`tecken_shared.httpfetch`: streamed to a file with a size limit, retried
+on 429/5xx and connection errors, one keep-alive session per source."""
 
 from __future__ import annotations
 
@@ -15,30 +15,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import markus
-import requests
-from requests.adapters import HTTPAdapter
+from everett.manager import ConfigManager
 
 from tecken_eliot.naming import symbol_url
+from tecken_eliot.settings import DownloaderConfig, read_options
+from tecken_eliot.status import ModuleStatus
+from tecken_shared.httpfetch import (
+    REDIRECT_STATUSES,
+    RETRY_STATUSES,
+    FetchError,
+    make_session,
+    open_url,
+    stream_to,
+)
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
 
 USER_AGENT = "tecken-eliot/1.0 (eliot-requests/1.0)"
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-CHUNK = 1024 * 1024
-
-
-class DownloadTooLarge(Exception):
-    pass
 
 
 @dataclass
 class DownloadResult:
-    """``status`` is ``found`` (the destination file holds ``size`` bytes),
-    ``missing`` (every source said 404), ``error`` (some source failed
-    otherwise; ``errors`` says how) or ``too_large``."""
+    """``status`` is FOUND (the destination file holds ``size`` bytes),
+    MISSING (every source said 404), ERROR (some source failed otherwise;
+    ``errors`` says how) or TOO_LARGE."""
 
-    status: str
+    status: ModuleStatus
     size: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -48,10 +51,10 @@ class SymbolDownloader:
         self,
         source_urls: list[str],
         *,
-        timeout: float = 5.0,
-        retries: int = 2,
-        backoff: float = 0.5,
-        max_size: int = 2_000_000_000,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_size: int,
         pool_size: int = 10,
     ) -> None:
         self.source_urls = source_urls
@@ -59,14 +62,21 @@ class SymbolDownloader:
         self.retries = retries
         self.backoff = backoff
         self.max_size = max_size
-        self.sessions = {}
-        for url in source_urls:
-            session = requests.Session()
-            session.headers["User-Agent"] = USER_AGENT
-            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self.sessions[url] = session
+        self.sessions = {url: make_session(USER_AGENT, pool_size) for url in source_urls}
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager, *, pool_size: int = 10) -> SymbolDownloader:
+        """The downloader as configured by :class:`~tecken_eliot.settings.DownloaderConfig`;
+        ``pool_size`` keep-alive connections per source."""
+        options = read_options(manager, DownloaderConfig)
+        return cls(
+            options["symbol_urls"],
+            timeout=options["download_timeout"],
+            retries=options["download_retries"],
+            backoff=options["download_backoff"],
+            max_size=options["max_download_size"],
+            pool_size=pool_size,
+        )
 
     def _ids_to_try(self, debug_id: str) -> list[str]:
         # Symbol stores key on the upper-case id; try that first so the answer
@@ -83,65 +93,95 @@ class SymbolDownloader:
             for did in self._ids_to_try(debug_id):
                 url = symbol_url(source, debug_filename, did)
                 outcome, detail, size = self._fetch(source, url, dest)
-                if outcome == "found":
-                    return DownloadResult("found", size, errors)
-                if outcome == "too_large":
-                    return DownloadResult("too_large", size, [detail])
-                if outcome == "error":
+                if outcome is ModuleStatus.FOUND:
+                    return DownloadResult(outcome, size, errors)
+                if outcome is ModuleStatus.TOO_LARGE:
+                    return DownloadResult(outcome, size, [detail])
+                if outcome is ModuleStatus.ERROR:
                     errors.append(detail)
                     break  # a broken source: no point trying another spelling there
-        return DownloadResult("error" if errors else "missing", 0, errors)
+        status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
+        return DownloadResult(status, 0, errors)
 
-    def _fetch(self, source: str, url: str, dest: Path) -> tuple[str, str, int]:
-        """One URL with retries: (outcome, detail, size)."""
-        session = self.sessions[source]
-        detail = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(random.uniform(0, self.backoff * (2 ** (attempt - 1))))
-            start = time.perf_counter()
+    def _fetch(self, source: str, url: str, dest: Path) -> tuple[ModuleStatus, str, int]:
+        """One URL with retries: (outcome, detail, size). ``open_url`` retries
+        what fails before the body; a body that breaks off is tried again here
+        while attempts are left."""
+        timer = _AttemptTimer()
+        while True:
             try:
-                with session.get(url, timeout=self.timeout, stream=True) as resp:
-                    if resp.status_code == 200:
-                        size = self._stream(resp, dest)
-                        self._timing(start, "success")
-                        return "found", "", size
-                    self._timing(start, "fail")
-                    if resp.status_code == 404:
-                        return "missing", "", 0
-                    detail = f"HTTP {resp.status_code} from {url}"
-                    if resp.status_code not in RETRY_STATUSES:
-                        logger.error("symbol download: %s", detail)
-                        return "error", detail, 0
-            except DownloadTooLarge:
-                self._timing(start, "fail")
-                detail = f"{url} is larger than the {self.max_size} bytes limit"
-                logger.warning("symbol download: %s", detail)
-                return "too_large", detail, 0
-            except requests.RequestException as exc:
-                self._timing(start, "fail")
-                detail = f"{type(exc).__name__} fetching {url}"
-            logger.warning("symbol download attempt %d failed: %s", attempt + 1, detail)
-        return "error", detail, 0
+                return self._fetch_once(source, url, dest, timer)
+            except FetchError as exc:
+                timer.done("fail")
+                if exc.kind == "too_large":
+                    logger.warning("symbol download: %s", exc)
+                    return ModuleStatus.TOO_LARGE, str(exc), 0
+                detail = str(exc)
+                body_broke = exc.kind == "connection" and timer.streaming
+                if not body_broke or timer.attempts > self.retries:
+                    return ModuleStatus.ERROR, detail, 0
+                logger.warning("symbol download attempt %d failed: %s", timer.attempts, detail)
+                time.sleep(random.uniform(0, self.backoff * (2 ** (timer.attempts - 1))))
 
-    def _stream(self, resp: requests.Response, dest: Path) -> int:
-        length = resp.headers.get("Content-Length")
-        encoded = resp.headers.get("Content-Encoding")
-        if length and not encoded and length.isdigit() and int(length) > self.max_size:
-            raise DownloadTooLarge()
-        size = 0
-        with open(dest, "wb") as fp:
-            for chunk in resp.iter_content(CHUNK):
-                size += len(chunk)
-                if size > self.max_size:
-                    raise DownloadTooLarge()
-                fp.write(chunk)
-        return size
+    def _fetch_once(
+        self, source: str, url: str, dest: Path, timer: _AttemptTimer
+    ) -> tuple[ModuleStatus, str, int]:
+        with open_url(
+            self.sessions[source],
+            url,
+            timeout=self.timeout,
+            retries=self.retries - timer.attempts,
+            backoff=self.backoff,
+            on_attempt=timer.on_attempt,
+        ) as resp:
+            if resp.status_code == 200:
+                timer.streaming = True
+                with open(dest, "wb") as fp:
+                    size = stream_to(resp, fp, max_size=self.max_size)
+                timer.done("success")
+                return ModuleStatus.FOUND, "", size
+            if resp.status_code == 404:
+                return ModuleStatus.MISSING, "", 0
+            detail = f"HTTP {resp.status_code} from {url}"
+            if resp.status_code not in RETRY_STATUSES:
+                logger.error("symbol download: %s", detail)
+            return ModuleStatus.ERROR, detail, 0
 
-    @staticmethod
-    def _timing(start: float, response: str) -> None:
-        metrics.histogram(
-            "downloader.download",
-            value=(time.perf_counter() - start) * 1000,
-            tags=[f"response:{response}"],
-        )
+
+class _AttemptTimer:
+    """Eliot's ``downloader.download`` histogram from ``open_url``'s attempts:
+    one value per attempt, ``response:success`` for a 200 whose body arrived
+    (its time includes the body and the redirect hops that led to it),
+    ``response:fail`` for every other."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        #: a 200 came, so the body is being read (its end is timed by done())
+        self.streaming = False
+        self._hops = 0.0
+        self._started: float | None = None
+
+    def on_attempt(self, seconds: float, status: int | None) -> None:
+        if status in REDIRECT_STATUSES:
+            self._hops += seconds  # counted with the answer it leads to
+            return
+        self.attempts += 1
+        self.streaming = False
+        seconds += self._hops
+        self._hops = 0.0
+        if status == 200:
+            self._started = time.perf_counter() - seconds
+            return
+        _timing(seconds, "fail")
+        if status is None or status in RETRY_STATUSES:
+            logger.warning("symbol download attempt %d failed (HTTP %s)", self.attempts, status)
+
+    def done(self, response: str) -> None:
+        """The body of a 200 was read (``success``) or failed (``fail``)."""
+        if self._started is not None:
+            _timing(time.perf_counter() - self._started, response)
+            self._started = None
+
+
+def _timing(seconds: float, response: str) -> None:
+    metrics.histogram("downloader.download", value=seconds * 1000, tags=[f"response:{response}"])

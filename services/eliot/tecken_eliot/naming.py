@@ -3,7 +3,9 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 """How a module (debug_filename, debug_id) maps to symbol-server URLs and to
-disk-cache paths."""
+eliot's disk-cache paths. The Breakpad naming rule itself (``xul.pdb`` ->
+``xul.sym``) is :mod:`tecken_shared.breakpad`'s, shared with the symbols
+service."""
 
 from __future__ import annotations
 
@@ -11,25 +13,21 @@ import functools
 import hashlib
 import string
 
+from tecken_shared.breakpad import symbol_key
+
 _SAFE = set(string.ascii_letters + string.digits + "_-.")
 #: Longest encoded path component we keep as is; longer ones are shortened
 #: with a hash (file systems limit a name to 255 bytes).
 _MAX_COMPONENT = 180
 
 
-def sym_filename(debug_filename: str) -> str:
-    """``xul.pdb`` -> ``xul.sym``; anything else gets ``.sym`` appended."""
-    if debug_filename.endswith(".pdb"):
-        return debug_filename[: -len(".pdb")] + ".sym"
-    return debug_filename + ".sym"
-
-
 def symbol_url(source_url: str, debug_filename: str, debug_id: str) -> str:
-    """``<source>/<debug_filename>/<debug_id>/<sym_filename>`` (the source URL
-    gets a trailing ``/`` if it has none)."""
+    """``<source>/<debug_filename>/<debug_id>/<sym_filename>``: the module's
+    symbol key under a symbol server (the source URL gets a trailing ``/`` if
+    it has none)."""
     if not source_url.endswith("/"):
         source_url += "/"
-    return f"{source_url}{debug_filename}/{debug_id}/{sym_filename(debug_filename)}"
+    return source_url + symbol_key(debug_filename, debug_id)
 
 
 def encode_component(value: str) -> str:

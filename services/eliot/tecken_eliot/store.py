@@ -4,9 +4,11 @@
 
 """Where symbolication gets its symcaches: a per-worker LRU of opened
 (memory-mapped) symcaches in front of the shared disk cache, in front of the
-symbol servers. Cold modules are fetched in parallel; each module is fetched
-by one process at a time (the disk cache's lock), and everyone else waiting
-for it reads the result from disk."""
+symbol servers. Cold modules are fetched in parallel. Below the memory tier
+the path is ``DiskCache.get_or_compute``: this module gives it the disk tier
+(``_load``) and the fetch tier (``_compute``: download, parse, store); each
+module is computed by one process at a time (the disk cache's lock), and
+everyone else waiting for it reads the result from disk."""
 
 from __future__ import annotations
 
@@ -21,10 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import symbolic
+from everett.manager import ConfigManager
 
 from tecken_eliot.diskcache import CacheEntry, DiskCache
 from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.naming import cache_stem, module_key
+from tecken_eliot.settings import StoreConfig, read_options
+from tecken_eliot.status import ModuleResult, ModuleStatus
 from tecken_eliot.symfile import (
     MalformedSymbols,
     build_symcache,
@@ -33,24 +38,6 @@ from tecken_eliot.symfile import (
 )
 
 logger = logging.getLogger(__name__)
-
-FOUND = "found"
-MISSING = "missing"
-MALFORMED = "malformed"
-ERROR = "error"
-
-
-@dataclass
-class ModuleResult:
-    """What symbolication learned about one module. ``status`` is found,
-    missing, malformed or error; ``cached`` says whether a negative answer came
-    from the negative cache; ``detail`` explains anything but found."""
-
-    status: str
-    symcache: symbolic.SymCache | None = None
-    filename: str = ""
-    detail: str = ""
-    cached: bool = False
 
 
 @dataclass
@@ -85,10 +72,10 @@ class SymcacheStore:
         disk: DiskCache,
         downloader: SymbolDownloader,
         *,
-        max_open: int = 64,
-        fetch_threads: int = 4,
-        touch_interval: float = 60.0,
-        lock_timeout: float = 300.0,
+        max_open: int,
+        fetch_threads: int,
+        touch_interval: float,
+        lock_timeout: float,
     ) -> None:
         self.disk = disk
         self.downloader = downloader
@@ -98,6 +85,21 @@ class SymcacheStore:
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self._mutex = threading.Lock()
         self._executor = ThreadPoolExecutor(max(1, fetch_threads), thread_name_prefix="fetch")
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager) -> SymcacheStore:
+        """The store as configured by :class:`~tecken_eliot.settings.StoreConfig`,
+        over the configured disk cache and downloader."""
+        options = read_options(manager, StoreConfig)
+        return cls(
+            DiskCache.from_config(manager),
+            # One keep-alive connection per fetch thread, at least the default 10.
+            SymbolDownloader.from_config(manager, pool_size=max(10, options["fetch_threads"])),
+            max_open=options["open_symcaches"],
+            fetch_threads=options["fetch_threads"],
+            touch_interval=options["touch_interval"],
+            lock_timeout=options["lock_timeout"],
+        )
 
     # -- per-worker LRU ----------------------------------------------------
 
@@ -148,7 +150,7 @@ class SymcacheStore:
             if entry is not None:
                 stats.cache_count += 1
                 stats.cache_hits += 1
-                results[module] = ModuleResult(FOUND, entry.symcache, entry.filename)
+                results[module] = ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
             else:
                 cold.append(module)
         if len(cold) == 1:
@@ -164,28 +166,21 @@ class SymcacheStore:
         stem = cache_stem(debug_filename, debug_id)
         entry = self._warm(stem)
         if entry is not None:
-            return ModuleResult(FOUND, entry.symcache, entry.filename)
+            return ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
         try:
             normalized = normalize_debug_id(debug_id)
         except MalformedSymbols as exc:
-            return ModuleResult(MALFORMED, detail=exc.detail)
-        result = self._from_disk(stem, normalized, stats)
-        if result is not None:
-            return result
-        with self.disk.lock(stem, self.lock_timeout):
-            # Whoever held the lock before us may have done the work.
-            result = self._from_disk(stem, normalized, stats)
-            if result is not None:
-                return result
-            try:
-                return self._fetch(debug_filename, debug_id, stem, normalized, stats)
-            except OSError as exc:
-                # Our own disk (full, read-only, gone): not the module's fault,
-                # so an error that is not remembered.
-                logger.error("local disk error fetching %s: %s", stem, exc)
-                return ModuleResult(ERROR, detail=f"eliot cache disk error: {exc}")
+            return ModuleResult(ModuleStatus.MALFORMED, detail=exc.detail)
+        return self.disk.get_or_compute(
+            stem,
+            load=lambda: self._load(stem, normalized, stats),
+            compute=lambda: self._compute(debug_filename, debug_id, stem, normalized, stats),
+            lock_timeout=self.lock_timeout,
+        )
 
-    def _from_disk(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
+    def _load(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
+        """The disk tier: a verified symcache from the disk cache, kept open
+        in this worker; None on a miss."""
         start = time.perf_counter()
         entry = self.disk.open_entry(stem, normalized)
         with stats.lock:
@@ -193,19 +188,17 @@ class SymcacheStore:
             stats.cache_time += time.perf_counter() - start
             if entry is not None:
                 stats.cache_hits += 1
-        if entry is not None:
-            self.disk.touch(entry.path)
-            self._remember(stem, entry)
-            return ModuleResult(FOUND, entry.symcache, entry.filename)
-        negative = self.disk.read_negative(stem)
-        if negative is not None:
-            kind, detail = negative
-            return ModuleResult(kind, detail=detail, cached=True)
-        return None
+        if entry is None:
+            return None
+        self.disk.touch(entry.path)
+        self._remember(stem, entry)
+        return ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
 
-    def _fetch(
+    def _compute(
         self, debug_filename: str, debug_id: str, stem: str, normalized: str, stats: Stats
     ) -> ModuleResult:
+        """The fetch tier: download the sym file, build its symcache and store
+        it (negative results are remembered by ``DiskCache.get_or_compute``)."""
         key = module_key(debug_filename, debug_id)
         sym_tmp = self.disk.tmp_file(".sym")
         try:
@@ -217,29 +210,25 @@ class SymcacheStore:
             start = time.perf_counter()
             download = self.downloader.download(debug_filename, debug_id, sym_tmp)
             elapsed = time.perf_counter() - start
-            if download.status == FOUND:
+            if download.status is ModuleStatus.FOUND:
                 stats.add("downloads", key, elapsed)
                 stats.add("download_sizes", key, download.size)
             else:
                 stats.add("download_fail", key, elapsed)
-            if download.status == "too_large":
-                detail = "; ".join(download.errors)
-                self.disk.write_negative(stem, MALFORMED, detail)
-                return ModuleResult(MALFORMED, detail=detail)
-            if download.status == MISSING:
-                self.disk.write_negative(stem, MISSING, "no symbol server has this module")
-                return ModuleResult(MISSING, detail="no symbol server has this module")
-            if download.status == ERROR:
+            if download.status is ModuleStatus.TOO_LARGE:
+                return ModuleResult(ModuleStatus.MALFORMED, detail="; ".join(download.errors))
+            if download.status is ModuleStatus.MISSING:
+                return ModuleResult(ModuleStatus.MISSING, detail="no symbol server has this module")
+            if download.status is ModuleStatus.ERROR:
                 # Not remembered: the next request tries again.
-                return ModuleResult(ERROR, detail="; ".join(download.errors))
+                return ModuleResult(ModuleStatus.ERROR, detail="; ".join(download.errors))
             start = time.perf_counter()
             try:
                 filename = module_filename(sym_tmp, debug_filename)
                 build_symcache(sym_tmp, normalized, symc_tmp)
             except MalformedSymbols as exc:
                 stats.add("parse_fail", key, time.perf_counter() - start)
-                self.disk.write_negative(stem, MALFORMED, exc.detail)
-                return ModuleResult(MALFORMED, detail=exc.detail)
+                return ModuleResult(ModuleStatus.MALFORMED, detail=exc.detail)
             stats.add("parse", key, time.perf_counter() - start)
             with contextlib.suppress(OSError):
                 os.remove(sym_tmp)
@@ -253,7 +242,7 @@ class SymcacheStore:
             stats.add("save", key, time.perf_counter() - start)
             entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
             self._remember(stem, entry)
-            return ModuleResult(FOUND, symcache, filename)
+            return ModuleResult(ModuleStatus.FOUND, symcache, filename)
         finally:
             for path in (sym_tmp, symc_tmp):
                 with contextlib.suppress(OSError):

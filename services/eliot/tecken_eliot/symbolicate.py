@@ -13,7 +13,8 @@ from typing import Any
 import markus
 
 from tecken_eliot.naming import module_key
-from tecken_eliot.store import ERROR, FOUND, ModuleResult, Stats, SymcacheStore
+from tecken_eliot.status import ModuleResult, ModuleStatus
+from tecken_eliot.store import Stats, SymcacheStore
 from tecken_eliot.validation import Job
 
 metrics = markus.get_metrics("eliot")
@@ -93,7 +94,7 @@ class Symbolicator:
                         "module_offset": hex(offset),
                     }
                     result = modules.get((name, did))
-                    if result is not None and result.status == FOUND:
+                    if result is not None and result.status == ModuleStatus.FOUND:
                         frame["module"] = result.filename or name
                         if offset >= 0:
                             symbolicate_frame(frame, result.symcache, offset)
@@ -104,8 +105,8 @@ class Symbolicator:
             for name, did in job.memory_map:
                 result = modules.get((name, did))
                 key = module_key(name, did)
-                found[key] = None if result is None else result.status == FOUND
-                if result is not None and result.status == ERROR:
+                found[key] = None if result is None else result.status == ModuleStatus.FOUND
+                if result is not None and result.status == ModuleStatus.ERROR:
                     errors[key] = result.detail
             job_result: dict[str, Any] = {"stacks": out_stacks, "found_modules": found}
             if errors:

@@ -12,6 +12,8 @@ from pathlib import Path
 import markus
 import symbolic
 
+from tecken_shared.breakpad import read_header
+
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
 
@@ -43,25 +45,10 @@ def normalize_debug_id(debug_id: str) -> str:
 
 
 def module_filename(sym_path: Path, debug_filename: str) -> str:
-    """The code file named by the first ``INFO CODE_ID <id> <file>`` line (PE
+    """The code file of the header's ``INFO CODE_ID <id> <file>`` line (PE
     modules: ``xul.dll`` for ``xul.pdb``), else ``debug_filename``. Only the
-    header is read: the scan stops at the first INFO, FILE, PUBLIC or FUNC."""
-    try:
-        with open(sym_path, "rb") as fp:
-            for count, raw in enumerate(fp):
-                if count > 1000:
-                    break
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith(("FILE ", "PUBLIC ", "FUNC ")):
-                    break
-                if line.startswith("INFO "):
-                    tokens = line.split(" ")
-                    if len(tokens) == 4 and tokens[1] == "CODE_ID" and tokens[3]:
-                        return tokens[3]
-                    break
-    except OSError:
-        pass
-    return debug_filename
+    header is read (:func:`tecken_shared.breakpad.read_header`)."""
+    return read_header(sym_path).code_file or debug_filename
 
 
 def build_symcache(sym_path: Path, normalized_debug_id: str, out_path: Path) -> None:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tecken_eliot.naming import sym_filename
+from tecken_shared.breakpad import symbol_key
 from tecken_shared.testing import FIXTURES_DIR
 
 FIXTURES = Path(os.environ.get("ELIOT_TEST_FIXTURES", "") or FIXTURES_DIR / "symbols" / "symbols")
@@ -49,7 +49,7 @@ PUBLIC 2000 0 second_public
 def build_symbol_tree(root: Path) -> Path:
     """The fixtures in the symbol-server layout <name>/<ID>/<sym name>."""
     for (name, did), rel in SOURCES.items():
-        dest = root / name / did / sym_filename(name)
+        dest = root / symbol_key(name, did)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(FIXTURES / rel, dest)
     extra = {
@@ -59,7 +59,7 @@ def build_symbol_tree(root: Path) -> Path:
         WRONGID: (FIXTURES / SOURCES[SSLTUNNEL]).read_text(),
     }
     for (name, did), text in extra.items():
-        dest = root / name / did / sym_filename(name)
+        dest = root / symbol_key(name, did)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text)
     return root
@@ -84,7 +84,7 @@ class SymbolServer:
         self.gzip = False
 
     def downloads(self, debug_filename: str, debug_id: str) -> int:
-        return self.hits[f"/{debug_filename}/{debug_id}/{sym_filename(debug_filename)}"]
+        return self.hits["/" + symbol_key(debug_filename, debug_id)]
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         path = environ.get("PATH_INFO", "")

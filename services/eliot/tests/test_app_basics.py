@@ -114,7 +114,7 @@ def test_options_are_logged_at_startup(make_app, capfd):
 
 
 def test_statsd_port_defaults_to_eliots_8124_and_can_be_set() -> None:
-    from tecken_eliot.app import EliotCommonConfig
+    from tecken_eliot.settings import EliotCommonConfig
     from tecken_shared.config import build_config_manager
 
     default = build_config_manager(environ={}, env_file=None)

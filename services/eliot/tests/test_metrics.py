@@ -9,13 +9,13 @@ import json
 import os
 import time
 
-from tecken_eliot.app import METRICS_YAML
 from tecken_eliot.cache_manager import CacheManager
 from tecken_eliot.diskcache import DiskCache
 from tecken_eliot.naming import cache_stem
-from tecken_eliot.sentry_scrub import counting_scrubber
+from tecken_eliot.settings import METRICS_YAML, count_scrub_error
 from tecken_eliot.testing import BROKEN, QIPCAP, SSLTUNNEL, WRONGID
 from tecken_shared.metrics import load_registry, undocumented
+from tecken_shared.sentry import guarded
 
 SPEC_METRICS = {
     "eliot.pageview",
@@ -61,7 +61,7 @@ def test_main_paths_emit_only_documented_metrics(make_app, symbol_server, cache_
     manager.start()
     manager.close()
     # a scrubber failure
-    counting_scrubber("webapp", lambda e, h: 1 / 0)({}, None)
+    guarded(lambda e, h: 1 / 0, count_scrub_error("webapp"))({}, None)
 
     records = metricsmock.get_records()
     registry = load_registry(METRICS_YAML)
@@ -71,19 +71,26 @@ def test_main_paths_emit_only_documented_metrics(make_app, symbol_server, cache_
     assert SPEC_METRICS <= set(registry)
 
 
-def test_install_wraps_the_sentry_scrubber(metricsmock):
+def test_sentry_scrub_errors_are_counted(tmp_path):
     import sentry_sdk
+    from markus.testing import MetricsMock
 
-    from tecken_eliot import sentry_scrub
-    from tecken_shared.sentry import scrub_event
+    from tecken_eliot.settings import setup_eliot_process
+    from tecken_shared.config import build_config_manager
 
-    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", before_send=scrub_event)
+    env = {
+        "ELIOT_SECRET_SENTRY_DSN": "http://public@127.0.0.1:9/1",
+        "ELIOT_METRICS_BACKEND": "none",
+    }
+    setup_eliot_process(build_config_manager(env, str(tmp_path / "none.env")), "webapp")
+    metricsmock = MetricsMock()
+    metricsmock.__enter__()  # after the set-up, which configures markus
     try:
-        sentry_scrub.install("webapp")
         before_send = sentry_sdk.get_client().options["before_send"]
         assert before_send({"request": {"headers": {"Cookie": "x"}}}, None) is not None
         assert before_send({"request": {"headers": 5, "env": 7, "cookies": 1}}, None) is not None
         assert before_send(None, None) is None  # the scrubber raised: dropped and counted
         metricsmock.assert_incr("eliot.sentry_scrub_error", tags=["service:webapp"])
     finally:
+        metricsmock.__exit__(None, None, None)
         sentry_sdk.init(dsn=None)

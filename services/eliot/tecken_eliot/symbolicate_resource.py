@@ -2,7 +2,8 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""HTTP resources of the symbolication API: ``/symbolicate/v5`` and ``/v4``."""
+"""The symbolication API resources: ``POST /symbolicate/v5`` and the deprecated
+``POST /symbolicate/v4``."""
 
 from __future__ import annotations
 

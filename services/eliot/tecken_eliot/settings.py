@@ -1,0 +1,258 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Eliot's configuration: the namespace, the metrics registry, every option
+class, and the start-up of a process (logging, metrics, Sentry). Options are
+read with the ``eliot`` namespace, so the variables are ``ELIOT_<OPTION>``.
+
+One style: each component reads its own option class once, in its
+``from_config(manager)``, and each default is written once, on its
+``Option``. Constructor defaults that tests rely on come from there too
+(:func:`default_of`). This module imports no other eliot module, so every
+process (web app, cache manager) can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import markus
+from everett.manager import (
+    ConfigManager,
+    Option,
+    parse_bool,
+    parse_data_size,
+    parse_time_period,
+)
+
+from tecken_shared.config import CommonConfig, component_options
+from tecken_shared.dockerflow import read_version_info
+from tecken_shared.service import setup_service
+
+NAMESPACE = "eliot"
+#: The distribution name (``/__version__`` falls back to its version).
+PACKAGE = "tecken-eliot"
+METRICS_YAML = Path(__file__).parent / "metrics.yaml"
+
+metrics = markus.get_metrics("eliot")
+
+
+def parse_url_list(value: str) -> list[str]:
+    """Comma-separated symbol server URLs; each must start with http."""
+    urls = [part.strip() for part in value.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("at least one symbol server URL is needed")
+    for url in urls:
+        if not url.startswith("http"):
+            raise ValueError(f"symbol server URL {url!r} must start with http")
+    return urls
+
+
+def read_options(manager: ConfigManager, options: type) -> dict[str, Any]:
+    """``{option name: parsed value}`` of an option class, read with Eliot's
+    namespace."""
+    config = manager.with_namespace(NAMESPACE).with_options(options)
+    return {name: config(name) for name in component_options(options)}
+
+
+def default_of(options: type, name: str) -> Any:
+    """The parsed default of one option: what a constructor uses when it is
+    called without configuration (tests, the bench)."""
+    option = component_options(options)[name][0]
+    return option.parser(option.default)
+
+
+class EliotCommonConfig(CommonConfig):
+    """The common options with Eliot's own defaults, so existing Eliot
+    deployments keep working."""
+
+    class Config:
+        statsd_port = Option(
+            default="8124",
+            parser=int,
+            alternate_keys=["root:STATSD_PORT"],
+            doc="statsd/dogstatsd UDP port (Eliot's default is 8124).",
+        )
+
+
+class ProcessConfig:
+    """Options of every eliot process (web app and cache manager)."""
+
+    class Config:
+        version_file = Option(
+            default="version.json",
+            doc="Path of the version.json served by /__version__ (source, version, commit, build).",
+        )
+
+
+class WebAppConfig:
+    """Options of the web app itself (read in ``app.create_app``)."""
+
+    class Config:
+        max_request_size = Option(
+            default="10mb",
+            parser=parse_data_size,
+            doc="Largest accepted request body; bigger ones are a 400.",
+        )
+        cache_manager_max_age = Option(
+            default="60",
+            parser=float,
+            doc="/__heartbeat__ fails when the cache manager's heartbeat is older than "
+            "this many seconds. 0 disables the check.",
+        )
+
+
+class DownloaderConfig:
+    """Options of ``downloader.SymbolDownloader``."""
+
+    class Config:
+        symbol_urls = Option(
+            default="http://localhost:3000/",
+            parser=parse_url_list,
+            alternate_keys=["SYMBOLS_URLS"],
+            doc="Comma-separated symbol servers, tried in order for each module "
+            "(URL rule: <server>/<debug_filename>/<DEBUG_ID>/<sym_filename>). "
+            "ELIOT_SYMBOLS_URLS is accepted too. The default is the local symbols service.",
+        )
+        download_timeout = Option(
+            default="5",
+            parser=float,
+            doc="Seconds to wait for a symbol server to connect or send data.",
+        )
+        download_retries = Option(
+            default="2",
+            parser=int,
+            doc="Retries of a symbol download after a connection error, a timeout or a "
+            "429/500/502/503/504 answer (exponential backoff with jitter).",
+        )
+        download_backoff = Option(
+            default="0.5",
+            parser=float,
+            doc="Base of the retry backoff in seconds (waits up to base, 2*base, 4*base...).",
+        )
+        max_download_size = Option(
+            default="2gb",
+            parser=parse_data_size,
+            doc="Largest sym file that is downloaded; bigger ones count as malformed.",
+        )
+
+
+class StoreConfig:
+    """Options of ``store.SymcacheStore`` (the per-worker side of the cache)."""
+
+    class Config:
+        fetch_threads = Option(
+            default="4",
+            parser=int,
+            doc="Cold modules of one request are fetched in parallel by up to this many "
+            "threads per worker.",
+        )
+        open_symcaches = Option(
+            default="64",
+            parser=int,
+            doc="How many memory-mapped symcaches a worker keeps open (LRU).",
+        )
+        touch_interval = Option(
+            default="60",
+            parser=float,
+            doc="Seconds between a worker marking an open symcache as used on disk "
+            "(what the cache manager's LRU order is based on).",
+        )
+        lock_timeout = Option(
+            default="300",
+            parser=float,
+            doc="Seconds a worker waits for another process fetching the same module "
+            "before fetching it itself.",
+        )
+
+
+class CacheConfig:
+    """Options of ``diskcache.DiskCache``, shared by the web app and the cache
+    manager."""
+
+    class Config:
+        symbols_cache_dir = Option(
+            default="/tmp/cache",
+            doc="Root of the symcache disk cache shared by the web workers and the cache manager.",
+        )
+        symbols_cache_max_size = Option(
+            default="1gb",
+            parser=parse_data_size,
+            doc="Most bytes the disk cache may hold (decimal units: 1gb = 1,000,000,000). "
+            "The cache manager evicts least-recently-used entries to stay under it, and a "
+            "web worker evicts before a write that would go over it.",
+        )
+        missing_symbols_ttl = Option(
+            default="1h",
+            parser=parse_time_period,
+            doc="How long a module every symbol server answered 404 for is remembered as "
+            "missing (no download is tried meanwhile). 0 turns it off.",
+        )
+        malformed_symbols_ttl = Option(
+            default="24h",
+            parser=parse_time_period,
+            doc="How long a module whose sym file could not be used (bad syntax, wrong "
+            "debug id, too large) is remembered as malformed. 0 turns it off.",
+        )
+        verify_cache_checksums = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Check each cache file's CRC-32 when a worker opens it (once per worker "
+            "and file); corrupt files are deleted and rebuilt.",
+        )
+
+
+class CacheManagerConfig:
+    """Options of the cache manager process (``cache_manager.CacheManager``)."""
+
+    class Config:
+        cache_manager_heartbeat_interval = Option(
+            default="5",
+            parser=float,
+            doc="Seconds between two heartbeats of the cache manager (the file "
+            "cache-manager.json in the cache directory).",
+        )
+        cache_manager_rescan_interval = Option(
+            default="600",
+            parser=float,
+            doc="Seconds between two full rescans of the cache tree by the cache manager "
+            "(a safety net for missed events).",
+        )
+
+
+#: What each process reads (and logs at start-up).
+WEBAPP_OPTIONS = [ProcessConfig, WebAppConfig, DownloaderConfig, StoreConfig, CacheConfig]
+CACHE_MANAGER_OPTIONS = [ProcessConfig, CacheConfig, CacheManagerConfig]
+
+
+def count_scrub_error(process: str) -> Callable[[], None]:
+    """The ``on_scrub_error`` callback of one process for
+    :func:`tecken_shared.sentry.setup_sentry`: a scrubber that raises drops
+    the event, and this counts ``eliot.sentry_scrub_error`` with tag
+    ``service:<process>``."""
+
+    def on_scrub_error() -> None:
+        metrics.incr("sentry_scrub_error", tags=[f"service:{process}"])
+
+    return on_scrub_error
+
+
+def setup_eliot_process(manager: ConfigManager, process: str) -> dict[str, Any]:
+    """Logging, metrics and Sentry for one of Eliot's processes: ``webapp`` or
+    ``cachemanager`` (the tag Sentry scrub errors carry). Returns the
+    :class:`ProcessConfig` options it read."""
+    options = read_options(manager, ProcessConfig)
+    version = read_version_info(options["version_file"], PACKAGE)
+    setup_service(
+        "eliot",
+        manager,
+        NAMESPACE,
+        METRICS_YAML,
+        str(version.get("version")),
+        common_options=EliotCommonConfig,
+        on_scrub_error=count_scrub_error(process),
+    )
+    return options
