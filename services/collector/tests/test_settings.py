@@ -3,13 +3,11 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 """The shape of the collector's settings: each option declared once, settings
-records that match their option classes field for field, the crashmover
-process free of the web app, and the copy of a private Falcon constant."""
+records that match their option classes field for field, and the copy of a
+private Falcon constant."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import fields
 
 import pytest
@@ -56,17 +54,3 @@ def test_limits_read_from_the_environment(tmp_path):
 def test_part_headers_are_falcons():
     """framing.py keeps the same part headers as Falcon's streaming parser."""
     assert ALLOWED_PART_HEADERS == _ALLOWED_CONTENT_HEADERS
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "tecken_collector.crashmover",
-        "tecken_collector.settings",
-        "tecken_collector.heartbeat",
-        "tecken_collector.client",
-    ],
-)
-def test_processes_do_not_import_the_web_app(module):
-    code = f"import sys, {module}; sys.exit('tecken_collector.app' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
