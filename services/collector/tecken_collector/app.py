@@ -18,6 +18,7 @@ from everett.manager import ConfigManager
 from tecken_collector.crashmover import CrashMover, MoverSettings
 from tecken_collector.heartbeat import HealthMetricsMiddleware, heartbeat_checks
 from tecken_collector.payload import PayloadLimits
+from tecken_collector.scrubber import count_scrub_error, scrub_collector_event
 from tecken_collector.settings import (
     CONFIG_COMPONENTS,
     METRICS_YAML,
@@ -52,7 +53,15 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     manager = manager or build_config_manager()
     version_file = options(manager, AppConfig)("version_file")
     version = read_version_info(version_file, "tecken-collector")
-    setup_service(NAMESPACE, manager, NAMESPACE, METRICS_YAML, str(version.get("version")))
+    setup_service(
+        NAMESPACE,
+        manager,
+        NAMESPACE,
+        METRICS_YAML,
+        str(version.get("version")),
+        scrubber=scrub_collector_event,
+        on_scrub_error=count_scrub_error,
+    )
 
     mover_settings = MoverSettings.from_config(manager)
     storage = build_storage(manager, outbox=mover_settings.enabled)
