@@ -93,18 +93,21 @@ class MoverSettings:
 
 
 class CrashMover:
+    """Moves the crashes of the outboxes under ``roots`` to ``storage`` and/or
+    ``publisher``; built from :class:`MoverSettings` (:meth:`from_settings`)."""
+
     def __init__(
         self,
         roots: list[Path],
         *,
-        storage: CrashStore | None = None,
-        publisher: CrashPublisher | None = None,
-        delete_local: bool = True,
-        stale_seconds: float = 600,
-        concurrency: int = 8,
-        poll_interval: float = 1,
-        inline: bool = False,
-        max_outbox: int = 1000,
+        storage: CrashStore | None,
+        publisher: CrashPublisher | None,
+        delete_local: bool,
+        stale_seconds: float,
+        concurrency: int,
+        poll_interval: float,
+        inline: bool,
+        max_outbox: int,
     ) -> None:
         self.roots = list(roots)
         self.storage = storage

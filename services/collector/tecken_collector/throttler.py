@@ -264,7 +264,10 @@ def parse_packagenames(value: str) -> dict[str, list[str]]:
 
 class Throttler:
     """Decides what happens to a crash: ``throttle(crash)`` returns
-    ``(result, rule_name, percent)``."""
+    ``(result, rule_name, percent)``. Without arguments it uses Mozilla's
+    rules, products and package names; the service builds it from
+    :class:`~tecken_collector.settings.ThrottlerConfig`
+    (:func:`~tecken_collector.settings.build_throttler`)."""
 
     def __init__(
         self,
