@@ -65,12 +65,6 @@ def _imports(module: str, path: Path) -> set[str]:
     return found
 
 
-#: Violations being removed by issue 10 (each service's helper deletes its own
-#: lines when it fixes them; the set must end empty).
-KNOWN_TODO = {
-    ("tecken_collector.crashmover", "tecken_collector.app"),
-}
-
 GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
 
 
@@ -99,7 +93,6 @@ def test_no_import_cycles() -> None:
     for module in sorted(GRAPH):
         if module not in state:
             visit(module)
-    cycles = [c for c in cycles if tuple(c[:2][::-1]) not in KNOWN_TODO]
     assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
@@ -126,19 +119,10 @@ def test_no_service_imports_another() -> None:
 def test_only_wsgi_imports_a_services_app() -> None:
     importers = sorted(
         (module, target)
-        for module, target in _app_importers()
-        if (module, target) not in KNOWN_TODO
-    )
-    assert importers == []
-    assert KNOWN_TODO <= set(_app_importers()), "remove fixed entries from KNOWN_TODO"
-
-
-def _app_importers() -> list[tuple[str, str]]:
-    return sorted(
-        (module, target)
         for module, targets in GRAPH.items()
         for target in targets
         if target.endswith(".app")
         and target.split(".")[0] in SERVICES
         and module != target.rpartition(".")[0] + ".wsgi"
     )
+    assert importers == []

@@ -28,21 +28,35 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import markus
-from everett.manager import ConfigManager, Option, parse_bool
+from everett.manager import ConfigManager
 
 from tecken_collector.crashstorage import (
     TMP_SUFFIX,
     CrashPaths,
-    FSCrashStorage,
     delete_crash,
     iter_outbox,
     load_crash,
 )
-from tecken_collector.publish import ObjectCrashStorage, PublishError, SQSPublisher
-from tecken_collector.seconds import parse_seconds
+from tecken_collector.publish import (
+    CrashPublisher,
+    CrashStore,
+    ObjectCrashStorage,
+    PublishError,
+    SQSPublisher,
+)
+from tecken_collector.settings import (
+    METRICS_YAML,
+    NAMESPACE,
+    CrashMoverConfig,
+    build_storage,
+    read_options,
+)
+from tecken_shared.config import build_config_manager
+from tecken_shared.service import setup_service
 from tecken_shared.storage import storage_from_url
 from tecken_shared.storage.filesystem import write_atomic
 
@@ -52,76 +66,48 @@ metrics = markus.get_metrics("collector.crashmover")
 STORED_MARK = b"stored\n"
 
 
-class CrashMoverConfig:
-    class Config:
-        crashmover_storage_url = Option(
-            default="",
-            doc="Object store crashes are moved to, e.g. "
-            "'s3://bucket/prefix?endpoint_url=http://127.0.0.1:9000&region=us-east-1' "
-            "(keys: v1/raw_crash/<date>/<id>, v1/dump/<id>, v1/dump_names/<id>). "
-            "Empty: crashes stay on local disk.",
-        )
-        crashmover_queue = Option(
-            default="",
-            doc="SQS queue (name or queue URL) the id of each stored crash is published to. "
-            "Empty: nothing is published.",
-        )
-        crashmover_queue_endpoint_url = Option(
-            default="",
-            doc="Endpoint of an SQS-compatible server (moto, ElasticMQ, LocalStack); empty "
-            "for AWS.",
-        )
-        crashmover_queue_region = Option(
-            default="us-east-1",
-            alternate_keys=["root:AWS_DEFAULT_REGION"],
-            doc="Region of the SQS queue.",
-        )
-        crashmover_inline = Option(
-            default="false",
-            parser=parse_bool,
-            doc="Also try to move each crash right after saving it, inside the request; "
-            "failures are left to the crashmover process.",
-        )
-        crashmover_delete_local = Option(
-            default="true",
-            parser=parse_bool,
-            doc="Delete the local copy of a crash once it is in the object store (only when "
-            "COLLECTOR_CRASHMOVER_STORAGE_URL is set).",
-        )
-        crashmover_poll_interval = Option(
-            default="1",
-            parser=parse_seconds,
-            doc="Seconds between two passes over the outbox.",
-        )
-        crashmover_concurrency = Option(
-            default="8",
-            parser=int,
-            doc="Crashes moved at the same time by the crashmover (threads).",
-        )
-        crashmover_max_outbox = Option(
-            default="1000",
-            parser=int,
-            doc="/__heartbeat__ reports an error when more crashes than this wait in the "
-            "outbox (the crashmover is not keeping up or the endpoints are down).",
-        )
-        crashmover_stale_seconds = Option(
-            default="600",
-            parser=parse_seconds,
-            doc="Temp files and outbox markers without a raw crash older than this are "
-            "leftovers of a killed writer and are removed.",
-        )
+@dataclass(frozen=True)
+class MoverSettings:
+    """The options of :class:`~tecken_collector.settings.CrashMoverConfig`, read once."""
+
+    crashmover_storage_url: str
+    crashmover_queue: str
+    crashmover_queue_endpoint_url: str
+    crashmover_queue_region: str
+    crashmover_inline: bool
+    crashmover_delete_local: bool
+    crashmover_poll_interval: float
+    crashmover_concurrency: int
+    crashmover_max_outbox: int
+    crashmover_stale_seconds: float
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager) -> MoverSettings:
+        return read_options(manager, CrashMoverConfig, cls)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether crashes have somewhere to move to (so the collector writes
+        outbox markers)."""
+        return bool(self.crashmover_storage_url or self.crashmover_queue)
 
 
 class CrashMover:
+    """Moves the crashes of the outboxes under ``roots`` to ``storage`` and/or
+    ``publisher``; built from :class:`MoverSettings` (:meth:`from_settings`)."""
+
     def __init__(
         self,
         roots: list[Path],
         *,
-        storage: ObjectCrashStorage | None = None,
-        publisher: SQSPublisher | None = None,
-        delete_local: bool = True,
-        stale_seconds: float = 600,
-        concurrency: int = 8,
+        storage: CrashStore | None,
+        publisher: CrashPublisher | None,
+        delete_local: bool,
+        stale_seconds: float,
+        concurrency: int,
+        poll_interval: float,
+        inline: bool,
+        max_outbox: int,
     ) -> None:
         self.roots = list(roots)
         self.storage = storage
@@ -129,6 +115,33 @@ class CrashMover:
         self.delete_local = delete_local and storage is not None
         self.stale_seconds = stale_seconds
         self.concurrency = max(1, concurrency)
+        self.poll_interval = poll_interval
+        self.inline = inline and self.enabled
+        self.max_outbox = max_outbox
+
+    @classmethod
+    def from_settings(cls, settings: MoverSettings, roots: list[Path]) -> CrashMover:
+        storage = None
+        if settings.crashmover_storage_url:
+            storage = ObjectCrashStorage(storage_from_url(settings.crashmover_storage_url))
+        publisher = None
+        if settings.crashmover_queue:
+            publisher = SQSPublisher(
+                settings.crashmover_queue,
+                endpoint_url=settings.crashmover_queue_endpoint_url or None,
+                region=settings.crashmover_queue_region,
+            )
+        return cls(
+            roots,
+            storage=storage,
+            publisher=publisher,
+            delete_local=settings.crashmover_delete_local,
+            stale_seconds=settings.crashmover_stale_seconds,
+            concurrency=settings.crashmover_concurrency,
+            poll_interval=settings.crashmover_poll_interval,
+            inline=settings.crashmover_inline,
+            max_outbox=settings.crashmover_max_outbox,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -152,7 +165,7 @@ class CrashMover:
             if self.storage is not None and state != STORED_MARK:
                 crash = load_crash(root, crash_id)
                 try:
-                    self.storage.save(crash_id, crash.raw_crash, crash.dump_names, crash.dumps)
+                    self.storage.save(crash_id, crash)
                 except PublishError as exc:
                     metrics.incr("retry_count", tags=["count:save_crash_exception.count"])
                     logger.warning("%s: not moved yet: %s", crash_id, exc)
@@ -180,6 +193,13 @@ class CrashMover:
         metrics.incr("move_crash.count")
         logger.info("%s published", crash_id)
         return True
+
+    def move_saved(self, crash_id: str, root: Path) -> None:
+        """The inline move (``COLLECTOR_CRASHMOVER_INLINE``), right after the web
+        app saved a crash: what fails is left in the outbox for this process."""
+        if not self.move(root, crash_id):
+            metrics.incr("publish_crash_dropped.count")
+            logger.warning("%s: left in the outbox for the crashmover", crash_id)
 
     def _drop_if_stale(self, marker: Path) -> None:
         try:
@@ -223,41 +243,20 @@ class CrashMover:
 
 
 def build_crashmover(manager: ConfigManager, roots: list[Path]) -> CrashMover:
-    config = manager.with_namespace("collector").with_options(CrashMoverConfig)
-    storage = None
-    if config("crashmover_storage_url"):
-        storage = ObjectCrashStorage(storage_from_url(config("crashmover_storage_url")))
-    publisher = None
-    if config("crashmover_queue"):
-        publisher = SQSPublisher(
-            config("crashmover_queue"),
-            endpoint_url=config("crashmover_queue_endpoint_url") or None,
-            region=config("crashmover_queue_region"),
-        )
-    return CrashMover(
-        roots,
-        storage=storage,
-        publisher=publisher,
-        delete_local=config("crashmover_delete_local"),
-        stale_seconds=config("crashmover_stale_seconds"),
-        concurrency=config("crashmover_concurrency"),
-    )
+    return CrashMover.from_settings(MoverSettings.from_config(manager), roots)
 
 
 def run(manager: ConfigManager, stop: threading.Event | None = None) -> None:
     """Pass over the outbox every poll interval until ``stop`` is set."""
-    from tecken_collector.app import build_storage
-
-    config = manager.with_namespace("collector").with_options(CrashMoverConfig)
-    local: FSCrashStorage = build_storage(manager)
-    mover = build_crashmover(manager, local.roots)
+    settings = MoverSettings.from_config(manager)
+    local = build_storage(manager, outbox=settings.enabled)
+    mover = CrashMover.from_settings(settings, local.roots)
     stop = stop or threading.Event()
     if not mover.enabled:
         logger.info(
             "crashmover: no object store or queue configured; crashes stay on local disk. "
             "Set COLLECTOR_CRASHMOVER_STORAGE_URL and/or COLLECTOR_CRASHMOVER_QUEUE."
         )
-    interval = config("crashmover_poll_interval")
     last_sweep = 0.0
     while not stop.is_set():
         if mover.enabled:
@@ -267,16 +266,12 @@ def run(manager: ConfigManager, stop: threading.Event | None = None) -> None:
         if time.monotonic() - last_sweep > 60:
             mover.sweep()
             last_sweep = time.monotonic()
-        stop.wait(interval)
+        stop.wait(mover.poll_interval)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tecken_collector.app import METRICS_YAML, NAMESPACE
-    from tecken_shared.config import build_config_manager
-    from tecken_shared.service import setup_service
-
     manager = build_config_manager()
-    setup_service("collector", manager, NAMESPACE, METRICS_YAML, "crashmover")
+    setup_service(NAMESPACE, manager, NAMESPACE, METRICS_YAML, "crashmover")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

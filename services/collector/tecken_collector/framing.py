@@ -22,15 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from falcon.media.multipart import (
-    _ALLOWED_CONTENT_HEADERS,
-    BodyPart,
-    MultipartParseError,
-    MultipartParseOptions,
-)
+from falcon.media.multipart import BodyPart, MultipartParseError, MultipartParseOptions
 
 CRLF = b"\r\n"
 CRLFCRLF = b"\r\n\r\n"
+#: The part header fields kept (RFC 7578 4.8: others are ignored), the same set
+#: as Falcon's streaming parser keeps in its private ``_ALLOWED_CONTENT_HEADERS``
+#: (a test compares the two, so a Falcon upgrade that changes it is noticed).
+ALLOWED_PART_HEADERS = frozenset(
+    {b"content-type", b"content-disposition", b"content-transfer-encoding"}
+)
 
 
 class MemoryStream:
@@ -87,7 +88,7 @@ def iter_parts(
                     raise _broken(
                         "the deprecated Content-Transfer-Encoding header field is unsupported"
                     )
-                elif name in _ALLOWED_CONTENT_HEADERS:
+                elif name in ALLOWED_PART_HEADERS:
                     headers[name] = value
         pos = end_headers + 4
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 import falcon
+from everett.manager import ConfigManager
 from falcon.media.multipart import (
     BodyPart,
     MultipartForm,
@@ -32,6 +33,7 @@ from falcon.media.multipart import (
 from falcon.util.reader import BufferedReader
 
 from tecken_collector.framing import iter_parts
+from tecken_collector.settings import LimitsConfig, option_default, read_options
 
 ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
 RESERVED_DUMP_NAMES = ("dump_names", "processed_crash", "raw_crash")
@@ -146,16 +148,29 @@ class GunzipReader:
             pass
 
 
-@dataclass
+def _default(key: str) -> Any:
+    return option_default(LimitsConfig, key)
+
+
+@dataclass(frozen=True)
 class PayloadLimits:
-    max_request_size: int = 25 * 1024 * 1024
-    max_decompressed_size: int = 400 * 1024 * 1024
-    max_annotations_size: int = 20 * 1024 * 1024
-    parse_in_memory_max: int = 2 * 1024 * 1024
-    spool_memory_size: int = 1024 * 1024
-    spool_memory_total: int = 8 * 1024 * 1024
-    spool_dir: str | None = None
-    max_dumps: int = 100
+    """The limits of one submission: one field per option of
+    :class:`~tecken_collector.settings.LimitsConfig` (same name, same default,
+    both written only there)."""
+
+    max_request_size: int = _default("max_request_size")
+    max_decompressed_size: int = _default("max_decompressed_size")
+    max_annotations_size: int = _default("max_annotations_size")
+    parse_in_memory_max: int = _default("parse_in_memory_max")
+    spool_memory_size: int = _default("spool_memory_size")
+    spool_memory_total: int = _default("spool_memory_total")
+    spool_dir: str = _default("spool_dir")  # empty: the system temporary directory
+    max_dumps: int = _default("max_dumps")
+    read_timeout: float = _default("read_timeout")
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager) -> PayloadLimits:
+        return read_options(manager, LimitsConfig, cls)
 
 
 def check_headers(req: falcon.Request, limits: PayloadLimits) -> tuple[bytes, int]:
@@ -366,10 +381,10 @@ def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLi
             spool: IO[bytes]
             if memory:
                 spool = tempfile.SpooledTemporaryFile(
-                    max_size=memory, dir=limits.spool_dir, prefix="tecken-dump-"
+                    max_size=memory, dir=limits.spool_dir or None, prefix="tecken-dump-"
                 )
             else:
-                spool = tempfile.TemporaryFile(dir=limits.spool_dir, prefix="tecken-dump-")
+                spool = tempfile.TemporaryFile(dir=limits.spool_dir or None, prefix="tecken-dump-")
             digest = hashlib.sha256()
             size = 0
             try:

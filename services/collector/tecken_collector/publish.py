@@ -17,14 +17,14 @@ Bucket layout::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
 from tecken_collector.crashid import date_string_from_crash_id
+from tecken_collector.crashstorage import StoredCrash
 from tecken_shared.storage import Storage, StorageError
 
 logger = logging.getLogger("tecken_collector.publish")
@@ -34,6 +34,26 @@ MAIN_DUMP = "upload_file_minidump"
 
 class PublishError(Exception):
     """The object store or the queue failed; the crash stays in the outbox."""
+
+
+class CrashStore(Protocol):
+    """Where the crashmover copies a complete crash from local disk (an object
+    store); raises PublishError when it cannot, and must be idempotent."""
+
+    @property
+    def name(self) -> str: ...
+
+    def save(self, crash_id: str, crash: StoredCrash) -> None: ...
+
+
+class CrashPublisher(Protocol):
+    """Where the crashmover announces a stored crash id (a queue); raises
+    PublishError when it cannot. Consumers must tolerate a duplicate id."""
+
+    @property
+    def name(self) -> str: ...
+
+    def publish(self, crash_id: str) -> None: ...
 
 
 def dump_key(name: str, crash_id: str) -> str:
@@ -58,17 +78,19 @@ class ObjectCrashStorage:
     def name(self) -> str:
         return self.storage.name
 
-    def save(
-        self, crash_id: str, raw_crash: bytes, dump_names: bytes, dumps: dict[str, Path]
-    ) -> None:
+    def save(self, crash_id: str, crash: StoredCrash) -> None:
         try:
-            for name, path in dumps.items():
+            for name, path in crash.dumps.items():
                 with open(path, "rb") as f:
                     self.storage.put(
                         dump_key(name, crash_id), f, content_type="application/octet-stream"
                     )
-            self.storage.put(dump_names_key(crash_id), dump_names, content_type="application/json")
-            self.storage.put(raw_crash_key(crash_id), raw_crash, content_type="application/json")
+            self.storage.put(
+                dump_names_key(crash_id), crash.dump_names, content_type="application/json"
+            )
+            self.storage.put(
+                raw_crash_key(crash_id), crash.raw_crash, content_type="application/json"
+            )
         except (StorageError, OSError) as exc:
             raise PublishError(f"{crash_id}: cannot store in {self.name}: {exc}") from exc
 

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from everett.manager import ConfigManager, Option
-
 ACCEPT = 0
 DEFER = 1
 REJECT = 2
@@ -266,28 +264,10 @@ def parse_packagenames(value: str) -> dict[str, list[str]]:
 
 class Throttler:
     """Decides what happens to a crash: ``throttle(crash)`` returns
-    ``(result, rule_name, percent)``."""
-
-    class Config:
-        throttler_rules = Option(
-            default="mozilla",
-            parser=load_rules,
-            doc="Throttle rule set: 'mozilla' (Mozilla's production rules), 'accept_all', "
-            "or 'package.module:NAME' naming a list of tecken_collector.throttler.Rule.",
-        )
-        throttler_products = Option(
-            default="mozilla",
-            parser=parse_products,
-            doc="Products accepted by the unsupported_product rule: comma-separated names, "
-            "'mozilla' for Fenix, Firefox, Firefox Enterprise, Focus, MozillaVPN, "
-            "ReferenceBrowser, Thunderbird, or 'all' for any product.",
-        )
-        throttler_product_packagenames = Option(
-            default="mozilla",
-            parser=parse_packagenames,
-            doc="Android package names per product for the unsupported_packagename rule: "
-            "'Product=pkg1,pkg2;Product2=pkg3', 'mozilla' for Mozilla's list, or empty.",
-        )
+    ``(result, rule_name, percent)``. Without arguments it uses Mozilla's
+    rules, products and package names; the service builds it from
+    :class:`~tecken_collector.settings.ThrottlerConfig`
+    (:func:`~tecken_collector.settings.build_throttler`)."""
 
     def __init__(
         self,
@@ -307,15 +287,6 @@ class Throttler:
         )
         self.rng = rng
         self.now = now or (lambda: datetime.now(UTC))
-
-    @classmethod
-    def from_config(cls, manager: ConfigManager, namespace: str = "collector") -> Throttler:
-        config = manager.with_namespace(namespace).with_options(cls)
-        return cls(
-            config("throttler_rules"),
-            config("throttler_products"),
-            config("throttler_product_packagenames"),
-        )
 
     def _apply(self, rule: Rule, crash: dict[str, Any]) -> bool:
         if rule.key == "*":

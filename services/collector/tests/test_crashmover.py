@@ -20,9 +20,9 @@ import boto3
 import pytest
 from collector_helpers import ANNOTATIONS, crash_files, crash_id_of
 
-from tecken_collector.app import METRICS_YAML
 from tecken_collector.crashmover import build_crashmover
 from tecken_collector.multipart import encode_multipart
+from tecken_collector.settings import METRICS_YAML
 from tecken_shared.config import build_config_manager
 from tecken_shared.metrics import load_registry, undocumented
 from tecken_shared.testing.servers import free_port

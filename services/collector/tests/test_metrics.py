@@ -11,8 +11,8 @@ import gzip
 
 from collector_helpers import ANNOTATIONS
 
-from tecken_collector.app import METRICS_YAML
 from tecken_collector.multipart import encode_multipart
+from tecken_collector.settings import METRICS_YAML
 from tecken_shared.metrics import load_registry, undocumented
 
 SPEC_METRICS = {

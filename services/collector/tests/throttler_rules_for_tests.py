@@ -7,3 +7,19 @@
 from tecken_collector.throttler import DEFER, Rule, always
 
 DEFER_ALL = [Rule("defer_everything", "*", always, DEFER)]
+
+
+def _explode(throttler: object, crash: dict) -> bool:
+    """Puts the crash where a careless change could: a log line (a Sentry
+    breadcrumb), the event's extra and contexts; then fails the request."""
+    import logging
+
+    import sentry_sdk
+
+    logging.getLogger("tecken_collector.tests").warning("crash annotations: %r", crash)
+    sentry_sdk.set_extra("annotations", dict(crash))
+    sentry_sdk.set_context("crash", {"annotations": dict(crash), "summary": repr(crash)})
+    raise RuntimeError(f"kaboom from the test rule; crash was {crash!r}")
+
+
+EXPLODE = [Rule("explode", "*", _explode, DEFER)]

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -39,7 +40,7 @@ from tecken_collector.payload import (
     parse_crash,
 )
 
-logger = logging.getLogger("tecken_collector.breakpad")
+logger = logging.getLogger("tecken_collector.submit_resource")
 metrics = markus.get_metrics("collector.breakpad_resource")
 mover_metrics = markus.get_metrics("collector.crashmover")
 
@@ -67,15 +68,13 @@ class BreakpadSubmitterResource:
         storage: FSCrashStorage,
         limits: PayloadLimits,
         stage_token: str = "",
-        after_save: Callable[[str, Any], None] | None = None,
-        read_timeout: float = 0,
+        after_save: Callable[[str, Path], None] | None = None,
     ) -> None:
         self.throttler = throttler
         self.storage = storage
         self.limits = limits
         self.stage_token = stage_token
         self.after_save = after_save
-        self.read_timeout = read_timeout
 
     def _malformed(self, resp: falcon.Response, exc: MalformedCrash) -> None:
         metrics.incr("malformed", tags=[f"reason:{exc.reason}"])
@@ -93,7 +92,7 @@ class BreakpadSubmitterResource:
         except TimeoutError:
             # The client sent less than its Content-Length and went quiet.
             metrics.incr("malformed", tags=["reason:read_timeout"])
-            logger.info("submission body not received within %ss: 408", self.read_timeout)
+            logger.info("submission body not received within %ss: 408", self.limits.read_timeout)
             text_response(resp, falcon.HTTP_408, "Discarded=malformed_read_timeout")
             return
         except MalformedCrash as exc:
@@ -199,9 +198,9 @@ class BreakpadSubmitterResource:
         """Bound the wait for each read of the body (gunicorn exposes the socket;
         other servers have their own timeouts)."""
         sock = req.env.get("gunicorn.socket")
-        if self.read_timeout and sock is not None:
+        if self.limits.read_timeout and sock is not None:
             try:
-                sock.settimeout(self.read_timeout)
+                sock.settimeout(self.limits.read_timeout)
             except OSError:
                 pass
 

@@ -15,7 +15,7 @@ import pytest
 from collector_helpers import ANNOTATIONS, read_raw_crash
 
 from tecken_collector.app import create_app
-from tecken_collector.submit import main, parse_dump_arg
+from tecken_collector.client import main, parse_dump_arg
 from tecken_shared.config import build_config_manager
 from tecken_shared.testing.servers import free_port, wsgi_server
 
@@ -82,7 +82,7 @@ def test_console_script_runs(server, files):
         [
             sys.executable,
             "-m",
-            "tecken_collector.submit",
+            "tecken_collector.client",
             server,
             "-a",
             str(annotations),
