@@ -83,6 +83,11 @@ def setup_service(
 def json_error_serializer(
     req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
 ) -> None:
-    """Always answer errors as JSON ``{"title": ..., "description": ...}``."""
+    """Answer every error in the project's one JSON shape:
+    ``{"error": <what to do about it>, "title": ..., "description": ...}``.
+    ``error`` is the key Tecken's and Eliot's clients read; ``title`` and
+    ``description`` are Falcon's."""
+    body = exc.to_dict()
+    body.setdefault("error", body.get("description") or body.get("title") or "error")
     resp.content_type = "application/json; charset=utf-8"
-    resp.text = exc.to_json().decode() if isinstance(exc.to_json(), bytes) else exc.to_json()
+    resp.media = body
