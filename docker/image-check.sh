@@ -72,7 +72,7 @@ uv_image() {
 build() {
     local svc=$1 start=$SECONDS
     say "building tecken-$svc from docker/Dockerfile.$svc"
-    "${B[@]}" bud --isolation chroot --pull=never --layers -q \
+    "${B[@]}" bud --isolation chroot --pull=never --layers -q --format docker \
         --build-arg VERSION=image-check --build-arg COMMIT="$(git -C "$SRC" rev-parse HEAD)" \
         -f "$SRC/docker/Dockerfile.$svc" -t "tecken-$svc" "$SRC" >/dev/null
     echo "built tecken-$svc in $((SECONDS - start)) s"
@@ -86,7 +86,7 @@ start_image() {
     local svc=$1; shift
     local ctr cmd
     ctr=$("${B[@]}" from --pull=never "tecken-$svc")
-    cmd=$("${B[@]}" inspect --type image --format '{{json .OCIv1.Config.Cmd}}' "tecken-$svc")
+    cmd=$("${B[@]}" inspect --type image "tecken-$svc" | "$PY" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["OCIv1"]["config"]["Cmd"]))')
     local args=()
     for kv in "$@"; do args+=(--env "$kv"); done
     # shellcheck disable=SC2046
