@@ -11,7 +11,8 @@ import falcon
 import markus
 
 from tecken_symbols.context import AppContext
-from tecken_symbols.download import CORS_HEADERS, HEX_RE, _has_param, route_not_found, valid_name
+from tecken_symbols.download import HEX_RE, _has_param, valid_name
+from tecken_symbols.errors import CORS_HEADERS, route_not_found
 
 metrics = markus.get_metrics("tecken")
 

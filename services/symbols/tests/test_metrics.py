@@ -3,8 +3,8 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 from tecken_shared.metrics import load_registry, undocumented
-from tecken_symbols.app import METRICS_YAML
 from tecken_symbols.db import utcnow
+from tecken_symbols.settings import METRICS_YAML
 
 SPEC_DOWNLOAD_METRICS = {
     "tecken.download_symbol",
