@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 
 import falcon
+import markus
 from everett.manager import ConfigManager
 
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import json_error_serializer, setup_service
-from tecken_symbols import sentry_scrub
 from tecken_symbols.context import AppContext, build_context
 from tecken_symbols.errors import install_error_handlers
 from tecken_symbols.heartbeat import heartbeat_checks
@@ -27,6 +27,12 @@ from tecken_symbols.routes import ROUTE_INSTALLERS
 from tecken_symbols.settings import CONFIG_COMPONENTS, METRICS_YAML, NAMESPACE, AppConfig
 
 logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("tecken")
+
+
+def count_sentry_scrub_error() -> None:
+    """A Sentry event dropped because scrubbing it failed (it may hold a token)."""
+    metrics.incr("sentry_scrub_error")
 
 
 class IndexResource:
@@ -53,10 +59,13 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(config("version_file"), "tecken-symbols")
     service = setup_service(
-        "symbols", manager, NAMESPACE, METRICS_YAML, str(version.get("version"))
+        "symbols",
+        manager,
+        NAMESPACE,
+        METRICS_YAML,
+        str(version.get("version")),
+        on_scrub_error=count_sentry_scrub_error,
     )
-    if service.sentry_on:
-        sentry_scrub.install()
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
     ctx = build_context(manager, service)
 

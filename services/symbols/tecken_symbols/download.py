@@ -21,6 +21,7 @@ from urllib.parse import quote
 import falcon
 import markus
 
+from tecken_shared.breakpad import HEX_RE
 from tecken_shared.storage import InvalidKey, StorageError
 from tecken_symbols.context import AppContext
 from tecken_symbols.errors import CORS_HEADERS, JSONError, route_not_found
@@ -32,7 +33,6 @@ metrics = markus.get_metrics("tecken")
 # or one of \ ^ ` > < { } [ ] # % " ' |
 _NAME = r"[^\x00-\x1f\x80-\xff\\^`><{}\[\]#%\"'|/]+"
 NAME_RE = re.compile(_NAME)
-HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 
 IGNORED_ID = "0" * 33
 #: The longest key any backend can hold (S3's limit, in bytes; keys are ASCII).

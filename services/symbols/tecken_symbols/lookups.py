@@ -33,11 +33,11 @@ from typing import cast
 
 import markus
 
+from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
 from tecken_symbols.storages import Backend, Storages
-from tecken_symbols.upload.symfile import SymHeader
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")

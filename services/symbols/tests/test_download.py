@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tecken_shared.breakpad import SymHeader
 from tecken_shared.testing.servers import wsgi_server
 from tecken_symbols.db import utcnow
 from tecken_symbols.download import CORS_HEADERS
-from tecken_symbols.upload.symfile import SymHeader
 
 from .conftest import SYMBOLS_DIR
 

@@ -54,16 +54,17 @@ def test_service_level_metrics(metricsmock):
     import runpy
     from pathlib import Path
 
-    from tecken_symbols.sentry_scrub import safe_scrubber
+    from tecken_shared.sentry import guarded, scrub_event
+    from tecken_symbols.app import count_sentry_scrub_error
 
     def broken(event, hint):
         raise RuntimeError("boom")
 
-    assert safe_scrubber(broken)({"request": {}}, None) is None
+    assert guarded(broken, count_sentry_scrub_error)({"request": {}}, None) is None
     assert (
-        safe_scrubber()({"request": {"headers": {"Auth-Token": "k"}}}, None)["request"]["headers"][
-            "Auth-Token"
-        ]
+        guarded(scrub_event, count_sentry_scrub_error)(
+            {"request": {"headers": {"Auth-Token": "k"}}}, None
+        )["request"]["headers"]["Auth-Token"]
         == "[Scrubbed]"
     )
     conf = runpy.run_path(

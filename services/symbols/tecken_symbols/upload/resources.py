@@ -162,7 +162,7 @@ class UploadResource:
 
     def _by_url(self, principal: Principal, url: str, is_try: bool, paths: list[str]) -> dict:
         settings = self.settings
-        session = by_url.make_session(settings)
+        session = by_url.make_session()
         resolved = by_url.resolve(url, settings, session)
         check_archive_name(resolved.filename)
         path, size = by_url.download(resolved, settings, settings.temp_root, session)

@@ -29,11 +29,12 @@ from typing import IO
 
 import markus
 
+from tecken_shared.breakpad import HEADER_LIMIT, SymHeader, parse_header
 from tecken_shared.storage import ObjectInfo, Storage, StorageError
 from tecken_symbols.upload.archive import Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.symfile import HEADER_LIMIT, SymChecker, SymHeader, parse_header
+from tecken_symbols.upload.symfile import SymChecker
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
