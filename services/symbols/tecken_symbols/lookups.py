@@ -130,6 +130,11 @@ class Lookups:
                 memory.clear()
             else:
                 memory.delete(*changes.keys)
+                if self.shared:
+                    # Again in the shared cache: heals a delete the writer lost
+                    # (Redis timed out) and a hit a slow lookup stored after it.
+                    for i in range(0, len(changes.keys), 1000):
+                        self.cache.delete(*changes.keys[i : i + 1000])
         return memory if usable else None
 
     @staticmethod
