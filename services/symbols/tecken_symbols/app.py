@@ -58,7 +58,7 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(config("version_file"), "tecken-symbols")
-    service = setup_service(
+    setup_service(
         "symbols",
         manager,
         NAMESPACE,
@@ -67,7 +67,7 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
         on_scrub_error=count_sentry_scrub_error,
     )
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
-    ctx = build_context(manager, service)
+    ctx = build_context(manager)
 
     app = falcon.App()
     app.set_error_serializer(json_error_serializer)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from everett.manager import ConfigManager
 
 from tecken_shared.cache import Cache, cache_from_url
-from tecken_shared.service import ServiceContext
 from tecken_symbols.db import Database, DatabaseError
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
@@ -34,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class AppContext:
-    #: The ConfigManager; route modules read their own options with
-    #: ``ctx.manager.with_namespace("symbols").with_options(TheirConfig)``.
-    manager: ConfigManager
-    service: ServiceContext | None
     db: Database
     storages: Storages
     cache: Cache
@@ -54,7 +49,8 @@ class AppContext:
         self.db.close()
 
 
-def build_context(manager: ConfigManager, service: ServiceContext | None = None) -> AppContext:
+def build_context(manager: ConfigManager) -> AppContext:
+    """Everything the routes and the CLIs use, built from the options."""
     config = manager.with_namespace(NAMESPACE)
     db_cfg = config.with_options(DatabaseConfig)
     st_cfg = config.with_options(StorageConfig)
@@ -101,8 +97,6 @@ def build_context(manager: ConfigManager, service: ServiceContext | None = None)
         max_buffer=dl_cfg("missing_symbols_max_buffer"),
     )
     return AppContext(
-        manager=manager,
-        service=service,
         db=db,
         storages=storages,
         cache=cache,
