@@ -12,35 +12,27 @@ listed in :mod:`tecken_symbols.routes`."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import falcon
-from everett.manager import ConfigManager, Option
+import markus
+from everett.manager import ConfigManager
 
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
 from tecken_shared.service import json_error_serializer, setup_service
-from tecken_symbols import sentry_scrub
-from tecken_symbols.context import NAMESPACE, AppContext, build_context
-from tecken_symbols.db import DatabaseError
-from tecken_symbols.download import method_not_allowed, route_not_found
+from tecken_symbols.context import AppContext, build_context
+from tecken_symbols.errors import install_error_handlers
 from tecken_symbols.heartbeat import heartbeat_checks
 from tecken_symbols.routes import ROUTE_INSTALLERS
-from tecken_symbols.settings import CacheConfig, DatabaseConfig, DownloadConfig, StorageConfig
-from tecken_symbols.upload.config import UploadConfig
+from tecken_symbols.settings import CONFIG_COMPONENTS, METRICS_YAML, NAMESPACE, AppConfig
 
 logger = logging.getLogger(__name__)
-
-HERE = Path(__file__).parent
-METRICS_YAML = HERE / "metrics.yaml"
+metrics = markus.get_metrics("tecken")
 
 
-class AppConfig:
-    class Config:
-        version_file = Option(
-            default="version.json",
-            doc="Path of the version.json served by /__version__ (source, version, commit, build).",
-        )
+def count_sentry_scrub_error() -> None:
+    """A Sentry event dropped because scrubbing it failed (it may hold a token)."""
+    metrics.incr("sentry_scrub_error")
 
 
 class IndexResource:
@@ -56,36 +48,9 @@ class IndexResource:
         )
 
 
-def _not_found_handler(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict
-) -> None:
-    route_not_found(req, resp)
-
-
-def _database_error_handler(
-    req: falcon.Request, resp: falcon.Response, ex: DatabaseError, params: dict
-) -> None:
-    """A database failure on any endpoint: 503 with ``Retry-After``, not a 500."""
-    logger.error("database error on %s %s: %s", req.method, req.path, ex)
-    resp.status = falcon.HTTP_503
-    resp.set_header("Retry-After", "5")
-    resp.media = {"error": "The database could not be reached; try again shortly."}
-
-
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
     app, _ctx = create_app_and_context(manager)
     return app
-
-
-#: Every options class of the service, logged at start-up.
-CONFIG_COMPONENTS = (
-    AppConfig,
-    DatabaseConfig,
-    StorageConfig,
-    CacheConfig,
-    DownloadConfig,
-    UploadConfig,
-)
 
 
 def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon.App, AppContext]:
@@ -93,19 +58,20 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
     version = read_version_info(config("version_file"), "tecken-symbols")
-    service = setup_service(
-        "symbols", manager, NAMESPACE, METRICS_YAML, str(version.get("version"))
+    setup_service(
+        "symbols",
+        manager,
+        NAMESPACE,
+        METRICS_YAML,
+        str(version.get("version")),
+        on_scrub_error=count_sentry_scrub_error,
     )
-    if service.sentry_on:
-        sentry_scrub.install()
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
-    ctx = build_context(manager, service)
+    ctx = build_context(manager)
 
     app = falcon.App()
     app.set_error_serializer(json_error_serializer)
-    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found_handler)
-    app.add_error_handler(falcon.HTTPMethodNotAllowed, method_not_allowed)
-    app.add_error_handler(DatabaseError, _database_error_handler)
+    install_error_handlers(app)
     app.add_route("/", IndexResource())
     add_dockerflow_routes(
         app,

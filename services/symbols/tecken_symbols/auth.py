@@ -35,6 +35,7 @@ import falcon
 
 from tecken_symbols import accounts, tokens
 from tecken_symbols.db import Database, DatabaseError
+from tecken_symbols.errors import JSONError
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +46,6 @@ INACTIVE = "API Token matched but user not active"
 FORBIDDEN = "Forbidden"
 
 DRAIN_CHUNK = 256 * 1024
-
-
-class JSONError(falcon.HTTPError):
-    """An HTTP error whose body is Tecken's ``{"error": message}``."""
-
-    def __init__(self, status: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, title=message, headers=headers)
-        self.message = message
-
-    def to_dict(self, obj_type: type = dict) -> dict[str, Any]:
-        result = obj_type()
-        result["error"] = self.message
-        return result
 
 
 class Forbidden(JSONError):

@@ -20,9 +20,8 @@ from typing import Any
 from tecken_shared.config import build_config_manager
 from tecken_symbols import accounts, tokens
 from tecken_symbols.accounts import AccountError
-from tecken_symbols.context import NAMESPACE
 from tecken_symbols.db import Database, DatabaseError
-from tecken_symbols.settings import DatabaseConfig
+from tecken_symbols.settings import NAMESPACE, DatabaseConfig
 
 
 def _open_db(args: argparse.Namespace, *, migrate: bool = True) -> Database:

@@ -3,42 +3,44 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 """The application context every route module receives: configuration,
-database, storage backends, lookup cache and missing-symbol recorder."""
+database, storage backends, lookup cache, symbol writer, upload settings and
+missing-symbol recorder. The CLIs build the same context."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from everett.manager import ConfigManager
 
-from tecken_shared.cache import LocalCache, RedisCache, cache_from_url
-from tecken_shared.service import ServiceContext
+from tecken_shared.cache import Cache, cache_from_url
 from tecken_symbols.db import Database, DatabaseError
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
-from tecken_symbols.settings import CacheConfig, DatabaseConfig, DownloadConfig, StorageConfig
+from tecken_symbols.settings import (
+    NAMESPACE,
+    CacheConfig,
+    DatabaseConfig,
+    DownloadConfig,
+    StorageConfig,
+)
 from tecken_symbols.storages import Storages, build_storages
-
-NAMESPACE = "symbols"
+from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.writer import SymbolWriter
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class AppContext:
-    #: The ConfigManager; route modules read their own options with
-    #: ``ctx.manager.with_namespace("symbols").with_options(TheirConfig)``.
-    manager: ConfigManager
-    service: ServiceContext | None
     db: Database
     storages: Storages
-    cache: LocalCache | RedisCache
+    cache: Cache
     lookups: Lookups
+    #: Every write and delete of a symbol object goes through it.
+    writer: SymbolWriter
+    upload: UploadSettings
     missing: MissingSymbols
-    #: Parsed core options (DatabaseConfig, StorageConfig, CacheConfig, DownloadConfig).
-    config: Any
     allowed_extensions: tuple[str, ...]
     public_url: str
 
@@ -47,7 +49,8 @@ class AppContext:
         self.db.close()
 
 
-def build_context(manager: ConfigManager, service: ServiceContext | None = None) -> AppContext:
+def build_context(manager: ConfigManager) -> AppContext:
+    """Everything the routes and the CLIs use, built from the options."""
     config = manager.with_namespace(NAMESPACE)
     db_cfg = config.with_options(DatabaseConfig)
     st_cfg = config.with_options(StorageConfig)
@@ -84,7 +87,9 @@ def build_context(manager: ConfigManager, service: ServiceContext | None = None)
         syminfo_negative_ttl=ca_cfg("syminfo_negative_ttl"),
         local_hit_ttl=ca_cfg("cache_local_hit_ttl"),
         local_max_entries=ca_cfg("cache_max_entries"),
+        poll_interval=ca_cfg("cache_invalidation_poll_interval"),
     )
+    upload = UploadSettings.from_config(manager)
     missing = MissingSymbols(
         db,
         enabled=dl_cfg("missing_symbols_enabled"),
@@ -92,14 +97,13 @@ def build_context(manager: ConfigManager, service: ServiceContext | None = None)
         max_buffer=dl_cfg("missing_symbols_max_buffer"),
     )
     return AppContext(
-        manager=manager,
-        service=service,
         db=db,
         storages=storages,
         cache=cache,
         lookups=lookups,
+        writer=SymbolWriter(upload, storages, db, lookups),
+        upload=upload,
         missing=missing,
-        config=config,
         allowed_extensions=tuple(
             e.strip() for e in dl_cfg("download_file_extensions_allowed") if e.strip()
         ),

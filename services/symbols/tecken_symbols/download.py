@@ -21,9 +21,10 @@ from urllib.parse import quote
 import falcon
 import markus
 
+from tecken_shared.breakpad import HEX_RE
 from tecken_shared.storage import InvalidKey, StorageError
-from tecken_symbols.auth import JSONError
 from tecken_symbols.context import AppContext
+from tecken_symbols.errors import CORS_HEADERS, JSONError, route_not_found
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -32,19 +33,10 @@ metrics = markus.get_metrics("tecken")
 # or one of \ ^ ` > < { } [ ] # % " ' |
 _NAME = r"[^\x00-\x1f\x80-\xff\\^`><{}\[\]#%\"'|/]+"
 NAME_RE = re.compile(_NAME)
-HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 
 IGNORED_ID = "0" * 33
 #: The longest key any backend can hold (S3's limit, in bytes; keys are ASCII).
 MAX_KEY_LENGTH = 1024
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET",
-    "Access-Control-Allow-Headers": (
-        "accept,accept-encoding,authorization,content-type,dnt,origin,user-agent,"
-        "x-csrftoken,x-requested-with"
-    ),
-}
 NOT_FOUND = "Symbol Not Found"
 IGNORED = "Symbol Not Found (and ignored)"
 TRUE_VALUES = {"true", "1", "yes"}
@@ -59,11 +51,6 @@ def valid_name(value: str) -> bool:
         # Non-ASCII characters arrive as bytes 0x80-0xff (UTF-8): not allowed.
         return False
     return True
-
-
-def route_not_found(req: falcon.Request, resp: falcon.Response) -> None:
-    resp.status = falcon.HTTP_404
-    resp.media = {"error": "Not Found", "path": req.path}
 
 
 def wants_debug(req: falcon.Request) -> bool:
@@ -194,24 +181,6 @@ def _has_param(req: falcon.Request, name: str) -> bool:
         if part.split("=", 1)[0] == name:
             return True
     return False
-
-
-def method_not_allowed(
-    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPMethodNotAllowed, params: dict
-) -> None:
-    """Tecken's 405 body: ``{"error": "Method Not Allowed (POST): /path"}``."""
-    resp.status = falcon.HTTP_405
-    allowed = [
-        m.strip()
-        for m in (ex.headers or {}).get("Allow", "").split(",")
-        if m.strip() and m.strip() != "OPTIONS"
-    ]
-    if allowed:
-        resp.set_header("Allow", ", ".join(allowed))
-    parts = req.path.strip("/").split("/")
-    if len(parts) == 3 or (len(parts) == 4 and parts[0] == "try"):
-        resp.set_headers(CORS_HEADERS)  # a symbol-download URL
-    resp.media = {"error": f"Method Not Allowed ({req.method}): {req.path}"}
 
 
 def add_download_routes(app: falcon.App, ctx: AppContext) -> None:

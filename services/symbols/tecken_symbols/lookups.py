@@ -5,35 +5,41 @@
 """Cached lookups: does a symbol key exist (and in which backend), and which
 uploaded file matches a debug-file/debug-id or code-file/code-id pair.
 
-The upload side MUST call, after it writes a key::
-
-    ctx.lookups.invalidate(key)                       # existence, regular and try
-    ctx.lookups.invalidate_syminfo(debug_filename, debug_id)
-    ctx.lookups.invalidate_syminfo(code_file, code_id)  # when the .sym has them
-
 Hits stay cached ``positive_ttl`` seconds, misses ``negative_ttl`` seconds.
-In front of a shared cache (Redis) each worker keeps hits, never misses, in
-memory too: a hit stays true after any upload, a miss would hide another
-worker's upload from this one. With a per-process cache (``memory://``) an upload can only invalidate the
-worker that handled it, so misses are then cached only where a lookup is
-expensive (remote storage) and never for code-id lookups: a filesystem stat or
-an indexed query is as cheap as the cache, and an upload shows up at once in
-every worker.
-Cache failures never fail a lookup (see :mod:`tecken_shared.cache`)."""
+Whether misses are cached depends on capabilities, not classes: with a shared
+cache (``cache.shared``, Redis) always; with a per-process cache only where an
+existence check is expensive (a storage without ``cheap_exists``) and never for
+code-id lookups (an indexed query is as cheap as the cache). In front of a
+shared cache each worker also keeps hits, never misses, in memory for
+``local_hit_ttl`` seconds.
+
+Writers never touch the caches themselves: the symbol writer
+(:mod:`tecken_symbols.upload.writer`) calls :meth:`Lookups.forget` (or
+:meth:`Lookups.log_forget` inside its transaction), which drops the keys here,
+deletes them from a shared cache and appends them to the invalidation log
+(:mod:`tecken_symbols.invalidations`) that every other worker reads before it
+answers from memory. Cache failures never fail a lookup (see
+:mod:`tecken_shared.cache`)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import markus
 
+from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
-from tecken_shared.storage.filesystem import FilesystemStorage
-from tecken_symbols.db import Database
+from tecken_symbols.db import Cursorish, Database, DatabaseError
+from tecken_symbols.invalidations import InvalidationLog
 from tecken_symbols.storages import Backend, Storages
 
+logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 MISS = "-"
@@ -73,6 +79,7 @@ class Lookups:
         syminfo_negative_ttl: float = 60,
         local_hit_ttl: float = 60,
         local_max_entries: int = 100_000,
+        poll_interval: float = 1.0,
     ) -> None:
         self.storages = storages
         self.cache = cache
@@ -81,43 +88,129 @@ class Lookups:
         self.negative_ttl = negative_ttl
         self.syminfo_ttl = syminfo_ttl
         self.syminfo_negative_ttl = syminfo_negative_ttl
-        #: Whether every worker sees the same cache (Redis): then invalidation
-        #: reaches all of them and misses can be cached everywhere.
-        self.shared = not isinstance(cache, LocalCache)
+        #: Whether every worker sees the same cache (Redis): writers delete
+        #: its keys directly, and misses can be cached everywhere.
+        self.shared = cache.shared
         self._cache_misses = {
             try_symbols: self.shared
-            or any(
-                not isinstance(b.storage, FilesystemStorage)
-                for b in storages.for_download(try_symbols)
-            )
+            or any(not b.storage.cheap_exists for b in storages.for_download(try_symbols))
             for try_symbols in (False, True)
         }
         #: In front of a shared cache: a per-worker cache of found keys, so a
-        #: hot key costs no Redis round trip. Only hits: they stay true (and
-        #: the redirect target valid) whatever is uploaded, while a miss kept
-        #: here could not be invalidated by another worker's upload.
+        #: hot key costs no Redis round trip. Only hits: a miss kept here
+        #: would hide another worker's upload until the next log poll.
         self.local_hit_ttl = min(local_hit_ttl, positive_ttl)
         self.local: LocalCache | None = (
             LocalCache(local_max_entries) if self.shared and self.local_hit_ttl > 0 else None
         )
+        #: The cache this process holds in memory (what the log invalidates);
+        #: a cache that is not shared lives in this process.
+        self._memory: LocalCache | None = self.local if self.shared else cast(LocalCache, cache)
+        self.invalidations = InvalidationLog(db, poll_interval=poll_interval)
+        self._generation = 0
+        self._generation_lock = threading.Lock()
 
-    # -- existence -------------------------------------------------------
+    def caches_misses(self, try_symbols: bool) -> bool:
+        """Whether a "not found" answer is cached (see the module doc)."""
+        return self._cache_misses[try_symbols]
+
+    # -- invalidation ------------------------------------------------------
+
+    def _in_memory(self) -> Cache | None:
+        """The in-process layer, after applying what other processes logged;
+        None when it must not be used now (the log cannot be read)."""
+        memory = self._memory
+        if memory is None:
+            return None
+        usable, changes = self.invalidations.poll()
+        if changes is not None and (changes.everything or changes.keys):
+            with self._generation_lock:
+                self._generation += 1
+            if changes.everything:
+                memory.clear()
+            else:
+                memory.delete(*changes.keys)
+                if self.shared:
+                    # Again in the shared cache: heals a delete the writer lost
+                    # (Redis timed out) and a hit a slow lookup stored after it.
+                    for i in range(0, len(changes.keys), 1000):
+                        self.cache.delete(*changes.keys[i : i + 1000])
+        return memory if usable else None
 
     @staticmethod
     def _cache_key(key: str, try_symbols: bool) -> str:
         return ("t:" if try_symbols else "r:") + key
+
+    def cache_keys(self, key: str | None = None, header: SymHeader | None = None) -> list[str]:
+        """Every cache key an object write or delete of ``key`` (with the
+        .sym ``header`` it holds) makes stale."""
+        keys = []
+        if key:
+            keys += [self._cache_key(key, False), self._cache_key(key, True)]
+        if header is not None:
+            for some_file, some_id in (
+                (header.debug_filename, header.debug_id),
+                (header.code_file, header.code_id),
+            ):
+                if some_file and some_id:
+                    some_id = some_id.upper()
+                    keys += [
+                        self._syminfo_key(some_file, some_id, False),
+                        self._syminfo_key(some_file, some_id, True),
+                    ]
+        return keys
+
+    def log_forget(self, tx: Cursorish, keys: Iterable[str]) -> None:
+        """Inside the writer's transaction: log ``keys`` for every other
+        worker. Call :meth:`drop` with the same keys after the commit."""
+        self.invalidations.append(tx, list(keys))
+
+    def drop(self, keys: Iterable[str]) -> None:
+        """Drop ``keys`` from this process's memory and the shared cache."""
+        keys = list(keys)
+        if not keys:
+            return
+        with self._generation_lock:
+            self._generation += 1
+        self.cache.delete(*keys)
+        if self.local is not None:
+            self.local.delete(*keys)
+
+    def forget(self, key: str | None = None, header: SymHeader | None = None) -> None:
+        """Forget every cached answer about object ``key`` (and the syminfo
+        pairs of its ``header``), in every worker: here and in the shared cache
+        at once, elsewhere through the invalidation log. Call it after the
+        object was written or deleted. A database failure is logged: the other
+        workers then stop using their in-process caches until they can read
+        the log again."""
+        keys = self.cache_keys(key, header)
+        try:
+            with self.db.transaction() as tx:
+                self.log_forget(tx, keys)
+        except DatabaseError as exc:
+            metrics.incr("cache_invalidation.write_error")
+            logger.error("cannot log the cache invalidation of %s: %s", keys, exc)
+        finally:
+            self.drop(keys)
+
+    # -- existence -------------------------------------------------------
 
     def find(self, key: str, try_symbols: bool, refresh: bool = False) -> Hit | None:
         """The first backend holding ``key`` (regular first), or None.
         ``refresh`` skips the cached answer (and replaces it).
         Raises StorageError when a backend fails and no cached answer exists."""
         ckey = self._cache_key(key, try_symbols)
+        # The caches this lookup may use: a shared cache always, the
+        # in-process layer only while the invalidation log can be read.
+        memory = self._in_memory()
+        local = self.local if memory is not None else None
+        cache = self.cache if self.shared or memory is not None else None
+        generation = self._generation
         cached = None
         if not refresh:
-            local = self.local
             cached = local.get(ckey) if local is not None else None
-            if cached is None:
-                cached = self.cache.get(ckey)
+            if cached is None and cache is not None:
+                cached = cache.get(ckey)
                 if cached is not None and cached != MISS and local is not None:
                     local.set(ckey, cached, self.local_hit_ttl)
         if cached is not None:
@@ -130,26 +223,28 @@ class Lookups:
                 metrics.incr("symboldownloader.cache", tags=["result:hit_cached"])
                 return Hit(backend, float(modified) if modified else None)
         metrics.incr("symboldownloader.cache", tags=["result:uncached"])
+        hit = None
         for backend in self.storages.for_download(try_symbols):
             with metrics.timer("symboldownloader_exists", tags=[f"storage:{backend.label}"]):
                 info = backend.storage.metadata(key)
             if info is not None:
                 modified = info.last_modified.timestamp() if info.last_modified else None
-                value = f"{backend.label}|{'' if modified is None else modified}"
-                self.cache.set(ckey, value, self.positive_ttl)
-                if self.local is not None:
-                    self.local.set(ckey, value, self.local_hit_ttl)
-                return Hit(backend, modified)
-        if self._cache_misses[try_symbols]:
-            self.cache.set(ckey, MISS, self.negative_ttl)
-        return None
-
-    def invalidate(self, key: str) -> None:
-        """Forget cached existence answers for ``key`` (regular and try)."""
-        keys = (self._cache_key(key, False), self._cache_key(key, True))
-        self.cache.delete(*keys)
-        if self.local is not None:
-            self.local.delete(*keys)
+                hit = Hit(backend, modified)
+                break
+        if generation != self._generation:
+            # Something was dropped while we asked the storage: this answer
+            # may predate that write, so it is not kept.
+            return hit
+        if hit is not None:
+            modified = hit.last_modified
+            value = f"{hit.backend.label}|{'' if modified is None else modified}"
+            if cache is not None:
+                cache.set(ckey, value, self.positive_ttl)
+            if local is not None:
+                local.set(ckey, value, self.local_hit_ttl)
+        elif cache is not None and self._cache_misses[try_symbols]:
+            cache.set(ckey, MISS, self.negative_ttl)
+        return hit
 
     # -- code-file/code-id and debug-file/debug-id ------------------------
 
@@ -164,19 +259,23 @@ class Lookups:
         (code_file, code_id) is (some_file, some_id). Regular requests only see
         regular uploads; try requests see both and prefer regular ones."""
         ckey = self._syminfo_key(some_file, some_id, try_symbols)
-        if not refresh:
-            cached = self.cache.get(ckey)
+        cache = self.cache if self.shared or self._in_memory() is not None else None
+        generation = self._generation
+        if not refresh and cache is not None:
+            cached = cache.get(ckey)
             if cached is not None:
                 metrics.incr("syminfo.lookup.cached", tags=["result:true"])
                 return None if cached == MISS else SymInfo(**json.loads(cached))
         metrics.incr("syminfo.lookup.cached", tags=["result:false"])
         with metrics.timer("syminfo.lookup.timing"):
             info = self._syminfo_from_db(some_file, some_id, try_symbols)
+        if cache is None or generation != self._generation:
+            return info
         if info is None:
             if self.shared:
-                self.cache.set(ckey, MISS, self.syminfo_negative_ttl)
+                cache.set(ckey, MISS, self.syminfo_negative_ttl)
         else:
-            self.cache.set(ckey, json.dumps(info.__dict__), self.syminfo_ttl)
+            cache.set(ckey, json.dumps(info.__dict__), self.syminfo_ttl)
         return info
 
     def _syminfo_from_db(self, some_file: str, some_id: str, try_symbols: bool) -> SymInfo | None:
@@ -201,14 +300,4 @@ class Lookups:
             code_id=row["code_id"],
             generator=row["generator"],
             try_symbols=bool(row["try_symbols"]),
-        )
-
-    def invalidate_syminfo(self, some_file: str | None, some_id: str | None) -> None:
-        """Forget cached code/debug-info lookups of (some_file, some_id)."""
-        if not some_file or not some_id:
-            return
-        some_id = some_id.upper()
-        self.cache.delete(
-            self._syminfo_key(some_file, some_id, False),
-            self._syminfo_key(some_file, some_id, True),
         )

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 
 import falcon
 
+from tecken_shared.breakpad import HEX_RE
 from tecken_symbols import missing
-from tecken_symbols.auth import JSONError
 from tecken_symbols.context import AppContext
-from tecken_symbols.download import HEX_RE, _has_param
+from tecken_symbols.download import _has_param
+from tecken_symbols.errors import JSONError
 
 BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000

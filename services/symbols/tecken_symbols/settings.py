@@ -2,13 +2,26 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Configuration of the symbols service's core (database, storage, cache,
-downloads, missing symbols). Read with the ``symbols`` namespace, so the
-environment variables are ``SYMBOLS_<OPTION>``."""
+"""Every option of the symbols service, read with the ``symbols`` namespace
+(environment variables ``SYMBOLS_<OPTION>``), plus the service's namespace and
+metrics registry. Each option is declared once, default included; components
+read the class they need (``manager.with_namespace(NAMESPACE).with_options(X)``,
+or :meth:`tecken_symbols.upload.config.UploadSettings.from_config`)."""
 
 from __future__ import annotations
 
-from everett.manager import ListOf, Option, parse_bool
+from pathlib import Path
+
+from everett.manager import ListOf, Option, parse_bool, parse_data_size
+
+NAMESPACE = "symbols"
+METRICS_YAML = Path(__file__).parent / "metrics.yaml"
+
+DEFAULT_DOWNLOAD_DOMAINS = (
+    "queue.taskcluster.net,firefox-ci-tc.services.mozilla.com,"
+    "stage.taskcluster.nonprod.cloudops.mozgcp.net,"
+    "tecken-system-tests.symbols.nonprod.webservices.mozgcp.net"
+)
 
 
 def positive_float(value: str) -> float:
@@ -16,6 +29,49 @@ def positive_float(value: str) -> float:
     if number < 0:
         raise ValueError(f"{value!r} must not be negative")
     return number
+
+
+def parse_mime_overrides(value: str) -> dict[str, str]:
+    """``sym=text/plain,foo=application/x-foo`` -> ``{"sym": "text/plain", ...}``."""
+    result = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        ext, sep, mime = item.partition("=")
+        if not sep or not ext.strip() or not mime.strip():
+            raise ValueError(f"expected extension=mime/type, got {item!r}")
+        result[ext.strip().lower().lstrip(".")] = mime.strip()
+    return result
+
+
+def parse_extensions(value: str) -> tuple[str, ...]:
+    """``sym, .DLL`` -> ``("sym", "dll")``."""
+    return tuple(e.strip().lower().lstrip(".") for e in value.split(",") if e.strip())
+
+
+def parse_hosts(value: str) -> tuple[str, ...]:
+    """Comma-separated host names, lower-cased."""
+    return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+
+
+def parse_snippets(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def gzip_level(value: str) -> int:
+    level = int(value)
+    if not 1 <= level <= 9:
+        raise ValueError(f"the gzip level must be 1-9, not {level}")
+    return level
+
+
+class AppConfig:
+    class Config:
+        version_file = Option(
+            default="version.json",
+            doc="Path of the version.json served by /__version__ (source, version, commit, build).",
+        )
 
 
 class DatabaseConfig:
@@ -99,13 +155,24 @@ class CacheConfig:
             default="60",
             parser=positive_float,
             doc="With Redis: seconds each worker also keeps a found symbol in memory, "
-            "saving a Redis round trip per download (0 turns it off). Missing "
-            "symbols are never kept per worker, so an upload shows at once everywhere.",
+            "saving a Redis round trip per download (0 turns it off). Deletions reach "
+            "this layer through the invalidation log (see "
+            "SYMBOLS_CACHE_INVALIDATION_POLL_INTERVAL). Missing symbols are never kept "
+            "per worker.",
         )
         cache_max_entries = Option(
             default="100000",
             parser=int,
             doc="Entries kept by the in-process cache.",
+        )
+        cache_invalidation_poll_interval = Option(
+            default="1",
+            parser=positive_float,
+            doc="Seconds between a worker's reads of the cache invalidation log (a "
+            "database table the symbol writer appends to). This is the bound: every "
+            "answer a worker gives this long after an upload or a deletion committed "
+            "reflects it, in every worker on every node, with ``memory://`` and Redis "
+            "alike. 0 reads the log before every cached answer.",
         )
         syminfo_cache_ttl = Option(
             default="600",
@@ -144,3 +211,133 @@ class DownloadConfig:
             doc="Distinct missing symbols buffered per worker between writes; more are dropped "
             "(and counted in a metric).",
         )
+
+
+class UploadConfig:
+    class Config:
+        upload_tempdir = Option(
+            default="",
+            doc="Directory for uploaded archives while they are processed (one temporary "
+            "file per upload, removed afterwards); empty means the system temp directory.",
+        )
+        upload_max_size = Option(
+            default="2gb",
+            parser=parse_data_size,
+            doc="Largest accepted archive (request body or downloaded file); larger ones "
+            "get 413. Accepts sizes like 2gb, 500mb.",
+        )
+        upload_max_extracted_size = Option(
+            default="20gb",
+            parser=parse_data_size,
+            doc="Largest total uncompressed size of an archive's members (zip-bomb guard).",
+        )
+        upload_max_files = Option(
+            default="50000",
+            parser=int,
+            doc="Most members an archive may hold.",
+        )
+        upload_validate_content = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Check every .sym member before storing anything: text starting with a "
+            "MODULE line whose debug id and debug filename match the member's path, and "
+            "no STACK record before a FUNC record (symbolication would silently lose "
+            "those functions). false gives Tecken's behaviour (no content checks).",
+        )
+        upload_file_upload_max_workers = Option(
+            default="0",
+            parser=int,
+            doc="Threads that compress and store members in parallel; 0 means the CPU count.",
+        )
+        upload_gzip_level = Option(
+            default="6",
+            parser=gzip_level,
+            doc="gzip level (1-9) for compressed extensions.",
+        )
+        upload_spool_size = Option(
+            default="8mb",
+            parser=parse_data_size,
+            doc="Compressed output up to this size is kept in memory per worker; "
+            "bigger output spills to a temporary file (bounds memory per worker).",
+        )
+        compress_extensions = Option(
+            default="sym",
+            parser=parse_extensions,
+            doc="Extensions stored gzipped with Content-Encoding: gzip.",
+        )
+        mime_overrides = Option(
+            default="sym=text/plain",
+            parser=parse_mime_overrides,
+            doc="Content types by extension, as ext=type pairs separated by commas.",
+        )
+        disallowed_symbols_snippets = Option(
+            default="qcom/proprietary",
+            parser=parse_snippets,
+            doc="Member names containing any of these snippets are refused.",
+        )
+        allow_upload_by_any_domain = Option(
+            default="false",
+            parser=parse_bool,
+            doc="Upload by download URL from any host and over plain http "
+            "(local development only).",
+        )
+        allow_upload_by_download_domains = Option(
+            default=DEFAULT_DOWNLOAD_DOMAINS,
+            parser=parse_hosts,
+            doc="Hosts (exact, without port) upload-by-download URLs and every redirect "
+            "they lead through may point at.",
+        )
+        upload_by_download_require_https = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Refuse http:// download URLs and redirects (unless "
+            "SYMBOLS_ALLOW_UPLOAD_BY_ANY_DOMAIN is on).",
+        )
+        upload_download_connect_timeout = Option(
+            default="5", parser=float, doc="Seconds to connect for upload by download URL."
+        )
+        upload_download_read_timeout = Option(
+            default="300", parser=float, doc="Seconds between bytes for upload by download URL."
+        )
+        upload_download_retries = Option(
+            default="5",
+            parser=int,
+            doc="Retries of an upload-by-download request after a connection error, a "
+            "timeout or a 429/5xx answer.",
+        )
+        upload_download_backoff = Option(
+            default="0.2",
+            parser=positive_float,
+            doc="Base of the exponential back-off between those retries, in seconds.",
+        )
+        upload_download_max_redirects = Option(
+            default="5",
+            parser=int,
+            doc="Most redirects an upload-by-download URL may lead through.",
+        )
+        upload_v2_max_files_per_request = Option(
+            default="1024", parser=int, doc="Most files in one POST /upload/v2/ request."
+        )
+        upload_try_retention_days = Option(
+            default="30",
+            parser=int,
+            doc="The cleanup command deletes try uploads (records and stored try objects "
+            "they wrote) older than this many days.",
+        )
+        upload_regular_retention_days = Option(
+            default="730",
+            parser=int,
+            doc="The cleanup command deletes regular upload records (not the symbols) "
+            "older than this many days; 0 keeps them forever.",
+        )
+
+
+#: Every option class of the service (logged at start-up, documented in docs/).
+CONFIG_COMPONENTS = (
+    AppConfig,
+    DatabaseConfig,
+    StorageConfig,
+    CacheConfig,
+    DownloadConfig,
+    UploadConfig,
+)

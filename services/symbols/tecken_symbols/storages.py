@@ -12,10 +12,9 @@ request searches ``[regular, try, *extras]``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 from tecken_shared.storage import Storage, storage_from_url
-from tecken_shared.storage.filesystem import FilesystemStorage
 
 FILES_PREFIX = "/files"
 
@@ -28,7 +27,7 @@ class Backend:
     storage: Storage
     is_try: bool = False
     writable: bool = False
-    #: Filesystem storage with no public_url: served by this service under /files/<label>/.
+    #: A storage with no public URL of its own: served by this service under /files/<label>/.
     served_locally: bool = False
     local_base: str = ""
 
@@ -68,15 +67,11 @@ class Storages:
         return None
 
 
-def _has_public_url(url: str) -> bool:
-    return "public_url" in parse_qs(urlsplit(url).query)
-
-
 def make_backend(
     label: str, url: str, public_base: str, *, is_try: bool, writable: bool
 ) -> Backend:
     storage = storage_from_url(url)
-    local = isinstance(storage, FilesystemStorage) and not _has_public_url(url)
+    local = not storage.has_public_url
     return Backend(
         label=label,
         storage=storage,

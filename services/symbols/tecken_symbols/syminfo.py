@@ -10,19 +10,12 @@ from __future__ import annotations
 import falcon
 import markus
 
+from tecken_shared.breakpad import HEX_RE, sym_filename
 from tecken_symbols.context import AppContext
-from tecken_symbols.download import CORS_HEADERS, HEX_RE, _has_param, route_not_found, valid_name
+from tecken_symbols.download import _has_param, valid_name
+from tecken_symbols.errors import CORS_HEADERS, route_not_found
 
 metrics = markus.get_metrics("tecken")
-
-
-def symbols_filename(debug_filename: str) -> str:
-    """The Breakpad symbol file name: ``xul.pdb`` -> ``xul.sym``,
-    ``libxul.so`` -> ``libxul.so.sym``. (Tecken uses other names unchanged,
-    giving a ``url`` that can never be found; clients only follow it.)"""
-    if debug_filename.lower().endswith(".pdb"):
-        return debug_filename[:-4] + ".sym"
-    return debug_filename + ".sym"
 
 
 class SymInfoResource:
@@ -49,7 +42,7 @@ class SymInfoResource:
                 "try/" if info.try_symbols else "",
                 info.debug_filename,
                 info.debug_id,
-                symbols_filename(info.debug_filename),
+                sym_filename(info.debug_filename),
             )
             resp.media = {
                 "debug_filename": info.debug_filename,

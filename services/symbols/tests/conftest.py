@@ -69,7 +69,7 @@ class Service:
     def put(self, key: str, data: bytes, *, try_symbols: bool = False, **kwargs) -> None:
         backend = self.ctx.storages.upload_backend(try_symbols)
         backend.storage.put(key, data, **kwargs)
-        self.ctx.lookups.invalidate(key)
+        self.ctx.lookups.forget(key)
 
 
 @pytest.fixture

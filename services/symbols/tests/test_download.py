@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tecken_shared.breakpad import SymHeader
 from tecken_shared.testing.servers import wsgi_server
 from tecken_symbols.db import utcnow
 from tecken_symbols.download import CORS_HEADERS
@@ -228,7 +229,7 @@ def test_code_id_misses_cached_in_redis(make_service, redis_url, redis_prefix):
         code_file="other.exe",
         code_id="ABC",
     )
-    svc.ctx.lookups.invalidate_syminfo("other.exe", "abc")
+    svc.ctx.lookups.forget(header=SymHeader(code_file="other.exe", code_id="abc"))
     svc.app.get("/other.exe/ABC/other.sym", status=302)
 
 
@@ -257,7 +258,7 @@ def test_syminfo(service):
         code_file=SSE_CODE[0],
         code_id=SSE_CODE[1],
     )
-    service.ctx.lookups.invalidate_syminfo(*SSE_CODE)
+    service.ctx.lookups.forget(header=SymHeader(code_file=SSE_CODE[0], code_id=SSE_CODE[1]))
     expected = {
         "debug_filename": "ShowSSEConfig.pdb",
         "debug_id": "D57F52D4A2FD56244C4C44205044422E1",
@@ -293,7 +294,7 @@ def test_invalidate_after_upload(service):
     app.get(f"/{KEY}", status=404)
     backend = service.ctx.storages.regular
     backend.storage.put(KEY, b"x")  # written without invalidation
-    if service.ctx.lookups._cache_misses[False]:
+    if service.ctx.lookups.caches_misses(False):
         # Remote storage: the cached miss answers until ?_refresh or invalidate(key).
         app.get(f"/{KEY}", status=404)
         app.get(f"/{KEY}?_refresh", status=302)
@@ -301,7 +302,7 @@ def test_invalidate_after_upload(service):
         # Filesystem storage with a per-worker cache: misses are not cached.
         app.get(f"/{KEY}", status=302)
     backend.storage.delete(KEY)
-    service.ctx.lookups.invalidate(KEY)
+    service.ctx.lookups.forget(KEY)
     app.get(f"/{KEY}", status=404)
     put_sym(service)  # invalidates
     app.get(f"/{KEY}", status=302)

@@ -27,22 +27,28 @@ def test_redis_shared_cache_and_invalidation(make_service, redis_url, redis_pref
     two.app.get(f"/{KEY}", status=404)  # cached miss, shared through Redis
     one.ctx.storages.regular.storage.put(KEY, b"x")
     two.app.get(f"/{KEY}", status=404)
-    one.ctx.lookups.invalidate(KEY)  # the upload side's call, in another worker
+    one.ctx.lookups.forget(KEY)  # the upload side's call, in another worker
     two.app.get(f"/{KEY}", status=302)  # at once: misses are never kept per worker
     assert one.ctx.cache.get("r:" + KEY).startswith("regular|")
 
 
 def test_local_layer_in_front_of_redis(make_service, redis_url, redis_prefix):
-    svc = make_service(redis_env(redis_url, redis_prefix))
+    env = {**redis_env(redis_url, redis_prefix), "SYMBOLS_CACHE_INVALIDATION_POLL_INTERVAL": "0"}
+    svc = make_service(env)
+    other = make_service(env)  # another worker
     svc.app.get(f"/{KEY}", status=404)
     svc.ctx.storages.regular.storage.put(KEY, b"x")
     svc.ctx.cache.delete("r:" + KEY)  # another worker's invalidation: seen at once
     svc.app.get(f"/{KEY}", status=302)
-    # Hits are served locally without Redis.
-    svc.ctx.cache.delete("r:" + KEY)
+    # Hits are kept in each worker's memory too; another worker's deletion
+    # (through its symbol writer) reaches that memory through the invalidation
+    # log within SYMBOLS_CACHE_INVALIDATION_POLL_INTERVAL (0 here: at once).
+    other.ctx.writer.delete(KEY, try_symbols=False)
+    svc.app.get(f"/{KEY}", status=404)
+    svc.ctx.storages.regular.storage.put(KEY, b"x")
+    svc.app.get(f"/{KEY}?_refresh", status=302)
     svc.ctx.storages.regular.storage.delete(KEY)
-    svc.app.get(f"/{KEY}", status=302)
-    svc.ctx.lookups.invalidate(KEY)  # this worker's own invalidation clears both layers
+    svc.ctx.lookups.forget(KEY)  # this worker's own invalidation clears both layers
     svc.app.get(f"/{KEY}", status=404)
 
 
@@ -65,7 +71,7 @@ def test_redis_paused_then_stopped(make_service, private_redis):
     private_redis.stop()
     svc.ctx.cache._down_until = 0  # skip the back-off wait
     svc.app.get(f"/{KEY}", status=302)
-    svc.ctx.lookups.invalidate(KEY)  # logged and ignored
+    svc.ctx.lookups.forget(KEY)  # logged and ignored
     svc.app.get("/missing.pdb/ABCDEF/missing.sym", status=404)
 
 

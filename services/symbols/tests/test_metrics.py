@@ -3,8 +3,8 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 from tecken_shared.metrics import load_registry, undocumented
-from tecken_symbols.app import METRICS_YAML
 from tecken_symbols.db import utcnow
+from tecken_symbols.settings import METRICS_YAML
 
 SPEC_DOWNLOAD_METRICS = {
     "tecken.download_symbol",
@@ -54,16 +54,17 @@ def test_service_level_metrics(metricsmock):
     import runpy
     from pathlib import Path
 
-    from tecken_symbols.sentry_scrub import safe_scrubber
+    from tecken_shared.sentry import guarded, scrub_event
+    from tecken_symbols.app import count_sentry_scrub_error
 
     def broken(event, hint):
         raise RuntimeError("boom")
 
-    assert safe_scrubber(broken)({"request": {}}, None) is None
+    assert guarded(broken, count_sentry_scrub_error)({"request": {}}, None) is None
     assert (
-        safe_scrubber()({"request": {"headers": {"Auth-Token": "k"}}}, None)["request"]["headers"][
-            "Auth-Token"
-        ]
+        guarded(scrub_event, count_sentry_scrub_error)(
+            {"request": {"headers": {"Auth-Token": "k"}}}, None
+        )["request"]["headers"]["Auth-Token"]
         == "[Scrubbed]"
     )
     conf = runpy.run_path(

@@ -33,6 +33,7 @@ def test_cleanup(service):
     svc = service
     token = make_token(svc.ctx, ["upload_symbols"])
     try_storage = svc.ctx.storages.try_.storage
+    writer = svc.ctx.writer
     old_try = post(
         svc, token, {sym_key("a"): sym_text("a"), sym_key("b"): sym_text("b")}, {"try": "1"}
     )
@@ -45,13 +46,11 @@ def test_cleanup(service):
     recent = post(svc, token, {sym_key("s"): sym_text("s")})
 
     dry = cleanup.cleanup_uploads(
-        svc.ctx.db, try_days=30, regular_days=730, try_storage=try_storage, dry_run=True
+        svc.ctx.db, try_days=30, regular_days=730, writer=writer, dry_run=True
     )
     assert dry.try_uploads == 1 and try_storage.metadata(sym_key("a")) is not None
 
-    report = cleanup.cleanup_uploads(
-        svc.ctx.db, try_days=30, regular_days=730, try_storage=try_storage
-    )
+    report = cleanup.cleanup_uploads(svc.ctx.db, try_days=30, regular_days=730, writer=writer)
     assert (report.try_uploads, report.try_files, report.regular_uploads, report.regular_files) == (
         1,
         2,
@@ -136,7 +135,6 @@ def test_cleanup_forgets_cached_downloads_of_deleted_try_objects(service):
         svc.ctx.db,
         try_days=30,
         regular_days=0,
-        try_storage=svc.ctx.storages.try_.storage,
-        on_delete=svc.ctx.lookups.invalidate,
+        writer=svc.ctx.writer,
     )
     assert svc.app.get(url, status=404).status_int == 404

@@ -53,9 +53,7 @@ def test_sample_zip_happy_path(service, tmp_path):
     # Every database x storage combination.
     svc = service
     svc.app.app  # noqa: B018
-    from tecken_symbols.upload.config import load_settings  # noqa: F401
-
-    svc.ctx.upload_settings.validate_content = False
+    svc.ctx.upload.validate_content = False
     key = make_token(svc.ctx, ["upload_symbols"])
     resp = post_zip(svc, key, fixture("sample.zip"))
     assert resp.status_int == 201

@@ -9,7 +9,7 @@ import gzip
 import hashlib
 
 from tecken_shared.metrics import load_registry, undocumented
-from tecken_symbols.app import METRICS_YAML
+from tecken_symbols.settings import METRICS_YAML
 from tecken_symbols.upload import cleanup
 from tecken_symbols.upload.testing import make_token, make_zip, sym_key, sym_text
 
@@ -56,9 +56,7 @@ def test_upload_metrics_documented(make_service, metricsmock, tmp_path):
     svc.app.put(url, gzip.compress(body), headers=h)
     for path in ("/api/uploads/", "/api/stats/", "/api/uploads/files/"):
         svc.app.get(path, headers=h)
-    cleanup.cleanup_uploads(
-        svc.ctx.db, try_days=30, regular_days=730, try_storage=svc.ctx.storages.try_.storage
-    )
+    cleanup.cleanup_uploads(svc.ctx.db, try_days=30, regular_days=730, writer=svc.ctx.writer)
 
     records = metricsmock.get_records()
     registry = load_registry(METRICS_YAML)

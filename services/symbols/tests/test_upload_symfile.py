@@ -9,10 +9,11 @@ import zipfile
 
 import pytest
 
+from tecken_shared.breakpad import parse_header
 from tecken_symbols.upload.archive import read_archive
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.symfile import SymChecker, md5_and_check, parse_header
+from tecken_symbols.upload.symfile import SymChecker, md5_and_check
 from tecken_symbols.upload.testing import DEBUG_ID, FIXTURES, make_zip, sym_key, sym_text
 from tecken_symbols.upload.validate import validate_archive
 

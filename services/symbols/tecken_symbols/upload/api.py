@@ -21,9 +21,9 @@ import markus
 
 from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_TRY_SYMBOLS, VIEW_ALL_UPLOADS
 from tecken_symbols.auth import Principal, authenticate
+from tecken_symbols.context import AppContext
 from tecken_symbols.db import from_json
-from tecken_symbols.upload.config import UploadSettings
-from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.errors import UploadError, answer_error
 from tecken_symbols.upload.filters import (
     BIGINT_MAX,
     date_conditions,
@@ -32,7 +32,6 @@ from tecken_symbols.upload.filters import (
     text_conditions,
 )
 from tecken_symbols.upload.records import FILE_COLUMNS, UPLOAD_COLUMNS, iso
-from tecken_symbols.upload.resources import answer_error
 
 metrics = markus.get_metrics("tecken")
 
@@ -80,9 +79,8 @@ def _file_json(row: dict[str, Any]) -> dict[str, Any]:
 class ApiResource:
     endpoint = ""
 
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.settings = settings
 
     def auth(self, req: falcon.Request, resp: falcon.Response) -> Principal:
         return authenticate(req, resp, self.ctx.db)
@@ -330,7 +328,7 @@ class StatsResource(ApiResource):
 class AuthInfoResource:
     """``POST /upload/auth_info/``: who the token is and which protocol to use."""
 
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -345,15 +343,11 @@ class AuthInfoResource:
             }
 
 
-def add_api_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
-    app.add_route("/api/uploads/", UploadsResource(ctx, settings))
+def add_api_routes(app: falcon.App, ctx: AppContext) -> None:
+    app.add_route("/api/uploads/", UploadsResource(ctx))
     # Ids beyond a BIGINT match no route (404) instead of overflowing the driver.
-    app.add_route(
-        f"/api/uploads/upload/{{upload_id:int(max={BIGINT_MAX})}}", UploadResource(ctx, settings)
-    )
-    app.add_route("/api/uploads/files/", FilesResource(ctx, settings))
-    app.add_route(
-        f"/api/uploads/files/file/{{file_id:int(max={BIGINT_MAX})}}", FileResource(ctx, settings)
-    )
-    app.add_route("/api/stats/", StatsResource(ctx, settings))
-    app.add_route("/upload/auth_info/", AuthInfoResource(ctx, settings))
+    app.add_route(f"/api/uploads/upload/{{upload_id:int(max={BIGINT_MAX})}}", UploadResource(ctx))
+    app.add_route("/api/uploads/files/", FilesResource(ctx))
+    app.add_route(f"/api/uploads/files/file/{{file_id:int(max={BIGINT_MAX})}}", FileResource(ctx))
+    app.add_route("/api/stats/", StatsResource(ctx))
+    app.add_route("/upload/auth_info/", AuthInfoResource(ctx))

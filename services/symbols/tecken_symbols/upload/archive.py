@@ -27,7 +27,6 @@ CHUNK = 1024 * 1024
 # S3's "characters to avoid" and no slash (spec 1.1).
 KEYCHARS = r"[^\x00-\x1f\x80-\U0010ffff\\^`><{}\[\]#%\"'|/]+"
 KEY_RE = re.compile(rf"({KEYCHARS})/([0-9A-Fa-f]+)/({KEYCHARS})")
-HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 # Longest key part a filesystem stores (NAME_MAX); three such parts stay well
 # under S3's 1024-byte keys.
 MAX_KEY_PART = 255

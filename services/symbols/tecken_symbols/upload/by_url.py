@@ -7,7 +7,10 @@
 Every URL on the way (the given one and each redirect, for the HEAD chain and
 for the download itself) must be https on an allowed host, unless
 SYMBOLS_ALLOW_UPLOAD_BY_ANY_DOMAIN is on. Failures of the remote end are
-answered 5xx, so CI uploaders retry; a URL that can't work is answered 400."""
+answered 5xx, so CI uploaders retry; a URL that can't work is answered 400.
+Fetching itself (retries with backoff, redirects followed and checked hop by
+hop, the size cap) is :mod:`tecken_shared.httpfetch`; this module maps its
+failures to the answers above."""
 
 from __future__ import annotations
 
@@ -16,21 +19,21 @@ import os
 import posixpath
 import tempfile
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import markus
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from tecken_shared import httpfetch
+from tecken_shared.httpfetch import FetchError
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
-CHUNK = 1024 * 1024
 UPSTREAM_ERROR = 502  # the remote end failed: the client should retry
+USER_AGENT = "tecken-symbols (upload by download URL)"
 
 
 @dataclass
@@ -83,70 +86,49 @@ def check_allowed(url: str, settings: UploadSettings, *, via: str | None = None)
         raise UploadError(f"Not an allowed domain ('{host}') to download from.{where}")
 
 
-def make_session(settings: UploadSettings) -> requests.Session:
-    session = requests.Session()
-    retry = Retry(
-        total=settings.download_retries,
-        backoff_factor=settings.download_backoff,
-        status_forcelist=(429, 500),
-        allowed_methods=("HEAD", "GET"),
-        raise_on_status=False,
-        redirect=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def make_session() -> requests.Session:
+    return httpfetch.make_session(USER_AGENT)
 
 
-def _request(
-    session: requests.Session, method: str, url: str, settings: UploadSettings, timeout
-) -> requests.Response:
-    try:
-        return session.request(
-            method, url, allow_redirects=False, timeout=timeout, stream=method == "GET"
-        )
-    except requests.exceptions.RetryError as exc:
-        raise UploadError(f"RetryError trying to open {url}", UPSTREAM_ERROR) from exc
-    except requests.exceptions.Timeout as exc:
-        raise UploadError(f"Timeout trying to open {url}", UPSTREAM_ERROR) from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise UploadError(f"ConnectionError trying to open {url}", UPSTREAM_ERROR) from exc
-    except (requests.exceptions.RequestException, ValueError) as exc:
-        # ValueError: requests parses a redirect's Location even when not following it.
-        raise UploadError(f"Cannot open {url}: {exc}") from exc
-
-
-def _follow(
+def _open(
     session: requests.Session,
     method: str,
     url: str,
     settings: UploadSettings,
-    timeout,
-    trail: list[str],
+    timeout: httpfetch.Timeout,
 ) -> requests.Response:
-    """Request ``url``, following at most ``max_redirects`` redirects, each
-    checked against the allow-list. Returns the first non-redirect response."""
-    current = url
-    for _ in range(settings.max_redirects + 1):
-        resp = _request(session, method, current, settings, timeout)
-        code = resp.status_code
-        if 300 <= code < 400 and resp.headers.get("Location"):
-            resp.close()
-            location = urljoin(current, resp.headers["Location"])
-            check_allowed(location, settings, via=current)
-            trail.append(location)
-            current = location
-            continue
-        if code >= 500:
-            resp.close()
-            raise UploadError(f"{current} errored ({code})", UPSTREAM_ERROR)
-        if code >= 400:
-            resp.close()
-            raise UploadError(f"{current} can't be found ({code})")
-        resp.url = current
-        return resp
-    raise UploadError(f"Too many redirects trying to open {url}")
+    """The first non-redirect answer for ``url`` (retried, every redirect hop
+    checked against the allow-list), as long as it is not an error."""
+    try:
+        resp = httpfetch.open_url(
+            session,
+            url,
+            method=method,
+            timeout=timeout,
+            retries=settings.download_retries,
+            backoff=settings.download_backoff,
+            max_redirects=settings.max_redirects,
+            check_url=lambda target, via: check_allowed(target, settings, via=via),
+        )
+    except FetchError as exc:
+        cause = exc.__cause__
+        if exc.kind == "redirect":
+            raise UploadError(f"Too many redirects trying to open {url}") from exc
+        if exc.kind in ("timeout", "deadline"):
+            raise UploadError(f"Timeout trying to open {exc.url}", UPSTREAM_ERROR) from exc
+        if isinstance(cause, requests.ConnectionError):
+            raise UploadError(f"ConnectionError trying to open {exc.url}", UPSTREAM_ERROR) from exc
+        raise UploadError(f"Cannot open {exc.url}: {cause or exc}") from exc
+    except ValueError as exc:  # a redirect to an unparsable URL
+        raise UploadError(f"Cannot open {url}: {exc}") from exc
+    code = resp.status_code
+    if code >= 500:
+        resp.close()
+        raise UploadError(f"{resp.url} errored ({code})", UPSTREAM_ERROR)
+    if code >= 400:
+        resp.close()
+        raise UploadError(f"{resp.url} can't be found ({code})")
+    return resp
 
 
 def resolve(
@@ -155,9 +137,8 @@ def resolve(
     """Validate ``url`` and walk its HEAD chain."""
     url = normalize_url(url)
     check_allowed(url, settings)
-    session = session or make_session(settings)
-    trail: list[str] = []
-    resp = _follow(session, "HEAD", url, settings, settings.download_connect_timeout, trail)
+    session = session or make_session()
+    resp = _open(session, "HEAD", url, settings, settings.download_connect_timeout)
     resp.close()
     length = resp.headers.get("Content-Length")
     size = int(length) if length and length.isdigit() else None
@@ -165,7 +146,7 @@ def resolve(
         raise UploadError(
             f"{url} is too large ({size} bytes; the limit is {settings.max_size})", 413
         )
-    return Resolved(url=url, final_url=resp.url, size=size, redirect_urls=trail)
+    return Resolved(url=url, final_url=resp.url, size=size, redirect_urls=list(resp.history_urls))
 
 
 def download(
@@ -175,30 +156,27 @@ def download(
     session: requests.Session | None = None,
 ) -> tuple[str, int]:
     """Stream the archive into a temporary file in ``directory``: (path, size)."""
-    session = session or make_session(settings)
+    session = session or make_session()
     timeout = (settings.download_connect_timeout, settings.download_read_timeout)
     with metrics.timer("upload_download_by_url"):
-        trail: list[str] = []
-        resp = _follow(session, "GET", resolved.url, settings, timeout, trail)
+        resp = _open(session, "GET", resolved.url, settings, timeout)
         with resp:
             if resp.status_code != 200:
                 raise UploadError(f"non-200 status code when retrieving {resolved.url}")
             fd, path = tempfile.mkstemp(dir=directory, prefix="download-", suffix=".zip")
-            size = 0
             try:
                 with os.fdopen(fd, "wb") as out:
-                    for chunk in resp.iter_content(CHUNK):
-                        size += len(chunk)
-                        if size > settings.max_size:
-                            raise UploadError(
-                                f"{resolved.url} is too large (over {settings.max_size} bytes, the limit)",
-                                413,
-                            )
-                        out.write(chunk)
-            except requests.exceptions.RequestException as exc:
+                    size = httpfetch.stream_to(resp, out, max_size=settings.max_size)
+            except FetchError as exc:
                 os.unlink(path)
+                if exc.kind == "too_large":
+                    raise UploadError(
+                        f"{resolved.url} is too large (over {settings.max_size} bytes, the limit)",
+                        413,
+                    ) from exc
                 raise UploadError(
-                    f"Download of {resolved.url} broke off: {exc}", UPSTREAM_ERROR
+                    f"Download of {resolved.url} broke off: {exc.__cause__ or exc}",
+                    UPSTREAM_ERROR,
                 ) from exc
             except BaseException:
                 os.unlink(path)

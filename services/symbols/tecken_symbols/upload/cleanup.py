@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +34,7 @@ import markus
 from tecken_shared.config import build_config_manager
 from tecken_shared.storage import StorageError
 from tecken_symbols.db import Database, from_json, utcnow
+from tecken_symbols.upload.writer import SymbolWriter
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -64,16 +66,15 @@ def cleanup_uploads(
     *,
     try_days: int,
     regular_days: int,
-    try_storage: Any = None,
+    writer: SymbolWriter | None = None,
     dry_run: bool = False,
     abandoned_hours: float = 24,
-    on_delete: Callable[[str], None] | None = None,
 ) -> CleanupReport:
-    """Delete expired records (and try objects when ``try_storage`` is given),
-    and mark uploads still incomplete after ``abandoned_hours`` as failed (their
-    process died, or a v2 client never sent its files). ``on_delete(key)`` runs
-    after each object is deleted (the service passes its download-cache
-    invalidation, so no cached hit redirects to a deleted object)."""
+    """Delete expired records (and, through ``writer`` when given, the try
+    objects, which every worker's lookup cache then forgets: no cached hit
+    redirects to a deleted object), and mark uploads still incomplete after
+    ``abandoned_hours`` as failed (their process died, or a v2 client never
+    sent its files)."""
     report = CleanupReport()
     now = utcnow()
     abandoned_cutoff = now - timedelta(hours=abandoned_hours)
@@ -118,7 +119,7 @@ def cleanup_uploads(
     for table, count in (("uploads", report.try_uploads), ("file_uploads", report.try_files)):
         metrics.gauge("clearuploads.record_count", count, tags=["storage:try", f"table:{table}"])
 
-    if try_storage is not None:
+    if writer is not None:
         old_keys = {
             r["key"]
             for r in db.fetchall(
@@ -148,10 +149,8 @@ def cleanup_uploads(
                     report.objects_deleted += 1
                     continue
                 try:
-                    if try_storage.delete(key):
+                    if writer.delete(key, try_symbols=True):
                         report.objects_deleted += 1
-                    if on_delete is not None:
-                        on_delete(key)
                 except StorageError as exc:
                     report.object_errors += 1
                     logger.warning("cannot delete try object %s: %s", key, exc)
@@ -203,7 +202,6 @@ def cleanup_uploads(
 def remove_orphaned_files(directory: str, max_age_seconds: float) -> int:
     """Delete temporary upload files older than ``max_age_seconds`` (left by
     killed workers); returns how many were deleted."""
-    import os
     import time
 
     deleted = 0
@@ -250,31 +248,32 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from tecken_symbols.context import build_context
-    from tecken_symbols.settings import DatabaseConfig
-    from tecken_symbols.upload.config import load_settings
+    from tecken_symbols.settings import NAMESPACE, DatabaseConfig
+    from tecken_symbols.upload.config import UploadSettings
 
-    manager = build_config_manager()
-    settings = load_settings(manager)
-    config = manager.with_namespace("symbols")
-    db_cfg = config.with_options(DatabaseConfig)
-    db = Database(getattr(args, "database_url", None) or db_cfg("database_url"))
+    database_url = getattr(args, "database_url", None)
+    if database_url:
+        manager = build_config_manager({**os.environ, "SYMBOLS_DATABASE_URL": database_url})
+    else:
+        manager = build_config_manager()
+    settings = UploadSettings.from_config(manager)
+    db_cfg = manager.with_namespace(NAMESPACE).with_options(DatabaseConfig)
+    db = Database(db_cfg("database_url"))
     db.migrate()
-    try_storage = on_delete = ctx = None
+    writer = ctx = None
     if not args.keep_objects:
-        # The service's storages and lookup cache, to delete try objects and
-        # forget their cached existence (shared with the workers when Redis).
+        # The service's symbol writer deletes the try objects: every worker's
+        # lookup cache forgets them (the invalidation log, and Redis if used).
         ctx = build_context(manager)
-        try_storage = ctx.storages.try_.storage
-        on_delete = ctx.lookups.invalidate
+        writer = ctx.writer
     report = cleanup_uploads(
         db,
         try_days=args.try_days if args.try_days is not None else settings.try_retention_days,
         regular_days=args.regular_days
         if args.regular_days is not None
         else settings.regular_retention_days,
-        try_storage=try_storage,
+        writer=writer,
         dry_run=args.dry_run,
-        on_delete=on_delete,
     )
     if ctx is not None:
         ctx.close()

@@ -2,9 +2,12 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""The one exception upload code raises for a request it refuses."""
+"""The one exception upload code raises for a request it refuses, and how a
+resource answers it."""
 
 from __future__ import annotations
+
+import falcon
 
 
 class UploadError(Exception):
@@ -15,3 +18,8 @@ class UploadError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def answer_error(resp: falcon.Response, exc: UploadError) -> None:
+    resp.status = falcon.code_to_http_status(exc.status)
+    resp.media = {"error": exc.message}

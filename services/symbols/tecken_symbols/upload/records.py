@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tecken_symbols.db import Database, from_json, to_json, utcnow
+from tecken_symbols.db import Cursorish, Database, from_json, to_json, utcnow
 from tecken_symbols.upload.store import FileResult
 
 UPLOAD_COLUMNS = (
@@ -72,7 +72,7 @@ def create_upload(
 
 
 def add_file_upload(
-    db: Database,
+    db: Database | Cursorish,
     upload_id: int | None,
     bucket_name: str,
     result: FileResult,
@@ -107,7 +107,7 @@ def add_file_upload(
     )
 
 
-def complete_file_upload(db: Database, file_id: int, result: FileResult) -> None:
+def complete_file_upload(db: Database | Cursorish, file_id: int, result: FileResult) -> None:
     h = result.header
     db.execute(
         "UPDATE file_uploads SET completed_at = ?, size = ?, is_update = ?, debug_filename = ?, "

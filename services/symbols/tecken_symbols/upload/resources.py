@@ -7,17 +7,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import falcon
 import markus
 
 from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_SYMBOLS, UPLOAD_TRY_SYMBOLS
 from tecken_symbols.auth import Principal, authenticate, drain_body
+from tecken_symbols.context import AppContext
 from tecken_symbols.upload import by_url, records
 from tecken_symbols.upload.archive import check_archive_name, spool_stream
-from tecken_symbols.upload.config import UploadSettings
-from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.errors import UploadError, answer_error
 from tecken_symbols.upload.service import Uploader
 
 logger = logging.getLogger(__name__)
@@ -60,16 +59,11 @@ def decide_try(principal: Principal, requested: bool | None) -> bool:
     return requested
 
 
-def answer_error(resp: falcon.Response, exc: UploadError) -> None:
-    resp.status = falcon.code_to_http_status(exc.status)
-    resp.media = {"error": exc.message}
-
-
 class UploadResource:
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.settings = settings
-        self.uploader = Uploader(ctx, settings)
+        self.settings = ctx.upload
+        self.uploader = Uploader(ctx)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with metrics.timer("upload_archive"):
@@ -168,7 +162,7 @@ class UploadResource:
 
     def _by_url(self, principal: Principal, url: str, is_try: bool, paths: list[str]) -> dict:
         settings = self.settings
-        session = by_url.make_session(settings)
+        session = by_url.make_session()
         resolved = by_url.resolve(url, settings, session)
         check_archive_name(resolved.filename)
         path, size = by_url.download(resolved, settings, settings.temp_root, session)

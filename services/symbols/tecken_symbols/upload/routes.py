@@ -6,19 +6,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 
+from tecken_symbols.context import AppContext
 from tecken_symbols.upload.api import add_api_routes
-from tecken_symbols.upload.config import load_settings
 from tecken_symbols.upload.resources import UploadResource
 from tecken_symbols.upload.v2 import add_v2_routes
 
 
-def add_upload_routes(app: falcon.App, ctx: Any) -> None:
-    settings = load_settings(ctx.manager)
-    ctx.upload_settings = settings
-    app.add_route("/upload/", UploadResource(ctx, settings))
-    add_v2_routes(app, ctx, settings)
-    add_api_routes(app, ctx, settings)
+def add_upload_routes(app: falcon.App, ctx: AppContext) -> None:
+    app.add_route("/upload/", UploadResource(ctx))
+    add_v2_routes(app, ctx)
+    add_api_routes(app, ctx)

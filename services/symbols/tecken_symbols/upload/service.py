@@ -2,8 +2,9 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Processing one v1 upload: validate, record, store, record each file as it
-lands, invalidate the lookup caches, finish the record."""
+"""Processing one v1 upload (a zip posted or fetched by URL): validate, record,
+store and record each file as it lands through the symbol writer, finish the
+record."""
 
 from __future__ import annotations
 
@@ -13,44 +14,23 @@ from typing import Any
 
 import markus
 
+from tecken_symbols.context import AppContext
 from tecken_symbols.db import DatabaseError
-from tecken_symbols.storages import Backend
 from tecken_symbols.upload import records
 from tecken_symbols.upload.archive import read_archive
-from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.store import FileResult, FileStorer, Target, store_archive
+from tecken_symbols.upload.store import FileResult, store_archive
 from tecken_symbols.upload.validate import validate_archive
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 
-def target_of(backend: Backend) -> Target:
-    return Target(backend.storage, "", backend.name)
-
-
 class Uploader:
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.settings = settings
-
-    def storer(self, try_symbols: bool) -> FileStorer:
-        storages = self.ctx.storages
-        regular = target_of(storages.regular)
-        target = target_of(storages.upload_backend(try_symbols))
-        # A try upload skips what regular storage already holds (downloads of
-        # try symbols search regular storage first).
-        lookups = [regular, target] if try_symbols else [regular]
-        return FileStorer(self.settings, target, lookups, on_written=self.ctx.lookups.invalidate)
-
-    def invalidate_info(self, result: FileResult) -> None:
-        h = result.header
-        try:
-            self.ctx.lookups.invalidate_syminfo(h.debug_filename, h.debug_id)
-            self.ctx.lookups.invalidate_syminfo(h.code_file, h.code_id)
-        except Exception:
-            logger.exception("syminfo invalidation failed for %s", result.key)
+        self.settings = ctx.upload
+        self.writer = ctx.writer
 
     def process_archive(
         self,
@@ -69,7 +49,7 @@ class Uploader:
         with metrics.timer("upload_dump_and_extract"):
             archive = read_archive(path, size, settings)
         md5s = validate_archive(archive, settings) if settings.validate_content else {}
-        storer = self.storer(try_symbols)
+        storer = self.writer.storer(try_symbols)
         db = self.ctx.db
         try:
             upload_id = records.create_upload(
@@ -99,12 +79,10 @@ class Uploader:
                 skipped.append(result.key)
                 metrics.incr("upload_file_upload_skip")
                 continue
-            self.invalidate_info(result)
             try:
-                records.add_file_upload(
-                    db, upload_id, storer.target.bucket_name, result, try_symbols
-                )
+                self.writer.record(upload_id, storer.target.bucket_name, result, try_symbols)
             except DatabaseError as exc:  # stored but not recorded: say so, keep going
+                self.writer.forget_unrecorded(result)
                 db_error = db_error or str(exc)
                 logger.error("cannot record file %s of upload %s: %s", result.key, upload_id, exc)
 

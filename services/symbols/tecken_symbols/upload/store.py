@@ -2,10 +2,13 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Storing archive members: dedupe against what is stored, gzip what is
-configured so, write with the spec's headers and metadata.
+"""Writing symbol objects: dedupe against what is stored, gzip what is
+configured so, write with the spec's headers and metadata (the stored-object
+convention, in :meth:`FileStorer._put` only). :class:`FileStorer` is used
+through :class:`tecken_symbols.upload.writer.SymbolWriter`, which adds the
+records and the cache invalidation.
 
-Members are read straight out of the zip (one ZipFile handle per worker
+Archive members are read straight out of the zip (one ZipFile handle per worker
 thread), compressed into a spooled buffer that spills to disk past
 ``spool_size`` and written by a bounded thread pool, so memory stays bounded
 by ``workers x spool_size`` whatever the archive size."""
@@ -26,10 +29,12 @@ from typing import IO
 
 import markus
 
+from tecken_shared.breakpad import HEADER_LIMIT, SymHeader, parse_header
 from tecken_shared.storage import ObjectInfo, Storage, StorageError
 from tecken_symbols.upload.archive import Archive, Member
 from tecken_symbols.upload.config import UploadSettings
-from tecken_symbols.upload.symfile import HEADER_LIMIT, SymHeader, parse_header
+from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.symfile import SymChecker
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -126,7 +131,8 @@ class MemberSource:
 
 
 class FileStorer:
-    """Stores one file (opened by ``opener``) under ``key`` in ``target``."""
+    """Stores files under keys in ``target``, skipping what ``lookups`` already
+    hold; ``on_written(key)`` runs after each object write or delete."""
 
     def __init__(
         self,
@@ -153,13 +159,15 @@ class FileStorer:
                         in_target = info
         return found, in_target
 
-    def store(
+    def store_file(
         self,
         key: str,
         size: int,
         opener: Callable[[], IO[bytes]],
         md5: str | None = None,
     ) -> FileResult:
+        """Store one file of known ``size`` (an archive member) unless an
+        identical object is stored already (``result.skipped``)."""
         start = time.monotonic()
         with metrics.timer("upload_file_upload"):
             result = self._store(key, size, opener, md5)
@@ -226,27 +234,115 @@ class FileStorer:
                 metrics.incr("upload_skip_early_compressed_legacy")
                 result.skipped = True
                 return result
-            spool.seek(0)
-            meta = {"original_size": str(result.original_size), "original_md5_hash": result.md5}
-            mime = settings.mime_overrides.get(ext)
-            with metrics.timer("upload_put_object"):
-                self.target.storage.put(
-                    self.target.full_key(key),
-                    spool,  # type: ignore[arg-type]
-                    content_type=mime,
-                    content_encoding="gzip" if compressed else None,
-                    cache_control="no-transform" if compressed else None,
-                    metadata=meta,
-                )
+            self._put(result, spool)
         finally:
             spool.close()
         metrics.incr("upload_file_upload_upload")
+        return result
+
+    def store_stream(
+        self,
+        key: str,
+        stream: IO[bytes],
+        *,
+        compressed: bool,
+        declared_size: int,
+        declared_md5: str,
+    ) -> FileResult:
+        """Store a body as sent (gzipped already when ``compressed``) after
+        checking it against the declared size and md5 of its uncompressed
+        bytes (and the .sym checks when configured). Raises UploadError: 400
+        for a body that does not match, 413 past the size limit, 503 when the
+        storage fails."""
+        settings = self.settings
+        checker = None
+        if settings.validate_content and key.lower().endswith(".sym"):
+            parts = key.split("/")
+            checker = SymChecker(parts[0], parts[1])
+        digest = hashlib.md5()
+        size = stored = 0
+        head = b""
+        spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
+        try:
+            decomp = zlib.decompressobj(31) if compressed else None
+            while chunk := stream.read(CHUNK):
+                stored += len(chunk)
+                if stored > settings.max_size:
+                    raise UploadError("File too large", 413)
+                spool.write(chunk)
+                try:
+                    data = decomp.decompress(chunk) if decomp else chunk
+                except zlib.error as exc:
+                    raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
+                digest.update(data)
+                size += len(data)
+                if size > declared_size:
+                    raise UploadError(f"{key}: more bytes than the declared size {declared_size}")
+                if len(head) < HEADER_LIMIT:
+                    head += data[: HEADER_LIMIT - len(head)]
+                if checker is not None:
+                    checker.feed(data)
+            if decomp is not None and not decomp.eof:
+                raise UploadError(f"{key}: the gzip body is truncated")
+            if size != declared_size or digest.hexdigest() != declared_md5:
+                raise UploadError(
+                    f"{key}: the content does not match the declared size and md5 "
+                    f"({size} bytes, md5 {digest.hexdigest()}; declared {declared_size}, {declared_md5})"
+                )
+            if checker is not None and (problem := checker.finish()):
+                raise UploadError(f"Invalid symbol file '{key}': {problem}")
+            _, in_target = self.existing(key)
+            result = FileResult(
+                key=key,
+                compressed=compressed,
+                original_size=size,
+                md5=declared_md5,
+                stored_size=stored,
+                is_update=in_target is not None,
+                header=parse_header(head) if key.lower().endswith(".sym") else SymHeader(),
+            )
+            try:
+                self._put(result, spool)
+            except StorageError as exc:
+                metrics.incr("upload_file_upload_error")
+                raise UploadError(f"Storage failed ({exc}); retry the PUT", 503) from exc
+        finally:
+            spool.close()
+        result.completed_at = time.time()
+        return result
+
+    def _put(self, result: FileResult, spool: IO[bytes]) -> None:
+        """Write the spooled bytes of ``result`` with the stored-object
+        convention: gzipped objects get ``Content-Encoding: gzip`` and
+        ``Cache-Control: no-transform``, every object the metadata
+        ``original_size`` and ``original_md5_hash`` of its uncompressed bytes."""
+        spool.seek(0)
+        with metrics.timer("upload_put_object"):
+            self.target.storage.put(
+                self.target.full_key(result.key),
+                spool,  # type: ignore[arg-type]
+                content_type=self.settings.mime_overrides.get(extension(result.key)),
+                content_encoding="gzip" if result.compressed else None,
+                cache_control="no-transform" if result.compressed else None,
+                metadata={
+                    "original_size": str(result.original_size),
+                    "original_md5_hash": result.md5 or "",
+                },
+            )
+        self._written(result.key)
+
+    def delete(self, key: str) -> bool:
+        """Delete the object ``key`` from the target; False when there was none."""
+        deleted = self.target.storage.delete(self.target.full_key(key))
+        self._written(key)
+        return deleted
+
+    def _written(self, key: str) -> None:
         if self.on_written is not None:
             try:
                 self.on_written(key)
             except Exception:
                 logger.exception("cache invalidation failed for %s", key)
-        return result
 
 
 def store_archive(
@@ -275,7 +371,7 @@ def store_archive(
                 if member is None:
                     return False
                 fut = pool.submit(
-                    storer.store,
+                    storer.store_file,
                     member.key,
                     member.size,
                     lambda m=member: source.open(m),

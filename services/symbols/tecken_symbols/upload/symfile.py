@@ -2,8 +2,8 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Breakpad ``.sym`` files: the header fields recorded per file, and the cheap
-streaming checks done at the door.
+"""The cheap streaming checks of Breakpad ``.sym`` files done at the door (the
+header fields recorded per file are read by :mod:`tecken_shared.breakpad`).
 
 The checks take one pass over the bytes with C-speed searches (no line
 splitting in Python, no symbolic parse): a full parse of a 400 MB file costs
@@ -12,46 +12,8 @@ over ten seconds of CPU, these checks cost about as much as reading it."""
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
 
-HEADER_LIMIT = 1024 * 1024  # the header is read from at most this many bytes
-HEX_RE = re.compile(r"[0-9A-Fa-f]+")
-
-
-@dataclass
-class SymHeader:
-    debug_filename: str | None = None
-    debug_id: str | None = None
-    code_file: str | None = None
-    code_id: str | None = None
-    generator: str | None = None
-
-
-def parse_header(head: bytes) -> SymHeader:
-    """MODULE and INFO lines from the start of a .sym (stops at the first other
-    line). Unparseable parts are left None, never raised."""
-    header = SymHeader()
-    for raw in head.split(b"\n"):
-        line = raw.rstrip(b"\r").decode("utf-8", "replace")
-        if line.startswith("MODULE "):
-            parts = line.split(" ", 4)
-            if len(parts) == 5:
-                header.debug_id = parts[3].upper() or None
-                header.debug_filename = parts[4] or None
-        elif line.startswith("INFO CODE_ID "):
-            parts = line.split(" ", 3)
-            if len(parts) >= 3:
-                header.code_id = parts[2].upper() or None
-            if len(parts) == 4:
-                header.code_file = parts[3] or None
-        elif line.startswith("INFO GENERATOR "):
-            header.generator = line[len("INFO GENERATOR ") :][:100] or None
-        elif line.startswith("INFO "):
-            continue
-        else:
-            break
-    return header
+from tecken_shared.breakpad import HEADER_LIMIT, HEX_RE
 
 
 class SymChecker:

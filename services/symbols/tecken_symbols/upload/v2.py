@@ -16,12 +16,9 @@ when its last file lands. Works the same on every storage backend."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import tempfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -31,17 +28,14 @@ import markus
 
 from tecken_shared.storage import StorageError
 from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_SYMBOLS
-from tecken_symbols.auth import authenticate, drain_body
+from tecken_symbols.auth import Principal, authenticate, drain_body
+from tecken_symbols.context import AppContext
 from tecken_symbols.db import DatabaseError
 from tecken_symbols.upload import records
 from tecken_symbols.upload.archive import KEY_RE
-from tecken_symbols.upload.config import UploadSettings
-from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.errors import UploadError, answer_error
 from tecken_symbols.upload.filters import BIGINT_MAX
-from tecken_symbols.upload.resources import answer_error
-from tecken_symbols.upload.service import Uploader
-from tecken_symbols.upload.store import FileResult, extension
-from tecken_symbols.upload.symfile import HEADER_LIMIT, SymChecker, SymHeader, parse_header
+from tecken_symbols.upload.store import FileResult, FileStorer, extension
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -49,7 +43,6 @@ metrics = markus.get_metrics("tecken")
 PROTOCOL = "tecken-put"
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 MALFORMED = "malformed JSON request body"
-CHUNK = 1024 * 1024
 
 
 def parse_request(body: Any) -> list[dict[str, Any]]:
@@ -71,10 +64,9 @@ def parse_request(body: Any) -> list[dict[str, Any]]:
 
 
 class UploadV2Resource:
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.settings = settings
-        self.uploader = Uploader(ctx, settings)
+        self.settings = ctx.upload
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with metrics.timer("upload_v2"):
@@ -95,11 +87,11 @@ class UploadV2Resource:
             except UploadError as exc:
                 answer_error(resp, exc)
 
-    def _action(self, storer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+    def _action(self, storer: FileStorer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
         with metrics.timer("initiate_file_upload"):
             return self._decide(storer, item, upload_id)
 
-    def _decide(self, storer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+    def _decide(self, storer: FileStorer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
         key = item["key"]
         match = KEY_RE.fullmatch(key)
         if not match:
@@ -125,9 +117,9 @@ class UploadV2Resource:
             "content_encoding": "gzip" if compressed else None,
         }
 
-    def _handle(self, principal: Any, files: list[dict[str, Any]]) -> dict[str, Any]:
+    def _handle(self, principal: Principal, files: list[dict[str, Any]]) -> dict[str, Any]:
         try_symbols = not principal.has_perm(UPLOAD_SYMBOLS)
-        storer = self.uploader.storer(try_symbols)
+        storer = self.ctx.writer.storer(try_symbols)
         db = self.ctx.db
         try:
             upload_id = records.create_upload(
@@ -195,10 +187,8 @@ def normalize_key(key: str) -> str:
 class UploadV2FileResource:
     """``PUT /upload/v2/files/{upload_id}/{key}``: the bytes of one declared file."""
 
-    def __init__(self, ctx: Any, settings: UploadSettings) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.settings = settings
-        self.uploader = Uploader(ctx, settings)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, upload_id: int, key: str) -> None:
         principal = authenticate(req, resp, self.ctx.db, any_of=UPLOAD_PERMISSIONS, drain=True)
@@ -209,7 +199,7 @@ class UploadV2FileResource:
             answer_error(resp, exc)
 
     def _handle(
-        self, req: falcon.Request, principal: Any, upload_id: int, key: str
+        self, req: falcon.Request, principal: Principal, upload_id: int, key: str
     ) -> dict[str, Any]:
         db = self.ctx.db
         upload = records.get_upload(db, upload_id)
@@ -218,89 +208,25 @@ class UploadV2FileResource:
         row = records.pending_file(db, upload_id, key)
         if row is None:
             raise UploadError(f"Upload {upload_id} did not declare {key!r} for upload", 404)
-        try_symbols = bool(upload["try_symbols"])
-        storer = self.uploader.storer(try_symbols)
-        compressed = bool(row["compressed"])
-        declared_size = int(row["original_size"] or 0)
-        declared_md5 = row["md5_hash"]
-        settings = self.settings
-        checker = None
-        if settings.validate_content and key.lower().endswith(".sym"):
-            parts = key.split("/")
-            checker = SymChecker(parts[0], parts[1])
-        digest = hashlib.md5()
-        size = 0
-        head = b""
-        spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
+        writer = self.ctx.writer
+        result = writer.storer(bool(upload["try_symbols"])).store_stream(
+            key,
+            req.bounded_stream,
+            compressed=bool(row["compressed"]),
+            declared_size=int(row["original_size"] or 0),
+            declared_md5=row["md5_hash"],
+        )
         try:
-            decomp = zlib.decompressobj(31) if compressed else None
-            stream = req.bounded_stream
-            stored = 0
-            while chunk := stream.read(CHUNK):
-                stored += len(chunk)
-                if stored > settings.max_size:
-                    raise UploadError("File too large", 413)
-                spool.write(chunk)
-                try:
-                    data = decomp.decompress(chunk) if decomp else chunk
-                except zlib.error as exc:
-                    raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
-                digest.update(data)
-                size += len(data)
-                if size > declared_size:
-                    raise UploadError(f"{key}: more bytes than the declared size {declared_size}")
-                if len(head) < HEADER_LIMIT:
-                    head += data[: HEADER_LIMIT - len(head)]
-                if checker is not None:
-                    checker.feed(data)
-            if decomp is not None and not decomp.eof:
-                raise UploadError(f"{key}: the gzip body is truncated")
-            if size != declared_size or digest.hexdigest() != declared_md5:
-                raise UploadError(
-                    f"{key}: the content does not match the declared size and md5 "
-                    f"({size} bytes, md5 {digest.hexdigest()}; declared {declared_size}, {declared_md5})"
-                )
-            if checker is not None and (problem := checker.finish()):
-                raise UploadError(f"Invalid symbol file '{key}': {problem}")
-            _, in_target = storer.existing(key)
-            result = FileResult(
-                key=key,
-                compressed=compressed,
-                original_size=size,
-                md5=declared_md5,
-                stored_size=stored,
-                is_update=in_target is not None,
-                header=parse_header(head) if key.lower().endswith(".sym") else SymHeader(),
-            )
-            spool.seek(0)
-            try:
-                with metrics.timer("upload_put_object"):
-                    storer.target.storage.put(
-                        storer.target.full_key(key),
-                        spool,  # type: ignore[arg-type]
-                        content_type=settings.mime_overrides.get(extension(key)),
-                        content_encoding="gzip" if compressed else None,
-                        cache_control="no-transform" if compressed else None,
-                        metadata={"original_size": str(size), "original_md5_hash": declared_md5},
-                    )
-            except StorageError as exc:
-                metrics.incr("upload_file_upload_error")
-                raise UploadError(f"Storage failed ({exc}); retry the PUT", 503) from exc
-        finally:
-            spool.close()
-        self.ctx.lookups.invalidate(key)
-        self.uploader.invalidate_info(result)
-        try:
-            records.complete_file_upload(db, row["id"], result)
-            done = records.mark_completed_if_done(db, upload_id)
+            done = writer.complete(upload_id, row["id"], result)
         except DatabaseError as exc:
+            writer.forget_unrecorded(result)
             raise UploadError(f"Stored but not recorded ({exc}); retry the PUT", 503) from exc
-        return {"key": key, "size": stored, "upload_completed": done}
+        return {"key": key, "size": result.stored_size, "upload_completed": done}
 
 
-def add_v2_routes(app: falcon.App, ctx: Any, settings: UploadSettings) -> None:
-    app.add_route("/upload/v2/", UploadV2Resource(ctx, settings))
+def add_v2_routes(app: falcon.App, ctx: AppContext) -> None:
+    app.add_route("/upload/v2/", UploadV2Resource(ctx))
     app.add_route(
         f"/upload/v2/files/{{upload_id:int(max={BIGINT_MAX})}}/{{key:path}}",
-        UploadV2FileResource(ctx, settings),
+        UploadV2FileResource(ctx),
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 import falcon
 
-from tecken_symbols.download import route_not_found
+from tecken_symbols.errors import route_not_found
 
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX = "index.html"

@@ -1,0 +1,87 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""The symbol writer: the one component through which every symbol object is
+written or deleted (v1 archives, upload by URL, v2 PUTs, ``cleanup-uploads``).
+
+It owns the three duties of a write, so no caller can forget one:
+
+1. the object, with the stored-object convention (:class:`FileStorer`);
+2. the FileUpload row (:mod:`tecken_symbols.upload.records`);
+3. the lookup caches: right after an object write or delete its existence
+   answers are dropped here and in a shared cache, and the keys (existence and,
+   for a .sym, the syminfo pairs of its header) are appended to the
+   invalidation log in the transaction that records the row, for every other
+   worker (:mod:`tecken_symbols.invalidations`)."""
+
+from __future__ import annotations
+
+from tecken_symbols.db import Database
+from tecken_symbols.lookups import Lookups
+from tecken_symbols.storages import Backend, Storages
+from tecken_symbols.upload import records
+from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.store import FileResult, FileStorer, Target
+
+
+def target_of(backend: Backend) -> Target:
+    return Target(backend.storage, "", backend.name)
+
+
+class SymbolWriter:
+    def __init__(
+        self, settings: UploadSettings, storages: Storages, db: Database, lookups: Lookups
+    ) -> None:
+        self.settings = settings
+        self.storages = storages
+        self.db = db
+        self.lookups = lookups
+
+    def storer(self, try_symbols: bool) -> FileStorer:
+        """Writes to the try or regular backend. A try upload skips what regular
+        storage already holds (downloads of try symbols search it first)."""
+        regular = target_of(self.storages.regular)
+        target = target_of(self.storages.upload_backend(try_symbols))
+        lookups = [regular, target] if try_symbols else [regular]
+        return FileStorer(self.settings, target, lookups, on_written=self._written)
+
+    def _written(self, key: str) -> None:
+        # This process and a shared cache at once; other workers through the
+        # log, appended with the row (record/complete) or by delete().
+        self.lookups.drop(self.lookups.cache_keys(key))
+
+    def record(
+        self, upload_id: int | None, bucket_name: str, result: FileResult, try_symbols: bool
+    ) -> None:
+        """The FileUpload row of a stored file, with its invalidations.
+        Raises DatabaseError (the object is stored but not recorded)."""
+        keys = self.lookups.cache_keys(result.key, result.header)
+        with self.db.transaction() as tx:
+            records.add_file_upload(tx, upload_id, bucket_name, result, try_symbols)
+            self.lookups.log_forget(tx, keys)
+        self.lookups.drop(keys)
+
+    def complete(self, upload_id: int, file_id: int, result: FileResult) -> bool:
+        """v2: complete the declared row ``file_id`` of a stored file, with its
+        invalidations; True when that completed the upload."""
+        keys = self.lookups.cache_keys(result.key, result.header)
+        with self.db.transaction() as tx:
+            records.complete_file_upload(tx, file_id, result)
+            self.lookups.log_forget(tx, keys)
+        self.lookups.drop(keys)
+        # After the commit: concurrent PUTs of the last files must see each
+        # other's rows completed.
+        return records.mark_completed_if_done(self.db, upload_id)
+
+    def delete(self, key: str, *, try_symbols: bool) -> bool:
+        """Delete an object from the try or regular backend and forget it in
+        every worker. Raises StorageError; False when there was no object."""
+        deleted = self.storer(try_symbols).delete(key)
+        self.lookups.forget(key)
+        return deleted
+
+    def forget_unrecorded(self, result: FileResult) -> None:
+        """A stored file whose row could not be saved: forget it anyway (the
+        log append may fail too; the other workers then stop trusting memory)."""
+        self.lookups.forget(result.key, result.header)
