@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import runpy
-import signal
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 from tecken_shared.config import build_config_manager
 from tecken_shared.devrun import greeting, layered_env
 from tecken_shared.gunicorn_conf import gunicorn_settings
-from tecken_shared.testing.servers import free_port
+from tecken_shared.testing.servers import free_port, make_run
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -84,23 +81,7 @@ def test_make_run_eliot_takes_settings_from_the_environment(tmp_path: Path) -> N
         "ELIOT_SYMBOLS_CACHE_DIR": str(tmp_path / "cache"),
         "ELIOT_LOG_FORMAT": "text",
     }
-    log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["make", "-s", "run-eliot"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if "Tecken is running" in log.read_text(errors="replace"):
-                break
-            assert proc.poll() is None, log.read_text(errors="replace")
-            time.sleep(0.3)
+    with make_run("run-eliot", ROOT, env, tmp_path / "run.log") as log:
         url = f"http://127.0.0.1:{port}/__lbheartbeat__"
         with urllib.request.urlopen(url, timeout=5) as resp:
             assert resp.status == 200
@@ -108,10 +89,3 @@ def test_make_run_eliot_takes_settings_from_the_environment(tmp_path: Path) -> N
         assert "from-the-environment" in text
         assert "http://localhost:3000/" not in text.split("Tecken is running")[0]
         assert f"http://127.0.0.1:{port}/" in text
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

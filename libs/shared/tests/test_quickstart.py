@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tecken_shared.testing.servers import free_port
+from tecken_shared.testing.servers import free_port, make_run
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,22 +39,7 @@ def test_the_quickstart_works_against_make_run(tmp_path: Path) -> None:
         "COLLECTOR_CRASHSTORAGE_ROOT": str(data / "crashes"),
         "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(data / "fallback"),
     }
-    log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        run = subprocess.Popen(
-            ["make", "-s", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while "Tecken is running" not in log.read_text(errors="replace"):
-            assert run.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.3)
+    with make_run("run", ROOT, env, tmp_path / "run.log"):
         work = tmp_path / "work"
         work.mkdir()
         (work / "bin").symlink_to(ROOT / "bin")
@@ -80,13 +63,6 @@ def test_the_quickstart_works_against_make_run(tmp_path: Path) -> None:
         raw = json.loads(out.strip().splitlines()[-1])
         assert raw["ProductName"] == "Hello"
         assert raw["uuid"] == crash_id
-    finally:
-        os.killpg(run.pid, signal.SIGTERM)
-        try:
-            run.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
 
 
 def test_the_readmes_admin_commands_work_pasted_in_order(tmp_path: Path) -> None:

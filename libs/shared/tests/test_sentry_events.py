@@ -5,49 +5,11 @@
 """Sentry wired for real: an error in a Falcon app reaches a Sentry-compatible
 ingest endpoint on 127.0.0.1, without secrets, addresses or the request body."""
 
-import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import falcon
-import pytest
 import sentry_sdk
 import webtest
 
 from tecken_shared.sentry import setup_sentry
-
-
-class _Ingest(BaseHTTPRequestHandler):
-    received: list[bytes] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        elif self.headers.get("Content-Encoding") == "br":
-            import brotli
-
-            body = brotli.decompress(body)
-        self.received.append(body)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def ingest():
-    _Ingest.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ingest)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port, _Ingest.received
-    server.shutdown()
-    server.server_close()
-    sentry_sdk.init()  # back to no client: other tests run without Sentry
 
 
 class Explode:
@@ -56,8 +18,8 @@ class Explode:
         raise RuntimeError("kaboom from the test")
 
 
-def test_error_event_is_sent_scrubbed(ingest):
-    port, received = ingest
+def test_error_event_is_sent_scrubbed(sentry_ingest):
+    port, received = sentry_ingest
     assert setup_sentry(f"http://publickey@127.0.0.1:{port}/42", "1.2.3", "host-a", "svc")
     app = falcon.App()
     app.add_route("/boom", Explode())
@@ -88,8 +50,8 @@ def test_error_event_is_sent_scrubbed(ingest):
         assert secret not in payload, secret
 
 
-def test_a_failing_scrubber_drops_the_event_and_says_so(ingest):
-    port, received = ingest
+def test_a_failing_scrubber_drops_the_event_and_says_so(sentry_ingest):
+    port, received = sentry_ingest
     failures: list[int] = []
 
     def broken(event, hint):

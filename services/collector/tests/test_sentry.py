@@ -9,11 +9,6 @@ crash was in the event; a scrubber that fails drops the event and is counted."""
 
 from __future__ import annotations
 
-import gzip
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 import sentry_sdk
 from collector_helpers import ANNOTATIONS
@@ -39,43 +34,6 @@ PERSONAL = {
 }
 
 
-class _Ingest(BaseHTTPRequestHandler):
-    """Sentry's envelope endpoint: keeps every (decompressed) body."""
-
-    bodies: list[bytes]
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        encoding = self.headers.get("Content-Encoding")
-        if encoding == "gzip":
-            body = gzip.decompress(body)
-        elif encoding == "br":
-            import brotli
-
-            body = brotli.decompress(body)
-        self.bodies.append(body)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def ingest() -> Iterator[tuple[int, list[bytes]]]:
-    bodies: list[bytes] = []
-    handler = type("Ingest", (_Ingest,), {"bodies": bodies})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port, bodies
-    server.shutdown()
-    server.server_close()
-    sentry_sdk.init()  # back to no client: other tests run without Sentry
-
-
 def post_exploding_crash(make_app, port: int):
     app = make_app(
         secret_sentry_dsn=f"http://publickey@127.0.0.1:{port}/42",
@@ -92,8 +50,8 @@ def post_exploding_crash(make_app, port: int):
     )
 
 
-def test_annotations_never_reach_sentry(make_app, ingest):
-    port, bodies = ingest
+def test_annotations_never_reach_sentry(make_app, sentry_ingest):
+    port, bodies = sentry_ingest
     assert post_exploding_crash(make_app, port).status_int == 500
     sentry_sdk.flush(timeout=5)
     payload = b"".join(bodies)
@@ -110,13 +68,13 @@ def test_annotations_never_reach_sentry(make_app, ingest):
 
 
 def test_failing_scrubber_drops_the_event_and_is_counted(
-    make_app, ingest, metricsmock, monkeypatch
+    make_app, sentry_ingest, metricsmock, monkeypatch
 ):
     def broken(value: object, name: str | None = None) -> object:
         raise ValueError("scrubber bug")
 
     monkeypatch.setattr(scrubber, "scrub_value", broken)
-    port, bodies = ingest
+    port, bodies = sentry_ingest
     assert post_exploding_crash(make_app, port).status_int == 500
     sentry_sdk.flush(timeout=5)
     assert not any(b"kaboom" in body for body in bodies)

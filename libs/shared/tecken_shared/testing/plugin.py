@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tecken_shared.testing.sentry_ingest import sentry_ingest  # noqa: F401 - a fixture
 from tecken_shared.testing.servers import (
     MissingServer,
     MotoServer,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -219,3 +221,37 @@ def wsgi_server(app: Any, port: int = 0) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def make_run(
+    target: str, cwd: Path, env: dict[str, str], log: Path, timeout: float = 90
+) -> Iterator[Path]:
+    """Run ``make <target>`` (``run``, ``run-eliot``, ...) in ``cwd`` with
+    ``env`` until it prints that Tecken is running; yields the log file and
+    stops the whole process group afterwards."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["make", "-s", target],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while "Tecken is running" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"make {target} did not come up:\n" + log.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.3)
+        yield log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
