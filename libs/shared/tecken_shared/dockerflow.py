@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 HealthCheck = Callable[[], str | None]
 
 
-def read_version_info(version_file: str | Path | None, package: str) -> dict[str, Any]:
-    """``version.json`` (source, version, commit, build) if readable, else the
-    installed package's version."""
+def read_version_info(version_file: str | Path | None) -> dict[str, Any]:
+    """The ``version.json`` file (``source``, ``version``, ``commit``,
+    ``build``), or ``{}`` when there is none or it can't be read: Dockerflow
+    serves the build's file or nothing (Antenna's own test accepts either)."""
     if version_file:
         try:
             data = json.loads(Path(version_file).read_text())
@@ -36,10 +37,19 @@ def read_version_info(version_file: str | Path | None, package: str) -> dict[str
                 return data
         except (OSError, ValueError):
             pass
+    return {}
+
+
+def release_name(version_file: str | Path | None, package: str) -> str:
+    """What to call this release (Sentry's ``release``): ``version.json``'s
+    version, else the installed package's version."""
+    version = read_version_info(version_file).get("version")
+    if version:
+        return str(version)
     try:
-        return {"version": package_version(package)}
+        return package_version(package)
     except PackageNotFoundError:
-        return {"version": "unknown"}
+        return "unknown"
 
 
 class LBHeartbeatResource:
@@ -90,12 +100,11 @@ class HeartbeatResource:
 
 
 class VersionResource:
-    def __init__(self, version_file: str | Path | None, package: str):
+    def __init__(self, version_file: str | Path | None):
         self.version_file = version_file
-        self.package = package
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = read_version_info(self.version_file, self.package)
+        resp.media = read_version_info(self.version_file)
 
 
 class BrokenResource:
@@ -107,14 +116,13 @@ def add_dockerflow_routes(
     app: falcon.App,
     *,
     checks: dict[str, HealthCheck],
-    package: str,
     version_file: str | Path | None = None,
     failure_status: str = falcon.HTTP_500,
 ) -> HeartbeatResource:
     heartbeat = HeartbeatResource(checks, failure_status)
     app.add_route("/__lbheartbeat__", LBHeartbeatResource())
     app.add_route("/__heartbeat__", heartbeat)
-    app.add_route("/__version__", VersionResource(version_file, package))
+    app.add_route("/__version__", VersionResource(version_file))
     app.add_route("/__broken__", BrokenResource())
     app.add_route("/metrics", MetricsResource())
     return heartbeat

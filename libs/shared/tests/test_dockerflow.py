@@ -16,7 +16,7 @@ def make_app(checks, tmp_path=None, version=None):
     if tmp_path is not None and version is not None:
         version_file = tmp_path / "version.json"
         version_file.write_text(json.dumps(version))
-    add_dockerflow_routes(app, checks=checks, package="tecken-shared", version_file=version_file)
+    add_dockerflow_routes(app, checks=checks, version_file=version_file)
     return webtest.TestApp(app)
 
 
@@ -50,9 +50,18 @@ def test_version_file_and_fallback(tmp_path):
         "build": "b",
     }
     assert make_app({}, tmp_path, info).get("/__version__").json == info
-    assert "version" in make_app({}).get("/__version__").json
+    assert make_app({}).get("/__version__").json == {}
 
 
 def test_broken_raises():
     app = make_app({})
     app.get("/__broken__", status=500, expect_errors=True)
+
+
+def test_release_name_prefers_version_json(tmp_path):
+    from tecken_shared.dockerflow import release_name
+
+    (tmp_path / "version.json").write_text('{"version": "9.9.9"}')
+    assert release_name(tmp_path / "version.json", "tecken-shared") == "9.9.9"
+    assert release_name(tmp_path / "none.json", "tecken-shared") == "0.1.0"
+    assert release_name(None, "no-such-package") == "unknown"

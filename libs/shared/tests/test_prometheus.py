@@ -31,7 +31,7 @@ REGISTRY = {
 
 def make_app() -> webtest.TestApp:
     app = falcon.App()
-    add_dockerflow_routes(app, checks={}, package="tecken-shared")
+    add_dockerflow_routes(app, checks={})
     return webtest.TestApp(app)
 
 
@@ -76,7 +76,7 @@ class Hit:
 
 application = falcon.App()
 application.add_route("/hit", Hit())
-add_dockerflow_routes(application, checks={}, package="tecken-shared")
+add_dockerflow_routes(application, checks={})
 """
 
 

@@ -31,7 +31,7 @@ from tecken_collector.settings import (
 )
 from tecken_collector.submit_resource import BreakpadSubmitterResource
 from tecken_shared.config import build_config_manager, log_options
-from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
+from tecken_shared.dockerflow import add_dockerflow_routes, release_name
 from tecken_shared.service import setup_service
 
 logger = logging.getLogger("tecken_collector.app")
@@ -52,13 +52,13 @@ class IndexResource:
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
     manager = manager or build_config_manager()
     version_file = options(manager, AppConfig)("version_file")
-    version = read_version_info(version_file, "tecken-collector")
+    release = release_name(version_file, "tecken-collector")
     setup_service(
         NAMESPACE,
         manager,
         NAMESPACE,
         METRICS_YAML,
-        str(version.get("version")),
+        release,
         scrubber=scrub_collector_event,
         on_scrub_error=count_scrub_error,
     )
@@ -81,7 +81,6 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     add_dockerflow_routes(
         app,
         checks=heartbeat_checks(storage, mover),
-        package="tecken-collector",
         version_file=version_file,
         failure_status=falcon.HTTP_503,
     )

@@ -18,7 +18,6 @@ from tecken_eliot.index_resource import IndexResource
 from tecken_eliot.middleware import middleware
 from tecken_eliot.settings import (
     NAMESPACE,
-    PACKAGE,
     WEBAPP_OPTIONS,
     WebAppConfig,
     read_options,
@@ -62,7 +61,6 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     add_dockerflow_routes(
         app,
         checks=health_checks(store.disk, options["cache_manager_max_age"]),
-        package=PACKAGE,
         version_file=version_file,
     )
     app.store = store

@@ -29,7 +29,7 @@ from everett.manager import (
 )
 
 from tecken_shared.config import CommonConfig, component_options
-from tecken_shared.dockerflow import read_version_info
+from tecken_shared.dockerflow import release_name
 from tecken_shared.service import setup_service
 
 NAMESPACE = "eliot"
@@ -245,13 +245,13 @@ def setup_eliot_process(manager: ConfigManager, process: str) -> dict[str, Any]:
     ``cachemanager`` (the tag Sentry scrub errors carry). Returns the
     :class:`ProcessConfig` options it read."""
     options = read_options(manager, ProcessConfig)
-    version = read_version_info(options["version_file"], PACKAGE)
+    release = release_name(options["version_file"], PACKAGE)
     setup_service(
         "eliot",
         manager,
         NAMESPACE,
         METRICS_YAML,
-        str(version.get("version")),
+        release,
         common_options=EliotCommonConfig,
         on_scrub_error=count_scrub_error(process),
     )

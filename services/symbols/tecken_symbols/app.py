@@ -18,7 +18,7 @@ import markus
 from everett.manager import ConfigManager
 
 from tecken_shared.config import build_config_manager, log_options
-from tecken_shared.dockerflow import add_dockerflow_routes, read_version_info
+from tecken_shared.dockerflow import add_dockerflow_routes, release_name
 from tecken_shared.service import json_error_serializer, setup_service
 from tecken_symbols.context import AppContext, build_context
 from tecken_symbols.errors import install_error_handlers
@@ -57,13 +57,13 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     """The app and its context (tests and tools use the context directly)."""
     manager = manager or build_config_manager()
     config = manager.with_namespace(NAMESPACE).with_options(AppConfig)
-    version = read_version_info(config("version_file"), "tecken-symbols")
+    release = release_name(config("version_file"), "tecken-symbols")
     setup_service(
         "symbols",
         manager,
         NAMESPACE,
         METRICS_YAML,
-        str(version.get("version")),
+        release,
         on_scrub_error=count_sentry_scrub_error,
     )
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
@@ -76,7 +76,6 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     add_dockerflow_routes(
         app,
         checks=heartbeat_checks(ctx),
-        package="tecken-symbols",
         version_file=config("version_file"),
     )
     for install in ROUTE_INSTALLERS:
