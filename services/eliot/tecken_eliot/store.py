@@ -45,9 +45,12 @@ class Stats:
     """Per-request timings for the ``Debug`` block."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Modules looked up in the cache, one per distinct module (as Eliot counts).
     cache_count: int = 0
     cache_hits: int = 0
     cache_time: float = 0.0
+    #: Reads of the disk cache (a miss reads it twice: before and after the lock).
+    disk_reads: int = 0
     downloads: dict[str, float] = field(default_factory=dict)
     download_sizes: dict[str, int] = field(default_factory=dict)
     download_fail: dict[str, float] = field(default_factory=dict)
@@ -171,6 +174,8 @@ class SymcacheStore:
             normalized = normalize_debug_id(debug_id)
         except MalformedSymbols as exc:
             return ModuleResult(ModuleStatus.MALFORMED, detail=exc.detail)
+        with stats.lock:
+            stats.cache_count += 1
         return self.disk.get_or_compute(
             stem,
             load=lambda: self._load(stem, normalized, stats),
@@ -184,7 +189,7 @@ class SymcacheStore:
         start = time.perf_counter()
         entry = self.disk.open_entry(stem, normalized)
         with stats.lock:
-            stats.cache_count += 1
+            stats.disk_reads += 1
             stats.cache_time += time.perf_counter() - start
             if entry is not None:
                 stats.cache_hits += 1

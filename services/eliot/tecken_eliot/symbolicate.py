@@ -141,6 +141,8 @@ def debug_block(
             "count": stats.cache_count,
             "hits": stats.cache_hits,
             "time": stats.cache_time,
+            # Beyond Eliot's block (clients ignore it): disk cache reads.
+            "disk_reads": stats.disk_reads,
         },
         "downloads": {
             "count": len(stats.downloads) + len(stats.download_fail),

@@ -273,6 +273,10 @@ def test_debug_block(app, symbol_server):
         "modules",
     }
     assert debug["downloads"]["count"] == 2
+    # One lookup per module, as Mozilla's Eliot counts; the disk reads apart.
+    assert debug["cache_lookups"]["count"] == 2
+    assert debug["cache_lookups"]["hits"] == 0
+    assert debug["cache_lookups"]["disk_reads"] == 4
     assert debug["downloads"]["size_per_module"] == {key(SSLTUNNEL): 68176}
     assert key(SSLTUNNEL) in debug["parse_sym"]["time_per_module"]
     assert key(SSLTUNNEL) in debug["save_symcache"]["time_per_module"]
