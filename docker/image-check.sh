@@ -134,9 +134,8 @@ for port in $SP $EP $CP; do wait_up "http://127.0.0.1:$port/__lbheartbeat__"; do
 
 RESULT=0
 check() { if "$@"; then echo "ok: $*" | cut -c1-120; else echo "FAILED: $*" | cut -c1-160; RESULT=1; fi; }
-get() { "$PY" -c "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())" "$1"; }
 for port in $SP $EP $CP; do
-    check get "http://127.0.0.1:$port/__heartbeat__" >/dev/null
+    check "$PY" -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" "http://127.0.0.1:$port/__heartbeat__"
     check "$PY" -c "import json,sys,urllib.request; d=json.load(urllib.request.urlopen(sys.argv[1])); sys.exit(set(d) != {'source','version','commit','build'} or d['version'] != 'image-check')" "http://127.0.0.1:$port/__version__"
 done
 
@@ -156,7 +155,7 @@ root.mkdir(parents=True)
 )
 EOF
 check env TECKEN_AUTH_TOKEN="$TOKEN" .venv/bin/tecken-upload-symbols --url "http://127.0.0.1:$SP" "$SYMDIR"
-check "$PY" -c "import sys,urllib.request; b=urllib.request.urlopen(sys.argv[1]).read(); sys.exit(b'image_check_function' not in b)" \
+check "$PY" -c "import gzip,sys,urllib.request; r=urllib.request.urlopen(sys.argv[1]); b=r.read(); b=gzip.decompress(b) if r.headers.get('Content-Encoding')=='gzip' else b; sys.exit(b'image_check_function' not in b)" \
     "http://127.0.0.1:$SP/imagecheck.pdb/0123456789ABCDEF0123456789ABCDEF1/imagecheck.sym"
 
 say "eliot: symbolicate through the symbols image"
