@@ -2,7 +2,8 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""One suite, run on the filesystem backend and on S3 (moto server over HTTP)."""
+"""One suite, run on the filesystem backend, on S3 (moto server over HTTP) and
+on GCS (gcp-storage-emulator over HTTP)."""
 
 import gzip
 import io
@@ -19,10 +20,12 @@ from tecken_shared.storage import (
 from tecken_shared.testing.servers import free_port
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(params=["filesystem", "s3", "gcs"])
 def storage(request, tmp_path):
     if request.param == "filesystem":
         return storage_from_url(f"file://{tmp_path}/store?public_url=http://localhost:3000/files")
+    if request.param == "gcs":
+        return storage_from_url(request.getfixturevalue("gcs_storage_url"))
     return storage_from_url(request.getfixturevalue("s3_storage_url"))
 
 
@@ -98,8 +101,13 @@ def test_invalid_keys_rejected(storage, key):
 def test_public_url_serves_object(storage, request):
     storage.put("pub/file.txt", b"hello")
     url = storage.public_url("pub/file.txt")
-    if request.node.callspec.params["storage"] == "filesystem":
+    backend = request.node.callspec.params["storage"]
+    if backend == "filesystem":
         assert url == "http://localhost:3000/files/pub/file.txt"
+    elif backend == "gcs":
+        # The emulator serves objects publicly at <endpoint>/<bucket>/<key>, as GCS does.
+        with urllib.request.urlopen(url) as resp:
+            assert resp.read() == b"hello"
     else:
         presigning = storage_from_url(request.getfixturevalue("s3_storage_url") + "&presign=60")
         url = presigning.public_url("pub/file.txt")
@@ -169,6 +177,23 @@ def test_filesystem_write_is_atomic_no_temp_files_left(tmp_path):
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["key"]
 
 
+def test_gcs_unreachable_endpoint_gives_clear_error():
+    port = free_port()  # nothing listens here
+    storage = storage_from_url(f"gs://bucket/p?endpoint_url=http://127.0.0.1:{port}&timeout=2")
+    with pytest.raises(StorageError, match="cannot write 'a/b'"):
+        storage.put("a/b", b"x")
+    with pytest.raises(StorageError, match="bucket not reachable"):
+        storage.check()
+
+
+def test_gcs_signed_and_public_urls():
+    storage = storage_from_url("gs://bucket/v1?public_url=https://cdn.example.com/")
+    assert storage.public_url("a b/c") == "https://cdn.example.com/v1/a%20b/c"
+    plain = storage_from_url("gs://bucket/v1")
+    assert plain.public_url("x/y") == "https://storage.googleapis.com/bucket/v1/x/y"
+    assert not plain.cheap_exists and plain.has_public_url
+
+
 def test_storage_url_errors():
     with pytest.raises(ValueError, match="scheme"):
         storage_from_url("ftp://x/y")
@@ -176,3 +201,7 @@ def test_storage_url_errors():
         storage_from_url("s3:///prefix")
     with pytest.raises(ValueError, match="unknown parameter"):
         storage_from_url("s3://b/p?endpoint=http://x")
+    with pytest.raises(ValueError, match="no bucket"):
+        storage_from_url("gs:///prefix")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        storage_from_url("gs://b/p?presign=60")

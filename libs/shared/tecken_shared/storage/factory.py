@@ -12,6 +12,11 @@
     S3. Also ``public_url`` (e.g. a CDN), ``presign`` (seconds; presigned GET
     URLs), ``connect_timeout`` and ``read_timeout``. Credentials come from the
     usual AWS environment variables or instance roles, never from the URL.
+
+``gs://bucket/prefix?public_url=https://cdn.example.com``
+    Google Cloud Storage. Also ``signed`` (seconds; V4 signed GET URLs for a
+    private bucket), ``endpoint_url`` (an emulator; anonymous), ``project``
+    and ``timeout``. Credentials come from Application Default Credentials.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def _params(query: str) -> dict[str, str]:
 BACKENDS: dict[str, str] = {
     "file": "tecken_shared.storage.filesystem:FilesystemStorage",
     "s3": "tecken_shared.storage.s3:S3Storage",
+    "gs": "tecken_shared.storage.gcs:GCSStorage",
 }
 
 

@@ -17,10 +17,12 @@ import pytest
 
 from tecken_shared.testing.sentry_ingest import sentry_ingest  # noqa: F401 - a fixture
 from tecken_shared.testing.servers import (
+    GCSEmulator,
     MissingServer,
     MotoServer,
     ThrowawayRedis,
     port_open,
+    start_gcs_emulator,
     start_moto,
     start_postgres,
     start_redis,
@@ -136,6 +138,24 @@ def s3_bucket(moto_server: MotoServer) -> str:
 @pytest.fixture
 def s3_storage_url(moto_server: MotoServer, s3_bucket: str) -> str:
     return f"s3://{s3_bucket}/prefix?endpoint_url={moto_server.endpoint_url}&region=us-east-1"
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[GCSEmulator]:
+    """A GCS API server (gcp-storage-emulator) on 127.0.0.1, shared by the session."""
+    server = start_gcs_emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs_storage_url(gcs_emulator: GCSEmulator) -> str:
+    """A ``gs://`` URL of a new, empty bucket on the emulator."""
+    from tecken_shared.storage.gcs import GCSStorage
+
+    name = f"tecken-test-{uuid.uuid4().hex[:12]}"
+    GCSStorage(name, endpoint_url=gcs_emulator.endpoint_url).create_bucket()
+    return f"gs://{name}/prefix?endpoint_url={gcs_emulator.endpoint_url}"
 
 
 @pytest.fixture

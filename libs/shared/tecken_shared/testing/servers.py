@@ -199,6 +199,29 @@ def start_moto() -> MotoServer:
     return MotoServer(f"http://127.0.0.1:{port}", server)
 
 
+@dataclass
+class GCSEmulator:
+    endpoint_url: str
+    server: Any
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_gcs_emulator() -> GCSEmulator:
+    """gcp-storage-emulator (a GCS JSON API server) on a free loopback port."""
+    import logging
+
+    from gcp_storage_emulator.server import create_server
+
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    wait_for_port("127.0.0.1", port)
+    return GCSEmulator(f"http://127.0.0.1:{port}", server)
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
