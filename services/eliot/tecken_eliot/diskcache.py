@@ -331,6 +331,8 @@ class DiskCache:
         under the stem's cross-process lock after a second look (whoever held
         the lock before may have done the work), so each entry is computed
         once per host; it stores a positive entry itself (``write_entry``),
+        and a caller that waits ``lock_timeout`` seconds for the lock in vain
+        gets an ERROR for the module (not remembered);
         and its MISSING or MALFORMED results are remembered here. An OSError
         from ``compute`` is our own disk failing (full, read-only, gone): not
         the module's fault, so an ERROR that is not remembered.
@@ -340,7 +342,15 @@ class DiskCache:
         result = self._cached(stem, load)
         if result is not None:
             return result
-        with self.lock(stem, lock_timeout):
+        with self.lock(stem, lock_timeout) as got:
+            if got is False:
+                # Another process has been fetching it for too long (a slow
+                # symbol server): give up on it for this request.
+                return ModuleResult(
+                    ModuleStatus.ERROR,
+                    detail="another eliot worker is still fetching this module "
+                    f"(waited {lock_timeout:.0f}s, ELIOT_LOCK_TIMEOUT); try again later",
+                )
             result = self._cached(stem, load)
             if result is not None:
                 return result
@@ -414,16 +424,17 @@ class DiskCache:
     @contextlib.contextmanager
     def lock(
         self, stem: str, timeout: float = default_of(StoreConfig, "lock_timeout")
-    ) -> Iterator[bool]:
+    ) -> Iterator[bool | None]:
         """Hold the cross-process lock for ``stem`` (one of LOCK_STRIPES lock
-        files). Yields True if the lock was obtained, False after ``timeout``."""
+        files). Yields True if the lock was obtained, False after ``timeout``,
+        None when the lock file cannot be opened (our disk failing)."""
         stripe = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16) % LOCK_STRIPES
         path = self.locks_dir / f"{stripe:04d}.lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             logger.error("cannot open lock file %s: %s", path, exc)
-            yield False
+            yield None  # no lock to wait for: our own disk failing
             return
         got = False
         try:
