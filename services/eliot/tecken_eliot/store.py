@@ -121,12 +121,15 @@ class SymcacheStore:
             return held.entry  # held in this worker only (too big for the disk cache)
         try:
             st = os.stat(held.entry.path)
-            alive = (st.st_dev, st.st_ino) == held.entry.inode
+            # The size too: a file truncated in place would SIGBUS us on the
+            # next lookup through the mapping.
+            alive = (st.st_dev, st.st_ino) == held.entry.inode and st.st_size == held.entry.size
         except OSError:
             alive = False
         if not alive:
-            # The cache manager evicted (or a worker replaced) the file: let
-            # go of our mapping and take the normal path.
+            # The cache manager evicted (or a worker replaced, or someone
+            # truncated) the file: let go of our mapping and take the normal
+            # path, which verifies the file and rebuilds it if need be.
             with self._mutex:
                 self._open.pop(stem, None)
             return None

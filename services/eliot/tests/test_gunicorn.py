@@ -138,3 +138,17 @@ def test_a_chunked_body_is_read(gunicorn, symbol_server):
     status, answer = _post_chunked(gunicorn, b" " * 10_000_001)
     assert status == 400
     assert "Payload is too large" in answer["error"]
+
+
+def test_a_symcache_truncated_in_place_does_not_kill_workers(gunicorn, symbol_server, cache_dir):
+    # RT-23: every worker maps the file, then it shrinks under them.
+    from tecken_eliot.naming import cache_stem
+
+    payload = {"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}
+    first = post(gunicorn, payload)
+    for _ in range(12):
+        assert post(gunicorn, payload) == first
+    symc = cache_dir / "cache" / (cache_stem(*SSLTUNNEL) + ".symc")
+    os.truncate(symc, 100)
+    for _ in range(12):
+        assert post(gunicorn, payload) == first  # no worker died mid-request
