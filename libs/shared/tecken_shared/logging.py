@@ -71,3 +71,27 @@ def setup_logging(
             },
         }
     )
+
+
+def log_unhandled_exceptions(app: Any, logger: logging.Logger) -> None:
+    """Make ``app`` (a ``falcon.App``) log an unhandled exception through
+    ``logger`` (so it is a JSON line like every other, traceback included)
+    and answer a JSON 500, instead of Falcon's own text logger writing the
+    traceback to ``wsgi.errors``. HTTP errors keep their own handlers."""
+    import falcon
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+        if isinstance(ex, falcon.HTTPError):
+            raise ex
+        logger.error(
+            "unhandled exception in %s %s",
+            req.method,
+            req.path,
+            exc_info=(type(ex), ex, ex.__traceback__),
+        )
+        raise falcon.HTTPInternalServerError(
+            title="500 Internal Server Error",
+            description="The server failed to answer; the error is logged. Try again later.",
+        )
+
+    app.add_error_handler(Exception, handle)

@@ -9,10 +9,12 @@ manager process uses ``settings`` and the domain modules."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import falcon
 from everett.manager import ConfigManager
 
+from tecken_eliot.downloader import public_url
 from tecken_eliot.heartbeat import health_checks
 from tecken_eliot.index_resource import IndexResource
 from tecken_eliot.middleware import middleware
@@ -26,8 +28,15 @@ from tecken_eliot.settings import (
 from tecken_eliot.store import SymcacheStore
 from tecken_eliot.symbolicate import Symbolicator
 from tecken_eliot.symbolicate_resource import SymbolicateV4Resource, SymbolicateV5Resource
+from tecken_eliot.validation import Limits
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes
+from tecken_shared.logging import log_unhandled_exceptions
+from tecken_shared.openapi import add_openapi_route
+from tecken_shared.service import json_error_serializer
+
+#: The OpenAPI 3.1 description of every route, served at /__openapi__.json.
+OPENAPI_SPEC = Path(__file__).parent / "openapi.yaml"
 
 logger = logging.getLogger("tecken_eliot")
 
@@ -44,20 +53,24 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     options = read_options(manager, WebAppConfig)
 
     store = SymcacheStore.from_config(manager)
-    symbolicator = Symbolicator(store)
+    symbolicator = Symbolicator(store, options["max_response_size"])
     log_options(logger, manager, NAMESPACE, WEBAPP_OPTIONS)
     logger.info(
         "symbol servers: %s; cache: %s (max %s bytes)",
-        ", ".join(store.downloader.source_urls),
+        ", ".join(public_url(url) for url in store.downloader.source_urls),
         store.disk.root,
         f"{store.disk.max_size:,}",
     )
 
     app = EliotApp(middleware=middleware())
+    app.set_error_serializer(json_error_serializer)
+    log_unhandled_exceptions(app, logger)
     app.add_route("/", IndexResource())
     max_body = options["max_request_size"]
-    app.add_route("/symbolicate/v5", SymbolicateV5Resource(symbolicator, max_body))
-    app.add_route("/symbolicate/v4", SymbolicateV4Resource(symbolicator, max_body))
+    limits = Limits(options["max_modules"], options["max_frames"])
+    app.add_route("/symbolicate/v5", SymbolicateV5Resource(symbolicator, max_body, limits))
+    app.add_route("/symbolicate/v4", SymbolicateV4Resource(symbolicator, max_body, limits))
+    add_openapi_route(app, OPENAPI_SPEC)
     add_dockerflow_routes(
         app,
         checks=health_checks(store.disk, options["cache_manager_max_age"]),

@@ -17,7 +17,6 @@ that the web app's ``/__heartbeat__`` checks.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -103,23 +102,13 @@ class CacheManager:
 
     def _stem_of(self, path: Path) -> str:
         root, suffix = os.path.splitext(str(path))
-        if suffix in SUFFIXES:
+        if suffix in SUFFIXES and path.parent != self.disk.cache_dir:
             return os.path.relpath(root, self.disk.cache_dir)
         return str(path)
 
     def _stem_size(self, stem: str) -> int | None:
         """Bytes on disk for an entry, None when none of its files exist."""
-        paths = (
-            [Path(stem)]
-            if os.path.isabs(stem)
-            else [self.disk.path(stem, suffix) for suffix in SUFFIXES]
-        )
-        size, seen = 0, False
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                size += os.stat(path).st_size
-                seen = True
-        return size if seen else None
+        return self.disk.usage(stem)
 
     def _set(self, stem: str, size: int | None, used: bool = False) -> None:
         """Record an entry's size (None: it is gone); ``used`` makes it the
@@ -137,7 +126,11 @@ class CacheManager:
         self._dirty = True
 
     def rescan(self) -> None:
-        """Rebuild the LRU from the tree (oldest mtime first) and evict."""
+        """Delete expired negative entries and empty directories, rebuild the
+        LRU from the tree (oldest mtime first) and evict."""
+        purged = self.disk.purge()
+        if purged:
+            metrics.incr("diskcache.expired", value=purged)
         entries = self.disk.scan()
         self.lru = OrderedDict(
             (stem, size) for stem, (size, _used) in sorted(entries.items(), key=lambda kv: kv[1][1])

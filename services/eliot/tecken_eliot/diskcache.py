@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
 
 SUFFIXES = (".symc", ".meta", ".missing", ".malformed")
+NEGATIVE_SUFFIXES = (".missing", ".malformed")
+#: What each entry is charged for the directory it lives in (one block): an
+#: upper bound of a directory's share, since empty directories are removed.
+DIRECTORY_CHARGE = 4096
 LOCK_STRIPES = 4096
 HEARTBEAT_FILE = "cache-manager.json"
 #: How old a cache-manager heartbeat may be for its usage figure to be trusted.
@@ -91,6 +95,12 @@ def lru_victims(
         victims[stem] = None
         total -= size
     return list(victims)
+
+
+def file_usage(st: os.stat_result) -> int:
+    """Bytes a file takes on disk: its allocated blocks (a 60-byte negative
+    entry takes a whole block), at least its size."""
+    return max(st.st_blocks * 512, st.st_size)
 
 
 def _crc32_of(path: Path) -> int:
@@ -160,6 +170,27 @@ class DiskCache:
         for suffix in suffixes:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path(stem, suffix))
+        self._remove_dir_if_empty(self.path(stem, "").parent)
+
+    def _remove_dir_if_empty(self, directory: Path) -> None:
+        """Remove a per-module directory once its last entry is gone (a
+        worker placing a file there meanwhile recreates it: see ``_place``)."""
+        if directory != self.cache_dir and self.cache_dir in directory.parents:
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                os.rmdir(directory)
+
+    def usage(self, stem: str) -> int | None:
+        """Bytes an entry (or a stray file, ``stem`` an absolute path) takes
+        on disk, its directory's charge included; None when it has no file."""
+        paths = [Path(stem)] if os.path.isabs(stem) else [self.path(stem, s) for s in SUFFIXES]
+        size, seen = 0, False
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                size += file_usage(os.stat(path))
+                seen = True
+        if not seen:
+            return None
+        return size if os.path.isabs(stem) else size + DIRECTORY_CHARGE
 
     # -- reads -------------------------------------------------------------
 
@@ -227,6 +258,7 @@ class DiskCache:
             if ttl <= 0 or now - st.st_mtime >= ttl:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
+                self._remove_dir_if_empty(path.parent)
                 continue
             try:
                 detail = json.loads(path.read_text()).get("detail", "")
@@ -243,9 +275,16 @@ class DiskCache:
     # -- writes ------------------------------------------------------------
 
     def _place(self, src: Path, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(src, 0o644)
-        os.replace(src, dest)
+        for attempt in range(3):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(src, dest)
+                return
+            except FileNotFoundError:
+                # The directory was removed as empty after our mkdir: again.
+                if attempt == 2 or not src.exists():
+                    raise
 
     def write_entry(
         self, stem: str, symcache_tmp: Path, filename: str, normalized_debug_id: str
@@ -331,6 +370,8 @@ class DiskCache:
         under the stem's cross-process lock after a second look (whoever held
         the lock before may have done the work), so each entry is computed
         once per host; it stores a positive entry itself (``write_entry``),
+        and a caller that waits ``lock_timeout`` seconds for the lock in vain
+        gets an ERROR for the module (not remembered);
         and its MISSING or MALFORMED results are remembered here. An OSError
         from ``compute`` is our own disk failing (full, read-only, gone): not
         the module's fault, so an ERROR that is not remembered.
@@ -340,7 +381,15 @@ class DiskCache:
         result = self._cached(stem, load)
         if result is not None:
             return result
-        with self.lock(stem, lock_timeout):
+        with self.lock(stem, lock_timeout) as got:
+            if got is False:
+                # Another process has been fetching it for too long (a slow
+                # symbol server): give up on it for this request.
+                return ModuleResult(
+                    ModuleStatus.ERROR,
+                    detail="another eliot worker is still fetching this module "
+                    f"(waited {lock_timeout:.0f}s, ELIOT_LOCK_TIMEOUT); try again later",
+                )
             result = self._cached(stem, load)
             if result is not None:
                 return result
@@ -356,7 +405,8 @@ class DiskCache:
     # -- size control ------------------------------------------------------
 
     def scan(self) -> dict[str, tuple[int, float]]:
-        """``{stem: (bytes, last used)}`` of every entry in the cache."""
+        """``{stem: (bytes on disk, last used)}`` of every entry in the cache
+        (see :meth:`usage`); files that are no entry are keyed by their path."""
         entries: dict[str, tuple[int, float]] = {}
         for dirpath, _dirnames, filenames in os.walk(self.cache_dir):
             for name in filenames:
@@ -366,10 +416,34 @@ class DiskCache:
                     st = os.stat(full)
                 except FileNotFoundError:
                     continue
-                rel = os.path.relpath(stem, self.cache_dir) if suffix in SUFFIXES else full
-                size, used = entries.get(rel, (0, 0.0))
-                entries[rel] = (size + st.st_size, max(used, st.st_mtime))
+                is_entry = suffix in SUFFIXES and dirpath != str(self.cache_dir)
+                rel = os.path.relpath(stem, self.cache_dir) if is_entry else full
+                size, used = entries.get(rel, (0 if rel == full else DIRECTORY_CHARGE, 0.0))
+                entries[rel] = (size + file_usage(st), max(used, st.st_mtime))
         return entries
+
+    def purge(self) -> int:
+        """Delete expired negative entries and empty per-module directories
+        (the cache manager does this at each rescan, so neither piles up
+        between requests for the same module). Returns the entries deleted."""
+        now = time.time()
+        ttls = {".missing": self.missing_ttl, ".malformed": self.malformed_ttl}
+        deleted = 0
+        for dirpath, _dirnames, filenames in os.walk(self.cache_dir, topdown=False):
+            for name in filenames:
+                suffix = os.path.splitext(name)[1]
+                if suffix not in ttls:
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    if ttls[suffix] > 0 and now - os.stat(path).st_mtime < ttls[suffix]:
+                        continue
+                    os.remove(path)
+                    deleted += 1
+                except FileNotFoundError:
+                    continue
+            self._remove_dir_if_empty(Path(dirpath))
+        return deleted
 
     def _manager_says_room(self, needed: int) -> bool:
         """True when the cache manager's fresh heartbeat shows the cache well
@@ -403,9 +477,11 @@ class DiskCache:
         return len(victims)
 
     def evict(self, stem: str) -> None:
+        """Delete an entry (or a stray file), and its directory once empty."""
         if os.path.isabs(stem):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stem)
+            self._remove_dir_if_empty(Path(stem).parent)
         else:
             self.remove_entry(stem)
 
@@ -414,16 +490,17 @@ class DiskCache:
     @contextlib.contextmanager
     def lock(
         self, stem: str, timeout: float = default_of(StoreConfig, "lock_timeout")
-    ) -> Iterator[bool]:
+    ) -> Iterator[bool | None]:
         """Hold the cross-process lock for ``stem`` (one of LOCK_STRIPES lock
-        files). Yields True if the lock was obtained, False after ``timeout``."""
+        files). Yields True if the lock was obtained, False after ``timeout``,
+        None when the lock file cannot be opened (our disk failing)."""
         stripe = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16) % LOCK_STRIPES
         path = self.locks_dir / f"{stripe:04d}.lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             logger.error("cannot open lock file %s: %s", path, exc)
-            yield False
+            yield None  # no lock to wait for: our own disk failing
             return
         got = False
         try:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 import markus
 from everett.manager import ConfigManager
 
 from tecken_eliot.naming import symbol_url
-from tecken_eliot.settings import DownloaderConfig, read_options
+from tecken_eliot.settings import DownloaderConfig, default_of, read_options
 from tecken_eliot.status import ModuleStatus
 from tecken_shared.httpfetch import (
     REDIRECT_STATUSES,
@@ -34,12 +37,67 @@ metrics = markus.get_metrics("eliot")
 
 USER_AGENT = "tecken-eliot/1.0 (eliot-requests/1.0)"
 
+_URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown in answers and logs: without user name,
+    password, query string (presigned URLs carry signatures there) and
+    fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    query = "..." if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL in it reduced to :func:`public_url`."""
+    return _URL_RE.sub(lambda m: public_url(m.group(0)), text)
+
+
+class LineTooLong(Exception):
+    """A downloaded sym file has a line longer than the limit."""
+
+
+class LineLimitedWriter:
+    """A file wrapper that refuses (:class:`LineTooLong`) data with a line
+    longer than ``max_line`` bytes, checked chunk by chunk as it is written,
+    so a file of one huge line (or none) is never read whole later."""
+
+    def __init__(self, fp: BinaryIO, max_line: int) -> None:
+        self.fp = fp
+        self.max_line = max_line
+        self.current = 0  # length of the line still open at the end of the data so far
+
+    def write(self, chunk: bytes) -> int:
+        parts = chunk.split(b"\n")
+        longest = self.current + len(parts[0])
+        if len(parts) > 1:
+            longest = max(longest, max(map(len, parts[1:])))
+            self.current = len(parts[-1])
+        else:
+            self.current = longest
+        if longest > self.max_line:
+            raise LineTooLong(
+                f"the sym file has a line longer than {self.max_line} bytes "
+                "(ELIOT_MAX_SYM_LINE_LENGTH)"
+            )
+        return self.fp.write(chunk)
+
 
 @dataclass
 class DownloadResult:
     """``status`` is FOUND (the destination file holds ``size`` bytes),
-    MISSING (every source said 404), ERROR (some source failed otherwise;
-    ``errors`` says how) or TOO_LARGE."""
+    MISSING (every source said 404), ERROR (some source failed otherwise, or
+    the deadline passed; ``errors`` says how) or TOO_LARGE (the file, or one
+    of its lines, is over a limit)."""
 
     status: ModuleStatus
     size: int = 0
@@ -55,6 +113,8 @@ class SymbolDownloader:
         retries: int,
         backoff: float,
         max_size: int,
+        deadline: float = default_of(DownloaderConfig, "download_deadline"),
+        max_line: int = default_of(DownloaderConfig, "max_sym_line_length"),
         pool_size: int = 10,
     ) -> None:
         self.source_urls = source_urls
@@ -62,6 +122,9 @@ class SymbolDownloader:
         self.retries = retries
         self.backoff = backoff
         self.max_size = max_size
+        #: seconds one module's download may take in all
+        self.deadline = deadline
+        self.max_line = max_line
         self.sessions = {url: make_session(USER_AGENT, pool_size) for url in source_urls}
 
     @classmethod
@@ -75,6 +138,8 @@ class SymbolDownloader:
             retries=options["download_retries"],
             backoff=options["download_backoff"],
             max_size=options["max_download_size"],
+            deadline=options["download_deadline"],
+            max_line=options["max_sym_line_length"],
             pool_size=pool_size,
         )
 
@@ -86,13 +151,22 @@ class SymbolDownloader:
             ids.append(debug_id)
         return ids
 
-    def download(self, debug_filename: str, debug_id: str, dest: Path) -> DownloadResult:
-        """Fetch the module's sym file into ``dest`` (overwritten)."""
+    def download(
+        self, debug_filename: str, debug_id: str, dest: Path, deadline: float | None = None
+    ) -> DownloadResult:
+        """Fetch the module's sym file into ``dest`` (overwritten), within
+        ``self.deadline`` seconds and by ``deadline`` (a :func:`time.monotonic`
+        time, the request's) if given. Every URL in ``errors`` is
+        :func:`public_url`'d."""
+        own = time.monotonic() + self.deadline
+        deadline = own if deadline is None else min(own, deadline)
         errors: list[str] = []
         for source in self.source_urls:
+            if errors and time.monotonic() >= deadline:
+                break  # out of time: what failed so far is the answer
             for did in self._ids_to_try(debug_id):
                 url = symbol_url(source, debug_filename, did)
-                outcome, detail, size = self._fetch(source, url, dest)
+                outcome, detail, size = self._fetch(source, url, dest, deadline)
                 if outcome is ModuleStatus.FOUND:
                     return DownloadResult(outcome, size, errors)
                 if outcome is ModuleStatus.TOO_LARGE:
@@ -103,20 +177,36 @@ class SymbolDownloader:
         status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
         return DownloadResult(status, 0, errors)
 
-    def _fetch(self, source: str, url: str, dest: Path) -> tuple[ModuleStatus, str, int]:
+    def _fetch(
+        self, source: str, url: str, dest: Path, deadline: float
+    ) -> tuple[ModuleStatus, str, int]:
         """One URL with retries: (outcome, detail, size). ``open_url`` retries
         what fails before the body; a body that breaks off is tried again here
         while attempts are left."""
         timer = _AttemptTimer()
         while True:
             try:
-                return self._fetch_once(source, url, dest, timer)
+                return self._fetch_once(source, url, dest, timer, deadline)
+            except LineTooLong as exc:
+                timer.done("fail")
+                logger.warning("symbol download %s: %s", public_url(url), exc)
+                return ModuleStatus.TOO_LARGE, str(exc), 0
             except FetchError as exc:
                 timer.done("fail")
+                detail = redact(str(exc))
+                if exc.url != url:
+                    detail += f" (redirected from {public_url(url)})"
                 if exc.kind == "too_large":
-                    logger.warning("symbol download: %s", exc)
-                    return ModuleStatus.TOO_LARGE, str(exc), 0
-                detail = str(exc)
+                    logger.warning("symbol download: %s", detail)
+                    return ModuleStatus.TOO_LARGE, detail, 0
+                if exc.kind == "deadline":
+                    detail = (
+                        f"the download of {public_url(exc.url)} did not finish in time "
+                        f"(ELIOT_DOWNLOAD_DEADLINE {self.deadline:g}s, or the request's "
+                        "ELIOT_FETCH_DEADLINE)"
+                    )
+                    logger.warning("symbol download: %s", detail)
+                    return ModuleStatus.ERROR, detail, 0
                 body_broke = exc.kind == "connection" and timer.streaming
                 if not body_broke or timer.attempts > self.retries:
                     return ModuleStatus.ERROR, detail, 0
@@ -124,12 +214,13 @@ class SymbolDownloader:
                 time.sleep(random.uniform(0, self.backoff * (2 ** (timer.attempts - 1))))
 
     def _fetch_once(
-        self, source: str, url: str, dest: Path, timer: _AttemptTimer
+        self, source: str, url: str, dest: Path, timer: _AttemptTimer, deadline: float
     ) -> tuple[ModuleStatus, str, int]:
         with open_url(
             self.sessions[source],
             url,
             timeout=self.timeout,
+            deadline=deadline,
             retries=self.retries - timer.attempts,
             backoff=self.backoff,
             on_attempt=timer.on_attempt,
@@ -137,12 +228,21 @@ class SymbolDownloader:
             if resp.status_code == 200:
                 timer.streaming = True
                 with open(dest, "wb") as fp:
-                    size = stream_to(resp, fp, max_size=self.max_size)
+                    writer = LineLimitedWriter(fp, self.max_line)
+                    size = stream_to(
+                        resp,
+                        writer,  # type: ignore[arg-type]
+                        max_size=self.max_size,
+                        deadline=deadline,
+                    )
                 timer.done("success")
                 return ModuleStatus.FOUND, "", size
             if resp.status_code == 404:
                 return ModuleStatus.MISSING, "", 0
-            detail = f"HTTP {resp.status_code} from {url}"
+            # Name the URL that answered: a redirect target, if there was one.
+            detail = f"HTTP {resp.status_code} from {public_url(resp.url)}"
+            if resp.url != url:
+                detail += f" (redirected from {public_url(url)})"
             if resp.status_code not in RETRY_STATUSES:
                 logger.error("symbol download: %s", detail)
             return ModuleStatus.ERROR, detail, 0

@@ -95,7 +95,27 @@ class WebAppConfig:
         max_request_size = Option(
             default="10mb",
             parser=parse_data_size,
-            doc="Largest accepted request body; bigger ones are a 400.",
+            doc="Largest accepted request body (chunked bodies included); bigger ones are a 400.",
+        )
+        max_modules = Option(
+            default="2000",
+            parser=int,
+            doc="Most memoryMap entries (modules) in one request, all jobs together; more "
+            "are refused with 413. Each cold module costs a download from every symbol "
+            "server, so this bounds what one request can make eliot fetch.",
+        )
+        max_frames = Option(
+            default="100000",
+            parser=int,
+            doc="Most frames in one request, all jobs and stacks together; more are "
+            "refused with 413.",
+        )
+        max_response_size = Option(
+            default="50mb",
+            parser=parse_data_size,
+            doc="Largest answer eliot builds (estimated while it symbolicates, before "
+            "serialising); a request whose answer would be larger is refused with 413 "
+            "and should be split.",
         )
         cache_manager_max_age = Option(
             default="60",
@@ -121,6 +141,20 @@ class DownloaderConfig:
             default="5",
             parser=float,
             doc="Seconds to wait for a symbol server to connect or send data.",
+        )
+        download_deadline = Option(
+            default="60",
+            parser=float,
+            doc="Most seconds one module's download may take in all (retries, redirects "
+            "and the body together, however slowly the bytes arrive); past it the module is "
+            "an error in module_errors, not remembered.",
+        )
+        max_sym_line_length = Option(
+            default="1mb",
+            parser=parse_data_size,
+            doc="Longest line accepted in a sym file, checked while it downloads; a file "
+            "with a longer line (or none at all) is malformed. Bounds the memory a single "
+            "line can cost a worker.",
         )
         download_retries = Option(
             default="2",
@@ -162,10 +196,18 @@ class StoreConfig:
             "(what the cache manager's LRU order is based on).",
         )
         lock_timeout = Option(
-            default="300",
+            default="60",
             parser=float,
-            doc="Seconds a worker waits for another process fetching the same module "
-            "before fetching it itself.",
+            doc="Most seconds a worker waits for another process fetching the same module "
+            "(and never past the request's fetch deadline); then that module is an error "
+            'in module_errors ("another worker is still fetching it").',
+        )
+        fetch_deadline = Option(
+            default="60",
+            parser=float,
+            doc="Most seconds one request spends getting its cold modules (downloads, "
+            "waits for other workers, parsing that has not started); modules not ready by "
+            "then are reported in module_errors and the request is answered.",
         )
 
 

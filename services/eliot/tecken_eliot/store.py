@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
 import symbolic
@@ -28,7 +29,7 @@ from everett.manager import ConfigManager
 from tecken_eliot.diskcache import CacheEntry, DiskCache
 from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.naming import cache_stem, module_key
-from tecken_eliot.settings import StoreConfig, read_options
+from tecken_eliot.settings import StoreConfig, default_of, read_options
 from tecken_eliot.status import ModuleResult, ModuleStatus
 from tecken_eliot.symfile import (
     MalformedSymbols,
@@ -79,12 +80,15 @@ class SymcacheStore:
         fetch_threads: int,
         touch_interval: float,
         lock_timeout: float,
+        fetch_deadline: float = default_of(StoreConfig, "fetch_deadline"),
     ) -> None:
         self.disk = disk
         self.downloader = downloader
         self.max_open = max_open
         self.touch_interval = touch_interval
         self.lock_timeout = lock_timeout
+        #: seconds one request may spend getting its cold modules
+        self.fetch_deadline = fetch_deadline
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self._mutex = threading.Lock()
         self._executor = ThreadPoolExecutor(max(1, fetch_threads), thread_name_prefix="fetch")
@@ -102,6 +106,7 @@ class SymcacheStore:
             fetch_threads=options["fetch_threads"],
             touch_interval=options["touch_interval"],
             lock_timeout=options["lock_timeout"],
+            fetch_deadline=options["fetch_deadline"],
         )
 
     # -- per-worker LRU ----------------------------------------------------
@@ -116,12 +121,15 @@ class SymcacheStore:
             return held.entry  # held in this worker only (too big for the disk cache)
         try:
             st = os.stat(held.entry.path)
-            alive = (st.st_dev, st.st_ino) == held.entry.inode
+            # The size too: a file truncated in place would SIGBUS us on the
+            # next lookup through the mapping.
+            alive = (st.st_dev, st.st_ino) == held.entry.inode and st.st_size == held.entry.size
         except OSError:
             alive = False
         if not alive:
-            # The cache manager evicted (or a worker replaced) the file: let
-            # go of our mapping and take the normal path.
+            # The cache manager evicted (or a worker replaced, or someone
+            # truncated) the file: let go of our mapping and take the normal
+            # path, which verifies the file and rebuilds it if need be.
             with self._mutex:
                 self._open.pop(stem, None)
             return None
@@ -144,8 +152,11 @@ class SymcacheStore:
         self, modules: Iterable[tuple[str, str]], stats: Stats | None = None
     ) -> dict[tuple[str, str], ModuleResult]:
         """A result for each distinct (debug_filename, debug_id); cold modules
-        are fetched in parallel."""
+        are fetched in parallel, for at most ``fetch_deadline`` seconds: a
+        module not ready by then is an ERROR for this request (a fetch under
+        way goes on, bounded by its own deadline, and fills the cache)."""
         stats = stats or Stats()
+        deadline = time.monotonic() + self.fetch_deadline
         results: dict[tuple[str, str], ModuleResult] = {}
         cold = []
         for module in dict.fromkeys(modules):
@@ -157,15 +168,36 @@ class SymcacheStore:
             else:
                 cold.append(module)
         if len(cold) == 1:
-            results[cold[0]] = self.get(*cold[0], stats=stats)
+            results[cold[0]] = self.get(*cold[0], stats=stats, deadline=deadline)
         elif cold:
-            futures = {m: self._executor.submit(self.get, *m, stats=stats) for m in cold}
+            futures = {
+                m: self._executor.submit(self.get, *m, stats=stats, deadline=deadline) for m in cold
+            }
+            wait_futures(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
             for module, future in futures.items():
-                results[module] = future.result()
+                if future.done():
+                    results[module] = future.result()
+                else:
+                    future.cancel()  # not started yet: never will be
+                    results[module] = ModuleResult(
+                        ModuleStatus.ERROR,
+                        detail="not fetched within the request's "
+                        f"{self.fetch_deadline:g}s (ELIOT_FETCH_DEADLINE); try again later",
+                    )
         return results
 
-    def get(self, debug_filename: str, debug_id: str, stats: Stats | None = None) -> ModuleResult:
+    def get(
+        self,
+        debug_filename: str,
+        debug_id: str,
+        stats: Stats | None = None,
+        deadline: float | None = None,
+    ) -> ModuleResult:
+        """The module's result; ``deadline`` (a :func:`time.monotonic` time)
+        bounds the wait for another process's fetch and our own download."""
         stats = stats or Stats()
+        if deadline is None:
+            deadline = time.monotonic() + self.fetch_deadline
         stem = cache_stem(debug_filename, debug_id)
         entry = self._warm(stem)
         if entry is not None:
@@ -179,8 +211,10 @@ class SymcacheStore:
         return self.disk.get_or_compute(
             stem,
             load=lambda: self._load(stem, normalized, stats),
-            compute=lambda: self._compute(debug_filename, debug_id, stem, normalized, stats),
-            lock_timeout=self.lock_timeout,
+            compute=lambda: self._compute(
+                debug_filename, debug_id, stem, normalized, stats, deadline
+            ),
+            lock_timeout=max(0.0, min(self.lock_timeout, deadline - time.monotonic())),
         )
 
     def _load(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
@@ -200,7 +234,13 @@ class SymcacheStore:
         return ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
 
     def _compute(
-        self, debug_filename: str, debug_id: str, stem: str, normalized: str, stats: Stats
+        self,
+        debug_filename: str,
+        debug_id: str,
+        stem: str,
+        normalized: str,
+        stats: Stats,
+        deadline: float,
     ) -> ModuleResult:
         """The fetch tier: download the sym file, build its symcache and store
         it (negative results are remembered by ``DiskCache.get_or_compute``)."""
@@ -213,7 +253,7 @@ class SymcacheStore:
             raise
         try:
             start = time.perf_counter()
-            download = self.downloader.download(debug_filename, debug_id, sym_tmp)
+            download = self.downloader.download(debug_filename, debug_id, sym_tmp, deadline)
             elapsed = time.perf_counter() - start
             if download.status is ModuleStatus.FOUND:
                 stats.add("downloads", key, elapsed)

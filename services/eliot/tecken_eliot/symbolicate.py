@@ -15,7 +15,7 @@ import markus
 from tecken_eliot.naming import module_key
 from tecken_eliot.status import ModuleResult, ModuleStatus
 from tecken_eliot.store import Stats, SymcacheStore
-from tecken_eliot.validation import Job
+from tecken_eliot.validation import InvalidPayload, Job
 
 metrics = markus.get_metrics("eliot")
 
@@ -56,15 +56,44 @@ def symbolicate_frame(frame: dict[str, Any], symcache: Any, offset: int) -> None
         frame["inlines"] = inlines
 
 
+def approximate_size(value: Any) -> int:
+    """About how many bytes ``value`` (a frame and what it holds) takes as
+    JSON; cheap enough to run on every frame."""
+    if isinstance(value, str):
+        return len(value) + 4
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + 4 + approximate_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(approximate_size(v) + 2 for v in value)
+    return 21
+
+
+class AnswerTooLarge(InvalidPayload):
+    """The answer would be larger than ``ELIOT_MAX_RESPONSE_SIZE`` (a 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the answer would be larger than {limit} bytes (ELIOT_MAX_RESPONSE_SIZE); "
+            "split the request into smaller ones",
+            "answer_too_large",
+            413,
+        )
+
+
 class Symbolicator:
-    def __init__(self, store: SymcacheStore) -> None:
+    def __init__(self, store: SymcacheStore, max_response_size: int | None = None) -> None:
         self.store = store
+        #: the cap on the estimated answer (None: no cap)
+        self.max_response_size = max_response_size
 
     def symbolicate(
         self, jobs: list[Job], stats: Stats | None = None
     ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], ModuleResult]]:
-        """Eliot's v5 ``results`` for ``jobs`` and the per-module outcomes."""
+        """Eliot's v5 ``results`` for ``jobs`` and the per-module outcomes.
+        Raises :class:`AnswerTooLarge` as soon as the answer being built is
+        estimated over ``max_response_size``, so its memory stays bounded."""
         stats = stats or Stats()
+        budget = self.max_response_size
         wanted: list[tuple[str, str]] = []
         for job in jobs:
             for stack in job.stacks:
@@ -98,6 +127,10 @@ class Symbolicator:
                         frame["module"] = result.filename or name
                         if offset >= 0:
                             symbolicate_frame(frame, result.symcache, offset)
+                    if budget is not None:
+                        budget -= approximate_size(frame)
+                        if budget < 0:
+                            raise AnswerTooLarge(self.max_response_size or 0)
                     out_frames.append(frame)
                 out_stacks.append(out_frames)
             found: dict[str, bool | None] = {}

@@ -21,6 +21,8 @@ from tecken_eliot.symbolicate import Symbolicator, debug_block
 from tecken_eliot.validation import (
     InvalidPayload,
     Job,
+    Limits,
+    check_limits,
     jobs_of_v5,
     parse_json,
     validate_job,
@@ -30,26 +32,53 @@ logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
 
 
+def _too_large(max_size: int) -> InvalidPayload:
+    # A 400 with this message since the limit came in (kept for clients).
+    return InvalidPayload(f"Payload is too large: the limit is {max_size} bytes", "too_large")
+
+
 def read_body(req: falcon.Request, max_size: int) -> bytes:
+    """The request body, at most ``max_size`` bytes. A chunked body (no
+    Content-Length) is read from the stream the server has de-chunked, with
+    the same bound; a server that cannot end such a stream gets a 411."""
     length = req.content_length
-    if length is not None and length > max_size:
-        raise InvalidPayload(f"Payload is too large: the limit is {max_size} bytes", "too_large")
-    body = req.bounded_stream.read(max_size + 1)
+    if length is not None:
+        if length > max_size:
+            raise _too_large(max_size)
+        body = req.bounded_stream.read(max_size + 1)
+    elif req.env.get("wsgi.input_terminated"):
+        # gunicorn de-chunks and ends the stream: read up to the bound.
+        body = b""
+        while len(body) <= max_size:
+            chunk = req.stream.read(max_size + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+    elif "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+        raise InvalidPayload(
+            "a chunked body cannot be read here: send a Content-Length",
+            "chunked_unsupported",
+            411,
+        )
+    else:
+        body = b""
     if len(body) > max_size:
-        raise InvalidPayload(f"Payload is too large: the limit is {max_size} bytes", "too_large")
+        raise _too_large(max_size)
     return body
 
 
-def bad_request(exc: InvalidPayload) -> falcon.HTTPBadRequest:
+def refused(exc: InvalidPayload) -> falcon.HTTPError:
+    """The HTTP error for a refused payload (400, 411 or 413), counted."""
     if exc.reason:
         metrics.incr("symbolicate.request_error", tags=[f"reason:{exc.reason}"])
-    return falcon.HTTPBadRequest(title=exc.message)
+    return falcon.HTTPError(falcon.code_to_http_status(exc.status), title=exc.message)
 
 
 class SymbolicateBase:
-    def __init__(self, symbolicator: Symbolicator, max_body_size: int) -> None:
+    def __init__(self, symbolicator: Symbolicator, max_body_size: int, limits: Limits) -> None:
         self.symbolicator = symbolicator
         self.max_body_size = max_body_size
+        self.limits = limits
 
     def jobs(self, payload: Any) -> list[Job]:
         raise NotImplementedError
@@ -58,16 +87,17 @@ class SymbolicateBase:
         try:
             payload = parse_json(read_body(req, self.max_body_size))
             jobs = self.jobs(payload)
+            stats = Stats()
+            results, modules = self.symbolicator.symbolicate(jobs, stats)
         except InvalidPayload as exc:
-            raise bad_request(exc) from None
-        stats = Stats()
-        results, modules = self.symbolicator.symbolicate(jobs, stats)
+            raise refused(exc) from None
         return jobs, results, modules, stats
 
 
 class SymbolicateV5Resource(SymbolicateBase):
     def jobs(self, payload: Any) -> list[Job]:
         raw_jobs = jobs_of_v5(payload)
+        check_limits(raw_jobs, self.limits)
         metrics.histogram("symbolicate.jobs_count", value=len(raw_jobs), tags=["version:v5"])
         jobs = []
         for i, raw in enumerate(raw_jobs):
@@ -97,6 +127,7 @@ class SymbolicateV5Resource(SymbolicateBase):
 
 class SymbolicateV4Resource(SymbolicateBase):
     def jobs(self, payload: Any) -> list[Job]:
+        check_limits([payload], self.limits)
         job = validate_job(0, payload)
         metrics.histogram("symbolicate.stacks_count", value=len(job.stacks), tags=["version:v4"])
         return [job]

@@ -21,13 +21,54 @@ DEBUG_ID_RE = re.compile(r"[A-Fa-f0-9]*")
 
 
 class InvalidPayload(ValueError):
-    """A payload the API refuses: ``message`` is the 400 title, ``reason`` the
-    ``symbolicate.request_error`` tag (None: no metric)."""
+    """A payload the API refuses: ``message`` is the error's title, ``reason``
+    the ``symbolicate.request_error`` tag (None: no metric), ``status`` the
+    HTTP status (400, or 413 for a payload over a size limit)."""
 
-    def __init__(self, message: str, reason: str | None) -> None:
+    def __init__(self, message: str, reason: str | None, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may ask for (``ELIOT_MAX_MODULES``,
+    ``ELIOT_MAX_FRAMES``)."""
+
+    max_modules: int
+    max_frames: int
+
+
+def check_limits(raw_jobs: list[Any], limits: Limits) -> None:
+    """Refuse (413) a request with more modules or frames than ``limits``
+    allow, counted over every job before anything is validated or fetched.
+    Parts of the wrong shape are left for validation to name."""
+    modules = frames = 0
+    for job in raw_jobs:
+        if not isinstance(job, dict):
+            continue
+        memory_map = job.get("memoryMap")
+        if isinstance(memory_map, list):
+            modules += len(memory_map)
+        stacks = job.get("stacks")
+        if isinstance(stacks, list):
+            frames += sum(len(stack) for stack in stacks if isinstance(stack, list))
+    if modules > limits.max_modules:
+        raise InvalidPayload(
+            f"too many modules: {modules} in this request, the limit is "
+            f"{limits.max_modules} (ELIOT_MAX_MODULES); split the request",
+            "too_many_modules",
+            413,
+        )
+    if frames > limits.max_frames:
+        raise InvalidPayload(
+            f"too many frames: {frames} in this request, the limit is "
+            f"{limits.max_frames} (ELIOT_MAX_FRAMES); split the request",
+            "too_many_frames",
+            413,
+        )
 
 
 @dataclass

@@ -310,22 +310,23 @@ def test_write_trusts_a_fresh_manager_heartbeat_only_with_headroom(cache_dir):
 
     from tecken_eliot.diskcache import DiskCache
 
-    disk = DiskCache(cache_dir, max_size=10_000)
+    disk = DiskCache(cache_dir, max_size=20_000)
     stem = cache_stem("a", "ABCDEF0123456789ABCDEF0123456789A")
     disk.path(stem, ".symc").parent.mkdir(parents=True)
-    disk.path(stem, ".symc").write_bytes(b"x" * 9000)
+    disk.path(stem, ".symc").write_bytes(b"x" * 9000)  # 16 KiB with its directory
     beat = cache_dir / "cache-manager.json"
     # The manager (wrongly, or not yet aware) says the cache is nearly empty.
     beat.write_text(_json.dumps({"time": time.time(), "usage": 100}))
-    assert disk.make_room(2000) == 0
+    assert disk.make_room(5000) == 0
     # Stale heartbeat: scan and evict.
     beat.write_text(_json.dumps({"time": time.time() - 60, "usage": 100}))
-    assert disk.make_room(2000) == 1
+    assert disk.make_room(5000) == 1
     assert not disk.path(stem, ".symc").exists()
     # Near the limit by the manager's count: scan too.
+    disk.path(stem, ".symc").parent.mkdir(parents=True)  # removed with its last entry
     disk.path(stem, ".symc").write_bytes(b"x" * 9000)
-    beat.write_text(_json.dumps({"time": time.time(), "usage": 8000}))
-    assert disk.make_room(2000) == 1
+    beat.write_text(_json.dumps({"time": time.time(), "usage": 15000}))
+    assert disk.make_room(5000) == 1
 
 
 def test_entry_evicted_right_after_its_write_is_still_served(make_app, symbol_server):

@@ -16,9 +16,19 @@ import time
 import pytest
 
 from tecken_eliot.cache_manager import CacheManager
-from tecken_eliot.diskcache import DiskCache
+from tecken_eliot.diskcache import DIRECTORY_CHARGE, DiskCache
 from tecken_eliot.naming import cache_stem
 from tecken_eliot.testing import CPPFILT, QIPCAP, SHOWSSE, SSLTUNNEL
+
+
+def used(*sizes):
+    """What entries of these sizes take on disk: whole 4 KiB blocks, plus
+    their directories' charge."""
+    return sum(-(-size // 4096) * 4096 + DIRECTORY_CHARGE for size in sizes)
+
+
+#: Room for two 4000-byte entries, not three.
+LIMIT = used(4000, 4000)
 
 
 def put(disk, name, size, age):
@@ -66,7 +76,7 @@ def running_manager(cache_dir):
 
 
 def test_evicts_at_startup_oldest_first(cache_dir, metricsmock):
-    disk = DiskCache(cache_dir, max_size=10_000)
+    disk = DiskCache(cache_dir, max_size=LIMIT)
     old = put(disk, "old", 4000, 300)
     mid = put(disk, "mid", 4000, 200)
     new = put(disk, "new", 4000, 100)
@@ -74,29 +84,29 @@ def test_evicts_at_startup_oldest_first(cache_dir, metricsmock):
     manager.start()
     manager.close()
     assert not old.exists() and mid.exists() and new.exists()
-    assert manager.total == 8000
+    assert manager.total == used(4000, 4000)
     metricsmock.assert_incr("eliot.diskcache.evict")
-    metricsmock.assert_gauge("eliot.diskcache.usage", value=8000)
+    metricsmock.assert_gauge("eliot.diskcache.usage", value=used(4000, 4000))
     beat = json.loads((cache_dir / "cache-manager.json").read_text())
-    assert beat["usage"] == 8000 and beat["pid"] == os.getpid()
+    assert beat["usage"] == used(4000, 4000) and beat["pid"] == os.getpid()
 
 
 def test_oversized_entry_does_not_wipe_the_cache(cache_dir, running_manager):
-    manager = running_manager(10_000)
+    manager = running_manager(LIMIT)
     disk = manager.disk
     a = put(disk, "a", 3000, 10)
     b = put(disk, "b", 3000, 5)
-    assert wait_for(lambda: manager.total == 6000)
+    assert wait_for(lambda: manager.total == used(3000, 3000))
     huge = put(disk, "huge", 20_000, 0)
     assert wait_for(lambda: not huge.exists())
     assert a.exists() and b.exists()
-    assert wait_for(lambda: manager.total == 6000)
+    assert wait_for(lambda: manager.total == used(3000, 3000))
 
 
 def test_oversized_entry_found_at_startup_does_not_wipe_the_cache(cache_dir):
     # The same rule when the manager finds the entry by scanning (start-up, or
     # a file that landed before its directory was watched) rather than by an event.
-    disk = DiskCache(cache_dir, max_size=10_000)
+    disk = DiskCache(cache_dir, max_size=LIMIT)
     a = put(disk, "a", 3000, 10)
     b = put(disk, "b", 3000, 5)
     huge = put(disk, "huge", 20_000, 0)
@@ -105,27 +115,27 @@ def test_oversized_entry_found_at_startup_does_not_wipe_the_cache(cache_dir):
     manager.close()
     assert not huge.exists()
     assert a.exists() and b.exists()
-    assert manager.total == 6000
+    assert manager.total == used(3000, 3000)
 
 
 def test_live_eviction_follows_use(cache_dir, running_manager):
-    manager = running_manager(10_000)
+    manager = running_manager(LIMIT)
     disk = manager.disk
     a = put(disk, "a", 4000, 30)
     b = put(disk, "b", 4000, 20)
-    assert wait_for(lambda: manager.total == 8000)
+    assert wait_for(lambda: manager.total == used(4000, 4000))
     disk.touch(a)  # a worker used a: b is now the least recently used
     assert wait_for(lambda: list(manager.lru)[-1].startswith("a/"))
     c = put(disk, "c", 4000, 0)
     assert wait_for(lambda: not b.exists())
     assert a.exists() and c.exists()
-    assert manager.total <= 10_000
+    assert manager.total <= LIMIT
 
 
 def test_file_written_in_place_into_a_new_directory(cache_dir, running_manager):
-    manager = running_manager(10_000)
+    manager = running_manager(LIMIT)
     a = put(manager.disk, "a", 3000, 10)
-    assert wait_for(lambda: manager.total == 3000)
+    assert wait_for(lambda: manager.total == used(3000))
     huge = manager.disk.cache_dir / "newdir" / "huge.symc"
     huge.parent.mkdir()
     with open(huge, "wb") as fp:
@@ -134,25 +144,25 @@ def test_file_written_in_place_into_a_new_directory(cache_dir, running_manager):
             fp.flush()
     assert wait_for(lambda: not huge.exists())
     assert a.exists()
-    assert wait_for(lambda: manager.total == 3000)
+    assert wait_for(lambda: manager.total == used(3000))
 
 
 def test_untracked_modify_and_deletes_do_not_break_the_loop(cache_dir, running_manager):
-    manager = running_manager(10_000)
+    manager = running_manager(LIMIT)
     disk = manager.disk
     a = put(disk, "a", 1000, 0)
-    assert wait_for(lambda: manager.total == 1000)
+    assert wait_for(lambda: manager.total == used(1000))
     a.unlink()
     assert wait_for(lambda: manager.total == 0)
     stray = disk.cache_dir / "stray.txt"
     stray.write_text("hello")
     with open(stray, "a") as fp:
         fp.write(" world")
-    assert wait_for(lambda: manager.total == 11)
+    assert wait_for(lambda: manager.total == 4096)  # a stray file: one block, no directory
     stray.unlink()
     assert wait_for(lambda: manager.total == 0)
     put(disk, "b", 2000, 0)
-    assert wait_for(lambda: manager.total == 2000)
+    assert wait_for(lambda: manager.total == used(2000))
 
 
 def test_symbolication_under_a_real_size_limit(make_app, symbol_server, cache_dir, running_manager):
@@ -166,7 +176,7 @@ def test_symbolication_under_a_real_size_limit(make_app, symbol_server, cache_di
         }
 
     def on_disk():
-        return sum(p.stat().st_size for p in (cache_dir / "cache").rglob("*") if p.is_file())
+        return sum(size for size, _used in manager.disk.scan().values())
 
     assert wait_for(lambda: on_disk() <= 90_000 and manager.total == on_disk())
     # Something was evicted and the newest survived. Which older entry went
@@ -238,14 +248,54 @@ def test_cache_dir_deleted_while_running_is_watched_again(cache_dir, running_man
     # this also covers entries that settle while another one is being written.
     import shutil
 
-    manager = running_manager(10_000)
+    manager = running_manager(LIMIT)
     disk = manager.disk
     put(disk, "a", 3000, 10)
-    assert wait_for(lambda: manager.total == 3000)
+    assert wait_for(lambda: manager.total == used(3000))
     shutil.rmtree(disk.cache_dir)
     assert wait_for(lambda: manager.total == 0 and disk.cache_dir.is_dir())
     old = put(disk, "old", 6000, 10)
     new = put(disk, "new", 6000, 0)
     assert wait_for(lambda: not old.exists())
     assert new.exists()
-    assert wait_for(lambda: manager.total == 6000)
+    assert wait_for(lambda: manager.total == used(6000))
+
+
+def real_disk_usage(cache_dir):
+    """What ``du`` would say of cache/: every file's and directory's blocks."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(cache_dir / "cache"):
+        for name in dirnames + filenames:
+            total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def test_negative_entries_and_their_directories_count_and_go(make_app, symbol_server, cache_dir):
+    # RT-09: a flood of missing modules, each in its own directory.
+    app = make_app()
+    modules = [[f"flood{i}.pdb", "0123456789ABCDEF0123456789ABCDEF0"] for i in range(40)]
+    payload = {"memoryMap": modules, "stacks": [[[i, 1] for i in range(len(modules))]]}
+    app.post_json("/symbolicate/v5", payload)
+    disk = DiskCache(cache_dir, max_size=LIMIT, missing_ttl=3600)
+    manager = CacheManager(disk, poll_ms=10)
+    manager.start()
+    manager.close()
+    # Counted at least as large as what they really take, and kept under the limit.
+    assert real_disk_usage(cache_dir) <= manager.total <= LIMIT
+    # Evicted entries take their directories with them.
+    assert len(list((cache_dir / "cache").iterdir())) == len(manager.lru) == 2
+
+
+def test_the_manager_purges_expired_negative_entries(make_app, symbol_server, cache_dir):
+    app = make_app()
+    modules = [[f"gone{i}.pdb", "0123456789ABCDEF0123456789ABCDEF0"] for i in range(5)]
+    payload = {"memoryMap": modules, "stacks": [[[i, 1] for i in range(len(modules))]]}
+    app.post_json("/symbolicate/v5", payload)
+    old = time.time() - 7200
+    for path in (cache_dir / "cache").rglob("*.missing"):
+        os.utime(path, (old, old))
+    manager = CacheManager(DiskCache(cache_dir, missing_ttl=3600), poll_ms=10)
+    manager.start()
+    manager.close()
+    assert list((cache_dir / "cache").iterdir()) == []
+    assert manager.total == 0

@@ -109,3 +109,46 @@ def test_concurrent_cold_requests_across_gunicorn_workers(gunicorn, symbol_serve
         except urllib.error.HTTPError:
             assert time.monotonic() < deadline, "the cache manager never became healthy"
             time.sleep(0.1)
+
+
+def _post_chunked(base, body):
+    import http.client
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.request(
+        "POST",
+        "/symbolicate/v5",
+        body=iter([body[:10], body[10:]]),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+def test_a_chunked_body_is_read(gunicorn, symbol_server):
+    # RT-24: no Content-Length; gunicorn de-chunks the body.
+    payload = {"jobs": [{"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}]}
+    status, answer = _post_chunked(gunicorn, json.dumps(payload).encode())
+    assert status == 200
+    assert answer["results"][0]["found_modules"] == {"/".join(SSLTUNNEL): True}
+    # The body size limit holds for chunked bodies too (10 MB by default).
+    status, answer = _post_chunked(gunicorn, b" " * 10_000_001)
+    assert status == 400
+    assert "Payload is too large" in answer["error"]
+
+
+def test_a_symcache_truncated_in_place_does_not_kill_workers(gunicorn, symbol_server, cache_dir):
+    # RT-23: every worker maps the file, then it shrinks under them.
+    from tecken_eliot.naming import cache_stem
+
+    payload = {"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}
+    first = post(gunicorn, payload)
+    for _ in range(12):
+        assert post(gunicorn, payload) == first
+    symc = cache_dir / "cache" / (cache_stem(*SSLTUNNEL) + ".symc")
+    os.truncate(symc, 100)
+    for _ in range(12):
+        assert post(gunicorn, payload) == first  # no worker died mid-request

@@ -36,7 +36,7 @@ SPEC_METRICS = {
 
 
 def test_main_paths_emit_only_documented_metrics(make_app, symbol_server, cache_dir, metricsmock):
-    app = make_app(ELIOT_SYMBOLS_CACHE_MAX_SIZE="70kb")
+    app = make_app(ELIOT_SYMBOLS_CACHE_MAX_SIZE="100kb")
     modules = [SSLTUNNEL, QIPCAP, BROKEN, WRONGID, ("x", "ABC"), ("missing.pdb", "A" * 33)]
     payload = {
         "jobs": [{"memoryMap": [list(m) for m in modules], "stacks": [[[i, 16] for i in range(6)]]}]

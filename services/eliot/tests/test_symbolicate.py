@@ -310,7 +310,7 @@ def test_number_too_long_to_parse_is_a_400(app):
     body = '{"jobs": [{"memoryMap": [], "stacks": [[[-1, ' + "9" * 5000 + "]]]}]}"
     resp = app.post("/symbolicate/v5", body, content_type="application/json", expect_errors=True)
     assert resp.status_int == 400
-    assert resp.json == {"title": "Payload is not valid JSON"}
+    assert resp.json == {"title": "Payload is not valid JSON", "error": "Payload is not valid JSON"}
 
 
 def test_synthetic_module_probes(make_app, symbol_server, tmp_path):

@@ -2,8 +2,9 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Every validation message of /symbolicate/v5 and /v4, word for word; every
-bad payload is a 400, never a 500."""
+"""Every validation message of /symbolicate/v5 and /v4, word for word (as
+``title``, Eliot's key, and ``error``, the project's); every bad payload is a
+400, never a 500."""
 
 import json
 
@@ -194,7 +195,7 @@ CASES = [
 def test_v5_validation_messages(app, metricsmock, payload, title, reason):
     resp = post_raw(app, json.dumps(payload))
     assert resp.status_int == 400
-    assert resp.json == {"title": title}
+    assert resp.json == {"title": title, "error": title}
     assert resp.content_type == "application/json"
     errors = metricsmock.filter_records("incr", stat="eliot.symbolicate.request_error")
     if reason:
@@ -207,13 +208,13 @@ def test_v5_validation_messages(app, metricsmock, payload, title, reason):
 def test_bad_json(app, metricsmock, body):
     resp = post_raw(app, body)
     assert resp.status_int == 400
-    assert resp.json == {"title": "Payload is not valid JSON"}
+    assert resp.json == {"title": "Payload is not valid JSON", "error": "Payload is not valid JSON"}
     metricsmock.assert_incr("eliot.symbolicate.request_error", tags=["reason:bad_json"])
 
 
 def test_bad_json_v4(app):
     resp = post_raw(app, b"{", path="/symbolicate/v4")
-    assert resp.json == {"title": "Payload is not valid JSON"}
+    assert resp.json == {"title": "Payload is not valid JSON", "error": "Payload is not valid JSON"}
 
 
 def test_deeply_nested_json_is_a_400(app):
@@ -227,7 +228,10 @@ def test_oversize_body_is_a_400(make_app, metricsmock):
     assert len(body) > 1000
     resp = post_raw(app, body)
     assert resp.status_int == 400
-    assert resp.json == {"title": "Payload is too large: the limit is 1000 bytes"}
+    assert resp.json == {
+        "title": "Payload is too large: the limit is 1000 bytes",
+        "error": "Payload is too large: the limit is 1000 bytes",
+    }
     metricsmock.assert_incr("eliot.symbolicate.request_error", tags=["reason:too_large"])
 
 
@@ -249,15 +253,20 @@ def test_allowed_filename_and_id_characters(app, symbol_server):
 
 def test_v4_messages_name_job_0(app):
     resp = post_raw(app, json.dumps({"memoryMap": MM}), path="/symbolicate/v4")
-    assert resp.json == {"title": "job 0 is invalid: no stacks specified"}
-    resp = post_raw(app, json.dumps({"jobs": [job()]}), path="/symbolicate/v4")
-    assert resp.json == {"title": "job 0 is invalid: no stacks specified"}
-    resp = post_raw(app, json.dumps(7), path="/symbolicate/v4")
-    assert resp.json == {"title": "job 0 is invalid"}
-    resp = post_raw(app, json.dumps(job(stacks=[[[3, 1]]])), path="/symbolicate/v4")
     assert resp.json == {
-        "title": "job 0 has invalid stacks: stack 0 frame 0 has a module_index that isn't in modules"
+        "title": "job 0 is invalid: no stacks specified",
+        "error": "job 0 is invalid: no stacks specified",
     }
+    resp = post_raw(app, json.dumps({"jobs": [job()]}), path="/symbolicate/v4")
+    assert resp.json == {
+        "title": "job 0 is invalid: no stacks specified",
+        "error": "job 0 is invalid: no stacks specified",
+    }
+    resp = post_raw(app, json.dumps(7), path="/symbolicate/v4")
+    assert resp.json == {"title": "job 0 is invalid", "error": "job 0 is invalid"}
+    resp = post_raw(app, json.dumps(job(stacks=[[[3, 1]]])), path="/symbolicate/v4")
+    message = "job 0 has invalid stacks: stack 0 frame 0 has a module_index that isn't in modules"
+    assert resp.json == {"title": message, "error": message}
     # v4 has no MAX_JOBS check: a jobs key is just ignored.
     resp = post_raw(app, json.dumps({**job(), "jobs": [1] * 20}), path="/symbolicate/v4")
     assert resp.status_int == 200
