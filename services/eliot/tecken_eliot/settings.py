@@ -209,6 +209,19 @@ class StoreConfig:
             "waits for other workers, parsing that has not started); modules not ready by "
             "then are reported in module_errors and the request is answered.",
         )
+        shared_cache_url = Option(
+            default="",
+            doc="A storage URL (s3://, gs:// or file://) of a symcache tier shared by every "
+            "eliot node: a node that misses on its disk asks it before downloading and "
+            "parsing the sym file, and a node that builds a symcache adds it (in the "
+            "background). Empty: no shared tier.",
+        )
+        shared_cache_queue = Option(
+            default="16",
+            parser=int,
+            doc="Most symcaches waiting to be added to the shared tier; more are dropped "
+            "(counted as eliot.shared_tier.publish result:dropped).",
+        )
 
 
 class CacheConfig:

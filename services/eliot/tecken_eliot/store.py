@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import symbolic
 from everett.manager import ConfigManager
@@ -30,6 +31,7 @@ from tecken_eliot.diskcache import CacheEntry, DiskCache
 from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.naming import cache_stem, module_key
 from tecken_eliot.settings import StoreConfig, default_of, read_options
+from tecken_eliot.shared_tier import SharedTier
 from tecken_eliot.status import ModuleResult, ModuleStatus
 from tecken_eliot.symfile import (
     MalformedSymbols,
@@ -58,6 +60,7 @@ class Stats:
     parse: dict[str, float] = field(default_factory=dict)
     parse_fail: dict[str, float] = field(default_factory=dict)
     save: dict[str, float] = field(default_factory=dict)
+    shared_tier: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, key: str, value: float) -> None:
         with self.lock:
@@ -81,6 +84,7 @@ class SymcacheStore:
         touch_interval: float,
         lock_timeout: float,
         fetch_deadline: float = default_of(StoreConfig, "fetch_deadline"),
+        tier: SharedTier | None = None,
     ) -> None:
         self.disk = disk
         self.downloader = downloader
@@ -89,6 +93,8 @@ class SymcacheStore:
         self.lock_timeout = lock_timeout
         #: seconds one request may spend getting its cold modules
         self.fetch_deadline = fetch_deadline
+        #: the symcache tier shared by every node, if configured
+        self.tier = tier
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self._mutex = threading.Lock()
         self._executor = ThreadPoolExecutor(max(1, fetch_threads), thread_name_prefix="fetch")
@@ -107,6 +113,7 @@ class SymcacheStore:
             touch_interval=options["touch_interval"],
             lock_timeout=options["lock_timeout"],
             fetch_deadline=options["fetch_deadline"],
+            tier=SharedTier.from_url(options["shared_cache_url"], options["shared_cache_queue"]),
         )
 
     # -- per-worker LRU ----------------------------------------------------
@@ -252,6 +259,10 @@ class SymcacheStore:
             sym_tmp.unlink()
             raise
         try:
+            if self.tier is not None:
+                found = self._from_tier(stem, normalized, symc_tmp, key, stats)
+                if found is not None:
+                    return found
             start = time.perf_counter()
             download = self.downloader.download(debug_filename, debug_id, sym_tmp, deadline)
             elapsed = time.perf_counter() - start
@@ -280,15 +291,50 @@ class SymcacheStore:
             # Mapped before it is placed: the mapping outlives a rename, an
             # eviction right after it, or the unlinking of a file the cache
             # could not store (then it serves this worker only, path None).
-            symcache = symbolic.SymCache.open(str(symc_tmp))
-            st = symc_tmp.stat()
-            start = time.perf_counter()
-            stored = self.disk.write_entry(stem, symc_tmp, filename, normalized)
-            stats.add("save", key, time.perf_counter() - start)
-            entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
-            self._remember(stem, entry)
-            return ModuleResult(ModuleStatus.FOUND, symcache, filename)
+            if self.tier is not None:
+                self.tier.publish(stem, symc_tmp, filename, normalized)
+            return self._store_built(stem, symc_tmp, filename, normalized, key, stats)
         finally:
             for path in (sym_tmp, symc_tmp):
                 with contextlib.suppress(OSError):
                     os.remove(path)
+
+    def _store_built(
+        self, stem: str, symc_tmp: Path, filename: str, normalized: str, key: str, stats: Stats
+    ) -> ModuleResult:
+        """Map a symcache just built (or fetched from the shared tier) and place it
+        in the disk cache."""
+        # Mapped before it is placed: the mapping outlives a rename, an
+        # eviction right after it, or the unlinking of a file the cache
+        # could not store (then it serves this worker only, path None).
+        symcache = symbolic.SymCache.open(str(symc_tmp))
+        st = symc_tmp.stat()
+        start = time.perf_counter()
+        stored = self.disk.write_entry(stem, symc_tmp, filename, normalized)
+        stats.add("save", key, time.perf_counter() - start)
+        entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
+        self._remember(stem, entry)
+        return ModuleResult(ModuleStatus.FOUND, symcache, filename)
+
+    def _from_tier(
+        self, stem: str, normalized: str, symc_tmp: Path, key: str, stats: Stats
+    ) -> ModuleResult | None:
+        """The shared tier's symcache of the module, verified and placed in the
+        disk cache; None when the tier doesn't have a usable one."""
+        assert self.tier is not None
+        start = time.perf_counter()
+        got = self.tier.fetch(stem, symc_tmp)
+        if got is None:
+            return None
+        filename, stored_id = got
+        try:
+            symcache = symbolic.SymCache.open(str(symc_tmp))
+            if stored_id != normalized or symcache.debug_id != normalized:
+                raise ValueError(f"symcache of {symcache.debug_id}, not {normalized}")
+            if not symcache.is_latest_version:
+                raise ValueError(f"symcache format {symcache.version} is outdated")
+        except (ValueError, symbolic.SymbolicError) as exc:
+            logger.warning("shared tier: unusable symcache for %s: %s", stem, exc)
+            return None
+        stats.add("shared_tier", key, time.perf_counter() - start)
+        return self._store_built(stem, symc_tmp, filename or stem, normalized, key, stats)

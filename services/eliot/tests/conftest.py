@@ -76,6 +76,19 @@ def make_app(symbol_server: SymbolServer, cache_dir: Path, tmp_path: Path):  # t
 
 
 @pytest.fixture
+def make_node(symbol_server: SymbolServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Another eliot node: an app with a disk cache of its own, ``tmp_path/<name>``."""
+
+    def make(name: str, **extra: str) -> webtest.TestApp:
+        cache = tmp_path / name
+        cache.mkdir()
+        env = make_env(symbol_server, cache, **extra)
+        return webtest.TestApp(create_app(build_config_manager(env, str(tmp_path / "none.env"))))
+
+    return make
+
+
+@pytest.fixture
 def app(make_app) -> webtest.TestApp:  # type: ignore[no-untyped-def]
     return make_app()
 
