@@ -293,6 +293,20 @@ class UploadConfig:
             doc="Refuse http:// download URLs and redirects (unless "
             "SYMBOLS_ALLOW_UPLOAD_BY_ANY_DOMAIN is on).",
         )
+        upload_by_download_allow_private_addresses = Option(
+            default="false",
+            parser=parse_bool,
+            doc="Allow upload-by-download hosts that resolve to loopback, private or "
+            "link-local addresses (local development and tests only; in production an "
+            "allowed name pointing inside the network is refused).",
+        )
+        upload_download_deadline = Option(
+            default="600",
+            parser=positive_float,
+            doc="Seconds one upload by download URL may take in all (HEAD requests, "
+            "retries with their back-off, redirects and the download); past it the "
+            "upload is answered 502 so the client retries later. 0 means no deadline.",
+        )
         upload_download_connect_timeout = Option(
             default="5", parser=float, doc="Seconds to connect for upload by download URL."
         )

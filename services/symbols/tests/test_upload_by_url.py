@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tecken_symbols.upload.by_url import download, normalize_url, resolve
+from tecken_symbols.upload.by_url import Fetch, download, normalize_url, resolve
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
 from tecken_symbols.upload.testing import FIXTURES
@@ -70,6 +70,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(500)
             else:
                 self._send(200, SAMPLE)
+        elif path == "/trickle.zip":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            if self.command == "GET":
+                import time
+
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
         elif path == "/error.zip":
             self._send(503)
         elif path == "/missing.zip":
@@ -96,7 +107,11 @@ def server():
 
 def settings(**kw):
     base = dict(
-        allowed_domains=("127.0.0.1",), require_https=False, download_retries=2, download_backoff=0
+        allowed_domains=("127.0.0.1",),
+        require_https=False,
+        allow_private_addresses=True,
+        download_retries=2,
+        download_backoff=0,
     )
     base.update(kw)
     return UploadSettings(**base)
@@ -223,3 +238,132 @@ def test_size_limits(server, tmp_path):
 def test_no_content_length(server, tmp_path):
     resolved, path, size = fetch(f"{server}/nolength.zip", tmp_path)
     assert resolved.size is None and size == len(SAMPLE)
+
+
+# RT-01: one parser, public addresses only, the checked address pinned.
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener counting connections (nothing should reach it)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    yield sock
+    sock.close()
+
+
+def _accepted(sock) -> int:
+    n = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return n
+        conn.close()
+        n += 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1:{port}\\@queue.taskcluster.net/x.zip",
+        "https://127.0.0.1:{port}\\\\@queue.taskcluster.net/x.zip",
+        "https://user@queue.taskcluster.net/x.zip",
+        "https://127.0.0.1:{port}@queue.taskcluster.net/x.zip",
+        "https://queue.taskcluster%2enet/x.zip",
+        "https://queue.taskcluster.net\t/x.zip",
+    ],
+)
+def test_ambiguous_authorities_are_refused_without_a_connection(listener, tmp_path, url):
+    port = listener.getsockname()[1]
+    err = error(url.format(port=port), tmp_path, allowed_domains=("queue.taskcluster.net",))
+    assert err.status == 400 and err.message.startswith("Not an allowed domain")
+    assert _accepted(listener) == 0
+
+
+def test_allowed_name_resolving_to_a_private_address_is_refused(server, tmp_path):
+    # "localhost" is allowed by name but resolves to loopback.
+    port = server.rsplit(":", 1)[1]
+    err = error(
+        f"http://localhost:{port}/sample.zip",
+        tmp_path,
+        allowed_domains=("localhost",),
+        allow_private_addresses=False,
+    )
+    assert err.status == 400
+    assert "resolves to 127.0.0.1" in err.message and "loopback, private" in err.message
+
+
+def test_redirect_hops_get_the_same_check(server, tmp_path):
+    port = server.rsplit(":", 1)[1]
+    s = settings(allowed_domains=("127.0.0.1", "localhost"), allow_private_addresses=False)
+    fetch = Fetch(s)
+    # The first host "resolves" to a public address (pinned to the test
+    # server); the redirect's host resolves to loopback and is refused.
+    fetch.guard.resolver = lambda host, p: ["127.0.0.1"] if host == "localhost" else []
+    fetch.guard.pins.set("127.0.0.1", int(port), "127.0.0.1")
+    with pytest.raises(UploadError) as info:
+        resolve(f"http://127.0.0.1:{port}/away.zip", s, fetch)
+    assert "loopback" in info.value.message and "redirected to from" in info.value.message
+
+
+def test_the_checked_address_is_the_one_connected_to(server, tmp_path):
+    """The host is resolved once; every request (HEAD, redirects, GET) goes to
+    that address, with the name in the Host header."""
+    port = server.rsplit(":", 1)[1]
+    s = settings(allowed_domains=("symbols.example",), allow_private_addresses=True)
+    fetch = Fetch(s)
+    calls = []
+
+    def resolver(host, p):
+        calls.append(host)
+        # A rebinding DNS: the first answer is checked, later ones would differ.
+        return ["127.0.0.1"] if len(calls) == 1 else ["10.9.9.9"]
+
+    fetch.guard.resolver = resolver
+    resolved = resolve(f"http://symbols.example:{port}/hop2.zip", s, fetch)
+    path, size = download(resolved, s, str(tmp_path), fetch)
+    assert size == len(SAMPLE) and open(path, "rb").read() == SAMPLE
+    assert calls == ["symbols.example"]
+
+
+def test_unchecked_hosts_are_never_connected_to():
+    from tecken_symbols.upload.safeurl import UrlGuard
+
+    guard = UrlGuard(("a.example",))
+    session = guard.session("test")
+    with pytest.raises(Exception, match="not checked"):
+        session.get("http://127.0.0.1:1/x", timeout=2)
+
+
+def test_public_address_rule():
+    from tecken_symbols.upload.safeurl import is_public
+
+    for private in (
+        "127.0.0.1",
+        "10.0.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "fc00::1",
+    ):
+        assert not is_public(private), private
+    for public in ("93.184.216.34", "2606:2800:220:1::"):
+        assert is_public(public), public
+
+
+def test_upload_by_url_has_an_overall_deadline(server, tmp_path):
+    # RT-14: bytes keep coming (never 5 s apart) but the whole download may
+    # take only 1 s; answered 502 so the client retries later.
+    err = error(f"{server}/trickle.zip", tmp_path, download_deadline=1.0, download_read_timeout=5)
+    assert err.status == 502 and "longer than the 1 seconds allowed" in err.message
+    assert os.listdir(tmp_path) == []
+

@@ -61,6 +61,7 @@ def svc(make_service):
             "SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false",
             "SYMBOLS_ALLOW_UPLOAD_BY_DOWNLOAD_DOMAINS": "127.0.0.1",
             "SYMBOLS_UPLOAD_BY_DOWNLOAD_REQUIRE_HTTPS": "false",
+            "SYMBOLS_UPLOAD_BY_DOWNLOAD_ALLOW_PRIVATE_ADDRESSES": "true",
         }
     )
 

@@ -42,6 +42,8 @@ class UploadSettings:
     allow_any_domain: bool = _option("allow_upload_by_any_domain")
     allowed_domains: tuple[str, ...] = _option("allow_upload_by_download_domains")
     require_https: bool = _option("upload_by_download_require_https")
+    allow_private_addresses: bool = _option("upload_by_download_allow_private_addresses")
+    download_deadline: float = _option("upload_download_deadline")
     download_connect_timeout: float = _option("upload_download_connect_timeout")
     download_read_timeout: float = _option("upload_download_read_timeout")
     download_retries: int = _option("upload_download_retries")

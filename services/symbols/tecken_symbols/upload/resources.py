@@ -162,10 +162,10 @@ class UploadResource:
 
     def _by_url(self, principal: Principal, url: str, is_try: bool, paths: list[str]) -> dict:
         settings = self.settings
-        session = by_url.make_session()
-        resolved = by_url.resolve(url, settings, session)
+        fetch = by_url.Fetch(settings)
+        resolved = by_url.resolve(url, settings, fetch)
         check_archive_name(resolved.filename)
-        path, size = by_url.download(resolved, settings, settings.temp_root, session)
+        path, size = by_url.download(resolved, settings, settings.temp_root, fetch)
         paths.append(path)
         return self.uploader.process_archive(
             user_id=principal.user_id,
