@@ -20,6 +20,10 @@ from os import PathLike
 #: The header is read from at most this many bytes of a file.
 HEADER_LIMIT = 1024 * 1024
 HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+#: The longest line a ``.sym`` may have, in bytes without the newline: symbols
+#: refuses longer lines at upload, eliot stops reading a file at one. Real
+#: files stay far below it (the longest demangled names are some kB).
+MAX_LINE_LENGTH = 1024 * 1024
 
 
 def is_hex(value: str) -> bool:

@@ -366,4 +366,3 @@ def test_upload_by_url_has_an_overall_deadline(server, tmp_path):
     err = error(f"{server}/trickle.zip", tmp_path, download_deadline=1.0, download_read_timeout=5)
     assert err.status == 502 and "longer than the 1 seconds allowed" in err.message
     assert os.listdir(tmp_path) == []
-

@@ -346,3 +346,62 @@ def test_upload_invalidates_shared_redis_cache(make_service, redis_url, redis_pr
     downloader.app.get(f"/{SYM}", status=404)
     post_zip(uploader, key, fixture("sample.zip"), status=201)
     downloader.app.get(f"/{SYM}", status=302)
+
+
+def _patched_zip(tmp_path, name, data, *, method=None, flags=None, cd_offset=0):
+    """A one-member zip with its header fields patched (deflate64, encrypted,
+    a central directory offset pointing elsewhere)."""
+    import struct
+    import zipfile
+
+    path = tmp_path / "patched.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    local = raw.find(b"PK\x03\x04")
+    central = raw.find(b"PK\x01\x02")
+    if method is not None:
+        struct.pack_into("<H", raw, local + 8, method)
+        struct.pack_into("<H", raw, central + 10, method)
+    if flags is not None:
+        struct.pack_into("<H", raw, local + 6, flags)
+        struct.pack_into("<H", raw, central + 8, flags)
+    if cd_offset:
+        eocd = raw.rfind(b"PK\x05\x06")
+        (offset,) = struct.unpack_from("<I", raw, eocd + 16)
+        struct.pack_into("<I", raw, central + 42, 1000)  # the local header offset
+        struct.pack_into("<I", raw, eocd + 16, offset)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "name,kw,message",
+    [
+        (sym_key(), {"method": 9}, "compression method 9"),
+        ("a.dll/AB/a.dll", {"method": 9}, "compression method 9"),
+        (sym_key(), {"flags": 1}, "encrypted"),
+        ("a.dll/AB/a.dll", {"flags": 1}, "encrypted"),
+        ("a.dll/AB/a.dll", {"cd_offset": 1000}, "the archive is damaged"),
+        ("./AB/x.dll", {}, "'.' is not allowed"),
+        (".tecken-meta/AB/x.dll", {}, "'.tecken-meta' is not allowed"),
+        ("a.dll/AB/.", {}, "'.' is not allowed"),
+    ],
+)
+def test_bad_archive_members_are_400_not_5xx(svc, token, tmp_path, name, kw, message):
+    """RT-11: archives that can never be stored are 400 naming the member, not
+    500 or a 503 inviting a retry."""
+    data = _patched_zip(tmp_path, name, sym_text(), **kw)
+    resp = post_zip(svc, token, data, name="bad.zip", status=400)
+    assert message in resp.json["error"] and "retry" not in resp.json["error"]
+
+
+def test_corrupt_member_data_is_400(svc, token, tmp_path):
+    import zipfile
+
+    path = tmp_path / "crc.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.dll/AB/a.dll", b"x" * 1000)
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"x" * 10) + 5] = ord("y")  # the CRC no longer matches
+    resp = post_zip(svc, token, bytes(raw), name="crc.zip", status=400)
+    assert "damaged" in resp.json["error"] and "a.dll/AB/a.dll" in resp.json["error"]

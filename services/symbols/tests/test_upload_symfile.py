@@ -106,8 +106,17 @@ def test_validate_sample_zip_rejected_by_default():
         validate(FIXTURES / "sample.zip")
     assert info.value.message == (
         "Invalid symbol file 'xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym': the MODULE line's debug "
-        "id BBACA09FD1C13F6C84254BFD8732AF400 does not match the path's A7D6F1BB18CD4CB48"
+        "id BBACA09FD1C13F6C84254BFD8732AF400 does not match the path's A7D6F1BB18CD4CB48 "
+        "(nor does an INFO CODE_ID line name the path's code file and id)"
     )
+    assert info.value.details == {
+        "refused": [
+            {
+                "file": "xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym",
+                "reason": info.value.message.split("': ", 1)[1],
+            }
+        ]
+    }
 
 
 def test_validate_duplicated_same_size_rejected_by_default():
@@ -144,3 +153,39 @@ def test_corrupt_member(tmp_path):
         validate(tmp_path / "c.zip")
     assert isinstance(info.value, UploadError)
     assert "cannot be read" in info.value.message
+
+
+def test_sym_stored_under_its_code_file_and_code_id_is_accepted(tmp_path):
+    """Issue 16 defect 5: Tecken stores some Windows modules under
+    <code_file>/<code_id>/ (the fixture ShowSSEConfig.exe/6A4B9A365000/)."""
+    src = FIXTURES / "symbols" / "ShowSSEConfig.exe" / "6A4B9A365000"
+    members = {f"ShowSSEConfig.exe/6A4B9A365000/{p.name}": p.read_bytes() for p in src.iterdir()}
+    make_zip(members, tmp_path / "code.zip")
+    assert "ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym" in validate(tmp_path / "code.zip")
+    # A code id that does not match is still refused, naming the file and why.
+    bad = {
+        "ShowSSEConfig.exe/6A4B9A365001/ShowSSEConfig.sym": members[
+            "ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym"
+        ],
+        "other.pdb/AB/other.sym": b"MODULE windows x86 CD other.pdb\n",
+    }
+    make_zip(bad, tmp_path / "bad.zip")
+    with pytest.raises(UploadError) as info:
+        validate(tmp_path / "bad.zip")
+    refused = info.value.details["refused"]
+    assert [r["file"] for r in refused] == list(bad)
+    assert "6A4B9A365001" in refused[0]["reason"] and "INFO CODE_ID" in refused[0]["reason"]
+    assert "and 1 more refused files" in info.value.message
+
+
+def test_over_long_lines_are_refused():
+    from tecken_shared.breakpad import MAX_LINE_LENGTH
+
+    ok = sym_text() + b"FILE 0 " + b"a" * (MAX_LINE_LENGTH - 7) + b"\n"
+    assert check(ok) is None
+    for bad in (
+        sym_text() + b"FILE 0 " + b"a" * MAX_LINE_LENGTH + b"\n",
+        sym_text() + b"FILE 0 " + b"a" * (3 * MAX_LINE_LENGTH),  # no newline at all
+    ):
+        problem = check(bad)
+        assert problem is not None and f"longer than {MAX_LINE_LENGTH} bytes" in problem

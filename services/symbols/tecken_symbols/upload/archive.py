@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -27,6 +28,53 @@ CHUNK = 1024 * 1024
 # S3's "characters to avoid" and no slash (spec 1.1).
 KEYCHARS = r"[^\x00-\x1f\x80-\U0010ffff\\^`><{}\[\]#%\"'|/]+"
 KEY_RE = re.compile(rf"({KEYCHARS})/([0-9A-Fa-f]+)/({KEYCHARS})")
+# Key components no storage can hold (the filesystem backend's metadata
+# directory included): refused at the door with a 400, not a 503 later.
+RESERVED_PARTS = frozenset({".", "..", ".tecken-meta"})
+# What reading a damaged or unsupported member raises (deflate64 is
+# NotImplementedError, an encrypted member RuntimeError, a bad offset OSError).
+UNREADABLE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+)
+SUPPORTED_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+
+
+def key_problem(parts: tuple[str, ...] | list[str]) -> str | None:
+    """Why a ``<debug_file>/<debug_id>/<file>`` key can't be stored (None if it can)."""
+    for part in parts:
+        if part in RESERVED_PARTS:
+            return f"'{part}' is not allowed as a path component"
+        if len(part) > MAX_KEY_PART:
+            return f"a path component is longer than {MAX_KEY_PART} characters"
+    return None
+
+
+def member_problem(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    """Why the member can't be read (encrypted, an unsupported compression,
+    a damaged local header); None when it opens."""
+    if info.flag_bits & 0x1:
+        return "it is encrypted; upload an archive without a password"
+    if info.compress_type not in SUPPORTED_METHODS:
+        return (
+            f"it uses compression method {info.compress_type}, which is not supported "
+            "(use deflate or store)"
+        )
+    try:
+        with zf.open(info):
+            pass
+    except UNREADABLE as exc:
+        return f"it cannot be read ({exc}); the archive is damaged"
+    return None
+
+
 # Longest key part a filesystem stores (NAME_MAX); three such parts stay well
 # under S3's 1024-byte keys.
 MAX_KEY_PART = 255
@@ -126,11 +174,15 @@ def read_archive(path: str, size: int, settings: UploadSettings) -> Archive:
     2-5 plus our fixes). Raises UploadError; never extracts anything."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
+            return _read_members(zf, path, size, settings)
     except zipfile.BadZipFile as exc:
         raise UploadError(str(exc) or "File is not a zip file") from exc
-    except (OSError, ValueError, NotImplementedError) as exc:
+    except UNREADABLE as exc:
         raise UploadError(f"File is not a zip file ({exc})") from exc
+
+
+def _read_members(zf: zipfile.ZipFile, path: str, size: int, settings: UploadSettings) -> Archive:
+    infos = zf.infolist()
 
     # Duplicates: allowed with equal sizes; the last one wins.
     by_name: dict[str, zipfile.ZipInfo] = {}
@@ -184,6 +236,10 @@ def read_archive(path: str, size: int, settings: UploadSettings) -> Archive:
                 f"Archive member '{name}' has a path too long to store (at most "
                 f"{MAX_KEY_PART} characters per part)"
             )
+        if problem := key_problem(match.groups()):
+            raise UploadError(f"Archive member '{name}' cannot be stored: {problem}")
+        if problem := member_problem(zf, info):
+            raise UploadError(f"Archive member '{name}' cannot be used: {problem}")
         key = f"{debug_file}/{debug_id.upper()}/{filename}"
         members.append(Member(name=name, key=key, size=info.file_size, info=info))
     return Archive(path=path, size=size, members=members)

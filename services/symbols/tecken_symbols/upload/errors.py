@@ -7,6 +7,8 @@ resource answers it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 
@@ -14,12 +16,15 @@ class UploadError(Exception):
     """A refusal with an HTTP status and a message a person can act on.
     Answered as ``{"error": message}``."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(
+        self, message: str, status: int = 400, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.details = details or {}
 
 
 def answer_error(resp: falcon.Response, exc: UploadError) -> None:
     resp.status = falcon.code_to_http_status(exc.status)
-    resp.media = {"error": exc.message}
+    resp.media = {"error": exc.message, **exc.details}

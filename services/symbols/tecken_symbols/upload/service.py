@@ -87,7 +87,13 @@ class Uploader:
                 logger.error("cannot record file %s of upload %s: %s", result.key, upload_id, exc)
 
         error = None
-        if errors:
+        bad = [r for r in errors if r.bad_input]
+        if bad:
+            error = (
+                f"The archive is damaged: {bad[0].error}. {len(archive.to_store) - len(errors)} "
+                "files were stored and recorded; rebuild the archive and upload it again."
+            )
+        elif errors:
             first = errors[0]
             error = (
                 f"Storing {len(errors)} of {len(archive.to_store)} files failed; first: "
@@ -104,7 +110,7 @@ class Uploader:
             raise UploadError(f"The database is not available ({exc}); retry later", 503) from exc
         if error:
             logger.warning("upload %s failed: %s", upload_id, error)
-            raise UploadError(error, 503)
+            raise UploadError(error, 400 if bad else 503)
         metrics.incr(
             "upload_uploads",
             tags=[f"try:{str(try_symbols).lower()}", f"bucket:{storer.target.bucket_name}"],

@@ -31,7 +31,7 @@ import markus
 
 from tecken_shared.breakpad import HEADER_LIMIT, SymHeader, parse_header
 from tecken_shared.storage import ObjectInfo, Storage, StorageError
-from tecken_symbols.upload.archive import Archive, Member
+from tecken_symbols.upload.archive import UNREADABLE, Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
 from tecken_symbols.upload.symfile import SymChecker
@@ -70,6 +70,7 @@ class FileResult:
     md5: str | None = None
     header: SymHeader = field(default_factory=SymHeader)
     error: str | None = None
+    bad_input: bool = False  # the error is the archive's: retrying can't help
     completed_at: float = 0.0
 
 
@@ -104,6 +105,34 @@ def md5_of(stream: IO[bytes]) -> tuple[str, int]:
     return h.digest.hexdigest(), h.size
 
 
+class MemberReadError(Exception):
+    """An archive member could not be read (damaged, unsupported): the
+    uploader's archive is at fault, a retry of the same archive can't help."""
+
+
+class _MemberStream:
+    """A member's stream whose read failures are :class:`MemberReadError`."""
+
+    def __init__(self, name: str, stream: IO[bytes]) -> None:
+        self.name = name
+        self.stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.stream.read(n)
+        except UNREADABLE as exc:
+            raise MemberReadError(f"'{self.name}' cannot be read from the archive ({exc})") from exc
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> _MemberStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class MemberSource:
     """Opens members of one zip; one ZipFile handle per thread."""
 
@@ -121,7 +150,13 @@ class MemberSource:
             with self._lock:
                 self._handles.append(zf)
         assert member.info is not None
-        return zf.open(member.info)
+        try:
+            stream = zf.open(member.info)
+        except UNREADABLE as exc:
+            raise MemberReadError(
+                f"'{member.name}' cannot be read from the archive ({exc})"
+            ) from exc
+        return _MemberStream(member.name, stream)  # type: ignore[return-value]
 
     def close(self) -> None:
         with self._lock:
@@ -393,6 +428,10 @@ def store_archive(
                     member = by_future.pop(fut)
                     try:
                         result = fut.result()
+                    except MemberReadError as exc:
+                        failed = failed or str(exc)
+                        metrics.incr("upload_file_upload_error")
+                        result = FileResult(key=member.key, error=str(exc), bad_input=True)
                     except (StorageError, OSError, zipfile.BadZipFile, zlib.error) as exc:
                         failed = failed or str(exc)
                         metrics.incr("upload_file_upload_error")

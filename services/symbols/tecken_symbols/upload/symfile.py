@@ -13,12 +13,25 @@ from __future__ import annotations
 
 import hashlib
 
-from tecken_shared.breakpad import HEADER_LIMIT, HEX_RE
+from tecken_shared.breakpad import HEADER_LIMIT, HEX_RE, MAX_LINE_LENGTH, parse_header
+
+
+def _header_complete(head: bytes) -> bool:
+    """Whether ``head`` holds a whole line after the MODULE/INFO header lines."""
+    for line in head.split(b"\n")[:-1]:
+        if not (line.startswith(b"MODULE ") or line.startswith(b"INFO ")):
+            return True
+    return False
 
 
 class SymChecker:
     """Feed the bytes of one .sym in order with :meth:`feed`, then :meth:`finish`.
-    ``problem`` is None for a good file, else the reason, ready for a 400."""
+    ``problem`` is None for a good file, else the reason, ready for a 400.
+
+    The path must name the module: its debug filename and debug id (the
+    MODULE line), or its code file and code id (the ``INFO CODE_ID`` line), as
+    Tecken's own symbol directories store some Windows modules. No line may be
+    longer than :data:`tecken_shared.breakpad.MAX_LINE_LENGTH`."""
 
     def __init__(self, debug_filename: str, debug_id: str) -> None:
         self.expected_file = debug_filename
@@ -30,13 +43,14 @@ class SymChecker:
         self.lines_before = 1  # line number of the first byte of the current chunk
         self.stack_line: int | None = None
         self.size = 0
+        self.line_length = 0  # bytes of the current line so far
 
     def feed(self, chunk: bytes) -> None:
         if self.problem is not None or not chunk:
             return
         if not self.head_checked:
             self.head += chunk[: HEADER_LIMIT - len(self.head)]
-            if b"\n" in self.head or len(self.head) >= HEADER_LIMIT:
+            if len(self.head) >= HEADER_LIMIT or _header_complete(self.head):
                 self._check_first_line()
         if self.problem is None:
             self._scan(chunk)
@@ -73,6 +87,10 @@ class SymChecker:
             )
             return
         module_id, module_file = parts[3].upper(), parts[4]
+        if (module_id, module_file) != (self.expected_id, self.expected_file):
+            header = parse_header(self.head)
+            if (header.code_id, header.code_file) == (self.expected_id, self.expected_file):
+                return  # stored under its code file and code id
         if module_id != self.expected_id:
             self.problem = (
                 f"the MODULE line's debug id {module_id} does not match the path's "
@@ -83,8 +101,28 @@ class SymChecker:
                 f"the MODULE line's debug filename {module_file!r} does not match the "
                 f"path's {self.expected_file!r}"
             )
+        if self.problem is not None:
+            self.problem += " (nor does an INFO CODE_ID line name the path's code file and id)"
+
+    def _check_lines(self, chunk: bytes) -> None:
+        first = chunk.find(b"\n")
+        if first < 0:
+            longest = self.line_length + len(chunk)
+            self.line_length = longest
+        else:
+            last = chunk.rfind(b"\n")
+            longest = max(self.line_length + first, max(map(len, chunk[first:last].split(b"\n"))))
+            self.line_length = len(chunk) - last - 1
+        if longest > MAX_LINE_LENGTH:
+            self.problem = (
+                f"a line is longer than {MAX_LINE_LENGTH} bytes (the longest line a symbol "
+                "file may have)"
+            )
 
     def _scan(self, chunk: bytes) -> None:
+        self._check_lines(chunk)
+        if self.problem is not None:
+            return
         if b"\x00" in chunk:
             offset = self.size + chunk.index(b"\x00")
             self.problem = f"not a text file (NUL byte at offset {offset})"

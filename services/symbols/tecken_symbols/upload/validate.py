@@ -7,16 +7,14 @@ anything is stored, so a refused archive writes nothing."""
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import markus
 
-from tecken_symbols.upload.archive import Archive, Member
+from tecken_symbols.upload.archive import UNREADABLE, Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.store import MemberSource
+from tecken_symbols.upload.store import MemberReadError, MemberSource
 from tecken_symbols.upload.symfile import SymChecker, md5_and_check
 
 metrics = markus.get_metrics("tecken")
@@ -28,14 +26,15 @@ def check_member(source: MemberSource, member: Member) -> tuple[str, str | None]
     try:
         with source.open(member) as stream:
             md5, _ = md5_and_check(stream, member.size, checker)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except (MemberReadError, *UNREADABLE) as exc:
         return "", f"cannot be read from the archive ({exc})"
     return md5, checker.finish()
 
 
 def validate_archive(archive: Archive, settings: UploadSettings) -> dict[str, str]:
     """Check the ``.sym`` members; returns {key: md5} of the checked members.
-    Raises UploadError (400) naming the first bad member in archive order."""
+    Raises UploadError (400) naming every refused member and why (in archive
+    order; the answer's ``refused`` lists them as ``{"file", "reason"}``)."""
     members = [m for m in archive.to_store if m.key.lower().endswith(".sym")]
     if not members:
         return {}
@@ -48,9 +47,20 @@ def validate_archive(archive: Archive, settings: UploadSettings) -> dict[str, st
     finally:
         source.close()
     md5s = {}
+    refused = []
     for member, (md5, problem) in zip(members, results, strict=True):
         if problem is not None:
             metrics.incr("upload_validation_error")
-            raise UploadError(f"Invalid symbol file '{member.name}': {problem}")
+            refused.append({"file": member.name, "reason": problem})
         md5s[member.key] = md5
+    if refused:
+        first = refused[0]
+        message = f"Invalid symbol file '{first['file']}': {first['reason']}"
+        if len(refused) > 1:
+            message += f" (and {len(refused) - 1} more refused files, see 'refused')"
+        raise UploadError(message, details={"refused": refused[:MAX_LISTED]})
     return md5s
+
+
+#: Most refused files listed in one answer.
+MAX_LISTED = 100
