@@ -166,3 +166,58 @@ def test_auth_info(world):
     assert info["email"] == "bob@example.com" and info["try_symbols"] is True
     assert info["upload_api_version"] == 1 and isinstance(info["token_expires_at"], int)
     assert svc.app.post("/upload/auth_info/", headers={"Auth-Token": auditor}, status=403)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/uploads/?page=1&page=2",
+        "/api/uploads/?user=a&user=b",
+        "/api/uploads/files/?key=a&key=b",
+        "/api/uploads/?size=" + "1" * 400,
+        "/api/uploads/files/?size=" + "1" * 400,
+        "/api/uploads/?size=1" + "0" * 25 + "gb",
+        "/api/uploads/?created_at=0001-01-01T00:00:00%2B14:00",
+        "/api/uploads/?completed_at=9999-12-31T23:00:00-05:00",
+        "/api/uploads/files/?created_at=0001-01-01T00:00:00%2B14:00",
+        "/api/uploads/?created_at=%3E9999-12-31",
+    ],
+)
+def test_upload_history_api_bad_filters_are_client_errors(make_service, path):
+    """RT-10: each of these was a 500."""
+    svc = make_service()
+    token = make_token(svc.ctx, ["view_all_uploads"])
+    resp = svc.app.get(path, headers={"Auth-Token": token}, status="*")
+    assert resp.status_int in (200, 400), (path, resp.status_int, resp.text)
+    if resp.status_int == 400:
+        assert resp.json["error"]
+
+
+def test_upload_with_chunked_multipart_body_is_stored(make_service):
+    """RT-10/RT-24: a chunked multipart upload (no Content-Length) is read."""
+    import io
+
+    import webtest
+
+    svc = make_service()
+    token = make_token(svc.ctx, ["upload_symbols"])
+    data = make_zip({sym_key(): sym_text()})
+    boundary = "tecken-chunked-test"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="s.zip"; filename="s.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = webtest.TestRequest.blank("/upload/", method="POST")
+    req.environ["CONTENT_TYPE"] = f"multipart/form-data; boundary={boundary}"
+    req.environ["CONTENT_LENGTH"] = "0"
+    req.environ["wsgi.input"] = io.BytesIO(body)
+    del req.environ["CONTENT_LENGTH"]
+    req.environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    req.environ["HTTP_AUTH_TOKEN"] = token
+    resp = svc.app.do_request(req, status="*")
+    assert resp.status_int == 201, resp.text
+    assert resp.json["upload"]["filename"] == "s.zip"

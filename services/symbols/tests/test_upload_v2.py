@@ -105,11 +105,17 @@ def test_v2_errors(svc):
         {"type": "error", "msg": "invalid key"},
         {"type": "error", "msg": "invalid MD5 hex digest"},
     ]
-    # Sizes that each fit a BIGINT but not their sum: the total is capped.
-    huge = [{"key": f"a/AB/{i}.sym", "size": 2**62, "md5_hash": "0" * 32} for i in range(2)]
-    resp = svc.app.post_json("/upload/v2/", {"files": huge}, headers=h, status=201)
+    # RT-12: sizes above SYMBOLS_UPLOAD_MAX_SIZE are refused per file (they
+    # could never be PUT), so sums over uploads can't overflow.
+    huge = [{"key": f"a/AB/{i}.sym", "size": 2**63 - 1, "md5_hash": "0" * 32} for i in range(2)]
+    for _ in range(2):
+        resp = svc.app.post_json("/upload/v2/", {"files": huge}, headers=h, status=201)
+        assert [f["action"]["type"] for f in resp.json["files"]] == ["error", "error"]
+        assert "larger than the limit" in resp.json["files"][0]["action"]["msg"]
     row = svc.ctx.db.fetchone("SELECT size FROM uploads WHERE id = ?", (resp.json["id"],))
-    assert row["size"] == 2**63 - 1
+    assert row["size"] == 0
+    stats = svc.app.get("/api/stats/", headers=h, status=200).json
+    assert stats["stats"]["uploads"]["today"]["count"] >= 2
     # An upload id beyond a BIGINT matches no route.
     svc.app.put(f"/upload/v2/files/{'9' * 30}/a/AB/b.sym", b"x", headers=h, status=404)
 
@@ -143,3 +149,94 @@ def test_v2_put_validates_sym(svc):
     path = body["files"][0]["action"]["url"].replace("http://symbols.test", "")
     resp = svc.app.put(path, gzip.compress(data), headers={"Auth-Token": token}, status=400)
     assert "STACK" in resp.json["error"]
+
+
+def test_v2_put_gzip_bomb_is_bounded(svc):
+    """RT-05: a small gzip body inflating far past the declared size is refused
+    as soon as the declared size is passed, inflating a chunk at a time."""
+    import resource
+    import zlib
+
+    h = {"Auth-Token": make_token(svc.ctx, ["upload_symbols"])}
+    key = f"bomb.pdb/{DEBUG_ID}/bomb.sym"
+    declared = {"key": key, "md5_hash": "0" * 32, "size": 10 * 1024 * 1024}
+    resp = svc.app.post_json("/upload/v2/", {"files": [declared]}, headers=h, status=201)
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = comp.compress(f"MODULE windows x86_64 {DEBUG_ID} bomb.pdb\n".encode())
+    body += b"".join(comp.compress(b"\n" * (1 << 20)) for _ in range(300)) + comp.flush()
+    assert len(body) < 1024 * 1024
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    answer = svc.app.put(
+        resp.json["files"][0]["action"]["url"].replace("http://symbols.test", ""),
+        body,
+        headers=h,
+        status=400,
+    )
+    assert "more bytes than the declared size" in answer.json["error"]
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 100 * 1024  # 300 MB inflated would show as far more
+
+
+def test_v2_deeply_nested_json_is_400(svc):
+    h = {"Auth-Token": make_token(svc.ctx, ["upload_symbols"])}
+    body = '{"a":' * 100000 + "1" + "}" * 100000
+    resp = svc.app.post(
+        "/upload/v2/", body, headers={**h, "Content-Type": "application/json"}, status=400
+    )
+    assert resp.json["error"].startswith("malformed JSON request body")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"../{DEBUG_ID}/x.sym",
+        f"./{DEBUG_ID}/x.sym",
+        f".tecken-meta/{DEBUG_ID}/x.sym",
+        f"a/{DEBUG_ID}/..",
+        f"a/{DEBUG_ID}/.",
+    ],
+)
+def test_upload_v2_unstorable_keys_are_refused_not_503(svc, key):
+    h = {"Auth-Token": make_token(svc.ctx, ["upload_symbols"])}
+    item = {"key": key, "md5_hash": "d41d8cd98f00b204e9800998ecf8427e", "size": 0}
+    resp = svc.app.post_json("/upload/v2/", {"files": [item]}, headers=h, status=201)
+    action = resp.json["files"][0]["action"]
+    assert action["type"] == "error" and "invalid key" in action["msg"]
+
+
+def test_try_only_token_cannot_complete_a_regular_v2_upload(svc):
+    from tecken_symbols.upload.testing import make_token as mk
+
+    regular = mk(svc.ctx, ["upload_symbols"], email="both@example.com")
+    user_id = svc.ctx.db.fetchval("SELECT id FROM users WHERE email = ?", ("both@example.com",))
+    assert user_id is not None
+    try_only = mk(svc.ctx, ["upload_try_symbols"], email="both@example.com")
+    data = sym_text()
+    resp = svc.app.post_json(
+        "/upload/v2/", {"files": [declare(data, sym_key())]}, headers={"Auth-Token": regular}
+    )
+    assert resp.json["try_symbols"] is False
+    url = resp.json["files"][0]["action"]["url"].replace("http://symbols.test", "")
+    put = svc.app.put(url, gzip.compress(data), headers={"Auth-Token": try_only}, status=403)
+    assert "may only upload try symbols" in put.json["error"]
+
+
+def test_v2_reads_chunked_bodies(svc):
+    """RT-24: a chunked body (no Content-Length) is read, not taken as empty."""
+    import io
+    import json
+
+    h = {"Auth-Token": make_token(svc.ctx, ["upload_symbols"])}
+    body = json.dumps({"files": [declare(sym_text(), sym_key())]}).encode()
+    env = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/upload/v2/",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "HTTP_AUTH_TOKEN": h["Auth-Token"],
+        "wsgi.input": io.BytesIO(body),
+    }
+    import webtest
+
+    resp = svc.app.do_request(webtest.TestRequest.blank("/upload/v2/", env), status="*")
+    assert resp.status_int == 201, resp.text

@@ -28,6 +28,7 @@ from tecken_symbols.upload.filters import (
     BIGINT_MAX,
     date_conditions,
     page_number,
+    single_params,
     size_conditions,
     text_conditions,
 )
@@ -108,7 +109,7 @@ class UploadsResource(ApiResource):
         if not can_view_all:
             conds.append("u.user_id = ?")
             args.append(principal.user_id)
-        q = req.params
+        q = single_params(req)
         if q.get("user"):
             c, a = text_conditions("us.email", q["user"])
             conds += c
@@ -225,7 +226,7 @@ class FilesResource(ApiResource):
     def get(self, req: falcon.Request, principal: Principal, **params: Any) -> dict[str, Any]:
         if not principal.has_perm(VIEW_ALL_UPLOADS):
             raise UploadError("Forbidden", 403)
-        q = req.params
+        q = single_params(req)
         conds: list[str] = []
         args: list[Any] = []
         for term in (q.get("key") or "").split(","):
@@ -312,7 +313,7 @@ class StatsResource(ApiResource):
             }
             stats: dict[str, Any] = {"all_uploads": all_uploads}
             for name, (start, end) in ranges.items():
-                sql = "SELECT COUNT(*) AS count, SUM(size) AS total_size FROM uploads WHERE created_at >= ? AND created_at < ?"
+                sql = "SELECT COUNT(*) AS count, SUM(CAST(size AS DOUBLE PRECISION)) AS total_size FROM uploads WHERE created_at >= ? AND created_at < ?"
                 args: list[Any] = [start, end]
                 if not all_uploads:
                     sql += " AND user_id = ?"

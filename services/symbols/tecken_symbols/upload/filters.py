@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from tecken_symbols.upload.errors import UploadError
@@ -51,7 +52,10 @@ def size_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
         match = SIZE_RE.fullmatch(rest)
         if not match or match.group(2) not in MULTIPLIERS:
             raise UploadError(f"Invalid size filter {term!r} (e.g. >10mb,<2gb)")
-        size = int(float(match.group(1)) * MULTIPLIERS[match.group(2)])
+        number = match.group(1)
+        if len(number) > 30:
+            raise UploadError(f"Invalid size filter {term!r} (larger than {BIGINT_MAX} bytes)")
+        size = int(Decimal(number) * MULTIPLIERS[match.group(2)])
         if size > BIGINT_MAX:
             raise UploadError(f"Invalid size filter {term!r} (larger than {BIGINT_MAX} bytes)")
         conds.append(f"{column} {op} ?")
@@ -69,7 +73,12 @@ def _day(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise UploadError(f"Invalid date {value!r} (use YYYY-MM-DD, today or yesterday)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        # What the database stores and compares: UTC, years 1 to 9999.
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise UploadError(f"Invalid date {value!r} (out of range in UTC)") from exc
 
 
 def date_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
@@ -115,6 +124,16 @@ def text_conditions(column: str, value: str) -> tuple[list[str], list[Any]]:
     else:
         cond, param = f"LOWER({column}) LIKE ?", f"%{value.lower()}%"
     return ([f"NOT ({cond})"] if negate else [cond]), [param]
+
+
+def single_params(req: Any) -> dict[str, str]:
+    """The query parameters, each given at most once (400 otherwise)."""
+    params = {}
+    for name, value in req.params.items():
+        if isinstance(value, list):
+            raise UploadError(f"The query parameter {name!r} is given more than once")
+        params[name] = value
+    return params
 
 
 def page_number(value: str | None) -> int:

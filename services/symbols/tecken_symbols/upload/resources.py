@@ -13,6 +13,7 @@ import markus
 
 from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_SYMBOLS, UPLOAD_TRY_SYMBOLS
 from tecken_symbols.auth import Principal, authenticate, drain_body
+from tecken_symbols.bodies import body_stream, spool_chunked
 from tecken_symbols.context import AppContext
 from tecken_symbols.upload import by_url, records
 from tecken_symbols.upload.archive import check_archive_name, spool_stream
@@ -93,9 +94,14 @@ class UploadResource:
         fields: dict[str, str] = {}
         archive: tuple[str, str, int] | None = None  # (filename, path, size)
         if ctype.startswith("multipart/form-data"):
+            # Falcon's multipart parser needs a length: a chunked body is
+            # spooled (bounded) first (RT-10, RT-24).
+            spooled = spool_chunked(req, settings.max_size + FORM_LIMIT, settings.temp_root)
+            if spooled is not None:
+                paths.append(spooled)
             archive = self._read_multipart(req, fields, paths)
         elif ctype.startswith("application/x-www-form-urlencoded"):
-            body = req.bounded_stream.read(FORM_LIMIT + 1)
+            body = body_stream(req).read(FORM_LIMIT + 1)
             if len(body) > FORM_LIMIT:
                 raise UploadError("Form too large")
             from urllib.parse import parse_qs

@@ -305,18 +305,33 @@ class FileStorer:
                 if stored > settings.max_size:
                     raise UploadError("File too large", 413)
                 spool.write(chunk)
-                try:
-                    data = decomp.decompress(chunk) if decomp else chunk
-                except zlib.error as exc:
-                    raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
-                digest.update(data)
-                size += len(data)
-                if size > declared_size:
-                    raise UploadError(f"{key}: more bytes than the declared size {declared_size}")
-                if len(head) < HEADER_LIMIT:
-                    head += data[: HEADER_LIMIT - len(head)]
-                if checker is not None:
-                    checker.feed(data)
+                pending = chunk
+                while pending:
+                    if decomp is None:
+                        data, pending = pending, b""
+                    else:
+                        # Inflate at most CHUNK bytes at a time (RT-05): a gzip
+                        # bomb is stopped at the declared size, memory stays
+                        # bounded by a chunk.
+                        try:
+                            data = decomp.decompress(pending, CHUNK)
+                        except zlib.error as exc:
+                            raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
+                        pending = decomp.unconsumed_tail
+                        if decomp.eof:
+                            pending = b""
+                    digest.update(data)
+                    size += len(data)
+                    if size > declared_size:
+                        raise UploadError(
+                            f"{key}: more bytes than the declared size {declared_size}"
+                        )
+                    if len(head) < HEADER_LIMIT:
+                        head += data[: HEADER_LIMIT - len(head)]
+                    if checker is not None:
+                        checker.feed(data)
+                    if not data and pending:
+                        break  # no progress (cannot happen with max_length > 0)
             if decomp is not None and not decomp.eof:
                 raise UploadError(f"{key}: the gzip body is truncated")
             if size != declared_size or digest.hexdigest() != declared_md5:

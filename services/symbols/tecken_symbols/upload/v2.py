@@ -29,10 +29,11 @@ import markus
 from tecken_shared.storage import StorageError
 from tecken_symbols.accounts import UPLOAD_PERMISSIONS, UPLOAD_SYMBOLS
 from tecken_symbols.auth import Principal, authenticate, drain_body
+from tecken_symbols.bodies import body_stream
 from tecken_symbols.context import AppContext
 from tecken_symbols.db import DatabaseError
 from tecken_symbols.upload import records
-from tecken_symbols.upload.archive import KEY_RE
+from tecken_symbols.upload.archive import KEY_RE, key_problem
 from tecken_symbols.upload.errors import UploadError, answer_error
 from tecken_symbols.upload.filters import BIGINT_MAX
 from tecken_symbols.upload.store import FileResult, FileStorer, extension
@@ -43,6 +44,7 @@ metrics = markus.get_metrics("tecken")
 PROTOCOL = "tecken-put"
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 MALFORMED = "malformed JSON request body"
+MAX_BODY = 16 * 1024 * 1024
 
 
 def parse_request(body: Any) -> list[dict[str, Any]]:
@@ -72,13 +74,15 @@ class UploadV2Resource:
         with metrics.timer("upload_v2"):
             principal = authenticate(req, resp, self.ctx.db, any_of=UPLOAD_PERMISSIONS, drain=True)
             try:
-                raw = req.bounded_stream.read(16 * 1024 * 1024 + 1)
-                if len(raw) > 16 * 1024 * 1024:
+                raw = body_stream(req).read(MAX_BODY + 1)
+                if len(raw) > MAX_BODY:
                     raise UploadError("request body too large", 413)
                 try:
                     body = json.loads(raw or b"null")
                 except ValueError as exc:
                     raise UploadError(MALFORMED) from exc
+                except RecursionError as exc:
+                    raise UploadError(f"{MALFORMED} (nested too deeply)") from exc
                 files = parse_request(body)
                 if len(files) > self.settings.v2_max_files:
                     raise UploadError("too many files")
@@ -100,6 +104,16 @@ class UploadV2Resource:
         if not MD5_RE.fullmatch(item["md5_hash"]):
             metrics.incr("upload_file_upload_error")
             return {"type": "error", "msg": "invalid MD5 hex digest"}
+        if problem := key_problem(match.groups()):
+            metrics.incr("upload_file_upload_error")
+            return {"type": "error", "msg": f"invalid key: {problem}"}
+        if item["size"] > self.settings.max_size:
+            metrics.incr("upload_file_upload_error")
+            return {
+                "type": "error",
+                "msg": f"size {item['size']} is larger than the limit {self.settings.max_size} "
+                "(SYMBOLS_UPLOAD_MAX_SIZE)",
+            }
         found, _ = storer.existing(normalize_key(key))
         for info in found:
             if info.metadata.get("original_size") == str(item["size"]) and (
@@ -127,7 +141,9 @@ class UploadV2Resource:
                 user_id=principal.user_id,
                 filename="",
                 bucket_name=storer.target.bucket_name,
-                size=min(BIGINT_MAX, sum(f["size"] for f in files)),
+                # Each declared size is at most max_size (else refused), so the
+                # sum of an upload and SUM() over uploads stay far from overflow.
+                size=sum(f["size"] for f in files if f["size"] <= self.settings.max_size),
                 try_symbols=try_symbols,
                 upload_protocol=PROTOCOL,
             )
@@ -205,13 +221,21 @@ class UploadV2FileResource:
         upload = records.get_upload(db, upload_id)
         if upload is None or upload["user_id"] != principal.user_id:
             raise UploadError(f"No upload {upload_id} of yours", 404)
+        if not upload["try_symbols"] and not principal.has_perm(UPLOAD_SYMBOLS):
+            # RT-15: a token that may only upload try symbols never writes
+            # regular storage, whoever declared the upload.
+            raise UploadError(
+                f"Upload {upload_id} goes to regular storage; this token may only upload "
+                "try symbols (it lacks upload_symbols)",
+                403,
+            )
         row = records.pending_file(db, upload_id, key)
         if row is None:
             raise UploadError(f"Upload {upload_id} did not declare {key!r} for upload", 404)
         writer = self.ctx.writer
         result = writer.storer(bool(upload["try_symbols"])).store_stream(
             key,
-            req.bounded_stream,
+            body_stream(req),
             compressed=bool(row["compressed"]),
             declared_size=int(row["original_size"] or 0),
             declared_md5=row["md5_hash"],
