@@ -95,6 +95,8 @@ def build_context(manager: ConfigManager) -> AppContext:
         enabled=dl_cfg("missing_symbols_enabled"),
         flush_interval=dl_cfg("missing_symbols_flush_interval"),
         max_buffer=dl_cfg("missing_symbols_max_buffer"),
+        max_rows=dl_cfg("missing_symbols_max_rows"),
+        retention_days=dl_cfg("missing_symbols_retention_days"),
     )
     return AppContext(
         db=db,

@@ -6,14 +6,24 @@
 and written to the database in batches (one transaction per flush, one upsert
 per distinct symbol), by a background thread every ``flush_interval`` seconds.
 A busy worker therefore writes at most a handful of times a minute, however
-many 404s it serves."""
+many 404s it serves.
+
+The table is bounded (RT-08): a query string's ``code_file``/``code_id`` are
+kept only when they look like a module name and a hex id (anything else is
+counted under the symbol alone); once the table holds ``max_rows`` rows only
+existing rows are counted (new symbols are dropped and counted in a metric);
+rows not seen for ``retention_days`` are deleted by the flusher (at most once
+an hour per worker) and by ``cleanup-uploads``."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import os
+import re
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +35,16 @@ logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 MAX_FIELD_LENGTH = 150
+#: A module name as a download path holds one; never a spreadsheet formula.
+CODE_FILE_RE = re.compile(r"[A-Za-z0-9_.$(~][^\x00-\x1f\x7f-\U0010ffff\\^`><{}\[\]#%\"'|/]*")
+HEX_RE = re.compile(r"[0-9A-F]+")
+PRUNE_EVERY = 3600.0  # seconds between a worker's retention deletes
+CSV_BATCH = 1000
+
+UPDATE_ONLY = (
+    "UPDATE missing_symbols SET count = count + ?, modified_at = ? WHERE debug_file = ? "
+    "AND debug_id = ? AND symbols_file = ? AND code_file = ? AND code_id = ?"
+)
 
 UPSERT = (
     "INSERT INTO missing_symbols (debug_file, debug_id, symbols_file, code_file, code_id, "
@@ -49,8 +69,13 @@ class MissingSymbols:
         enabled: bool = True,
         flush_interval: float = 10,
         max_buffer: int = 10000,
+        max_rows: int = 1_000_000,
+        retention_days: float = 30,
     ) -> None:
         self.db = db
+        self.max_rows = max_rows
+        self.retention_days = retention_days
+        self._last_prune = 0.0
         self.enabled = enabled
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
@@ -77,6 +102,7 @@ class MissingSymbols:
         fields = (debug_file, debug_id, symbols_file, code_file or "", code_id or "")
         if any(len(f) > MAX_FIELD_LENGTH or "\x00" in f for f in fields):
             return False
+        fields = (debug_file, debug_id, symbols_file, *clean_code(code_file, code_id))
         now = utcnow()
         with self._lock:
             pending = self._pending.get(fields)
@@ -133,7 +159,19 @@ class MissingSymbols:
             ]
             try:
                 with metrics.timer("missing_symbols.flush"):
-                    self.db.executemany(UPSERT, rows)
+                    self._prune_if_due()
+                    if self.max_rows > 0 and self.row_count() >= self.max_rows:
+                        # Full: count what is there, add nothing new.
+                        metrics.incr("missing_symbols.capped", len(rows))
+                        self.db.executemany(
+                            UPDATE_ONLY,
+                            [
+                                (p.count, p.last_seen, *fields)
+                                for fields, p in sorted(batch.items())
+                            ],
+                        )
+                    else:
+                        self.db.executemany(UPSERT, rows)
             except DatabaseError as exc:
                 logger.warning("could not record %d missing symbols: %s", len(rows), exc)
                 with self._lock:
@@ -147,6 +185,37 @@ class MissingSymbols:
                 return 0
             return len(rows)
 
+    def row_count(self) -> int:
+        return int(self.db.fetchval("SELECT COUNT(*) FROM missing_symbols") or 0)
+
+    def _prune_if_due(self) -> None:
+        now = time.monotonic()
+        if self.retention_days > 0 and now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            prune(self.db, self.retention_days)
+
+
+def clean_code(code_file: str | None, code_id: str | None) -> tuple[str, str]:
+    """``code_file`` and ``code_id`` as recorded: kept when they look like a
+    module name and a hex id, else both empty (the symbol is still counted)."""
+    code_file, code_id = code_file or "", (code_id or "").upper()
+    if (code_file and not CODE_FILE_RE.fullmatch(code_file)) or (
+        code_id and not HEX_RE.fullmatch(code_id)
+    ):
+        return "", ""
+    return code_file, code_id
+
+
+def prune(db: Database, retention_days: float, now: datetime | None = None) -> int:
+    """Delete rows not seen for ``retention_days``; how many were deleted."""
+    if retention_days <= 0:
+        return 0
+    limit = (now or utcnow()) - timedelta(days=retention_days)
+    deleted = db.execute("DELETE FROM missing_symbols WHERE modified_at < ?", (limit,))
+    if deleted:
+        metrics.incr("missing_symbols.pruned", deleted)
+    return deleted
+
 
 def cutoff(today: bool, now: datetime | None = None) -> datetime:
     """Start of today (UTC) when ``today``, else start of yesterday."""
@@ -155,14 +224,24 @@ def cutoff(today: bool, now: datetime | None = None) -> datetime:
     return start if today else start - timedelta(days=1)
 
 
-def csv_rows(db: Database, since: datetime) -> list[dict]:
-    """Socorro's list: .pdb debug files with .sym symbol files changed since ``since``."""
-    return db.fetchall(
-        "SELECT debug_file, debug_id, code_file, code_id FROM missing_symbols "
-        "WHERE modified_at >= ? AND LOWER(debug_file) LIKE ? AND LOWER(symbols_file) LIKE ? "
-        "ORDER BY modified_at DESC, id DESC",
-        (since, "%.pdb", "%.sym"),
-    )
+def csv_rows(db: Database, since: datetime, batch: int = CSV_BATCH) -> Iterator[dict]:
+    """Socorro's list: .pdb debug files with .sym symbol files changed since
+    ``since``, newest rows first, read ``batch`` rows at a time (keyset on the
+    id), so memory does not grow with the table."""
+    last_id: int | None = None
+    while True:
+        after = "" if last_id is None else " AND id < ?"
+        params: list = [since, "%.pdb", "%.sym"] + ([] if last_id is None else [last_id])
+        rows = db.fetchall(
+            "SELECT id, debug_file, debug_id, code_file, code_id FROM missing_symbols "  # noqa: S608
+            "WHERE modified_at >= ? AND LOWER(debug_file) LIKE ? AND LOWER(symbols_file) LIKE ?"
+            f"{after} ORDER BY id DESC LIMIT {int(batch)}",
+            params,
+        )
+        yield from rows
+        if len(rows) < batch:
+            return
+        last_id = int(rows[-1]["id"])
 
 
 def list_page(

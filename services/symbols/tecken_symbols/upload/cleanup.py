@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from tecken_symbols.context import build_context
-    from tecken_symbols.settings import NAMESPACE, DatabaseConfig
+    from tecken_symbols.missing import prune as prune_missing
+    from tecken_symbols.settings import NAMESPACE, DatabaseConfig, DownloadConfig
     from tecken_symbols.upload.config import UploadSettings
 
     database_url = getattr(args, "database_url", None)
@@ -280,9 +281,18 @@ def run(args: argparse.Namespace) -> int:
     orphans = (
         0 if args.dry_run else remove_orphaned_files(settings.temp_root, args.orphan_minutes * 60)
     )
+    dl_cfg = manager.with_namespace(NAMESPACE).with_options(DownloadConfig)
+    missing_pruned = (
+        0 if args.dry_run else prune_missing(db, dl_cfg("missing_symbols_retention_days"))
+    )
     print(
         json.dumps(
-            {"dry_run": args.dry_run, "orphaned_files_deleted": orphans, **report.as_dict()},
+            {
+                "dry_run": args.dry_run,
+                "orphaned_files_deleted": orphans,
+                "missing_symbols_deleted": missing_pruned,
+                **report.as_dict(),
+            },
             sort_keys=True,
         )
     )
