@@ -53,6 +53,18 @@ def valid_name(value: str) -> bool:
     return True
 
 
+def redirectable(debug_filename: str | None, debug_id: str | None) -> bool:
+    """Whether a recorded module may be put in a ``Location`` (RT-16): the
+    header of a file uploaded without content checks could name anything."""
+    return bool(
+        debug_filename
+        and debug_id
+        and valid_name(debug_filename)
+        and debug_filename not in (".", "..")
+        and HEX_RE.fullmatch(debug_id)
+    )
+
+
 def wants_debug(req: falcon.Request) -> bool:
     return (req.get_header("Debug") or "").strip().lower() in TRUE_VALUES
 
@@ -132,13 +144,13 @@ class DownloadResource:
             except Exception as exc:  # the fallback must not turn a 404 into a 500
                 logger.error("code-id lookup of %s/%s failed: %s", debug_file, debug_id, exc)
                 info = None
-            if info is not None:
+            if info is not None and redirectable(info.debug_filename, info.debug_id):
                 metrics.incr("download_symbol_code_id_lookup")
                 location = "/{}{}/{}/{}".format(
                     "try/" if self.force_try else "",
-                    quote(info.debug_filename),
-                    quote(info.debug_id),
-                    quote(symbols_file),
+                    quote(info.debug_filename, safe=""),
+                    quote(info.debug_id, safe=""),
+                    quote(symbols_file, safe=""),
                 )
                 if req.query_string:
                     location += "?" + req.query_string

@@ -45,6 +45,9 @@ class FilesResource:
         if info.last_modified:
             resp.last_modified = info.last_modified
         resp.set_header("Access-Control-Allow-Origin", "*")
+        # Uploaded bytes served from the UI's origin: never sniffed into
+        # something a browser would run (RT-19).
+        resp.set_header("X-Content-Type-Options", "nosniff")
         resp.content_length = info.size
         if stream is not None:
             resp.stream = stream

@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import chain, islice
 
 import falcon
 
@@ -44,6 +45,10 @@ class MissingSymbolsCSVResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.missing.flush()
         rows = missing.csv_rows(self.ctx.db, missing.cutoff(_has_param(req, "today")))
+        # The first batch is read now, so a database fault is a 503 before
+        # any byte is sent; the rest is read while streaming.
+        first = list(islice(rows, missing.CSV_BATCH))
+        rows = chain(first, rows)
         resp.content_type = "text/csv; charset=utf-8"
         resp.set_header("Content-Disposition", 'attachment; filename="missing-symbols.csv"')
         resp.stream = _csv_lines(rows)

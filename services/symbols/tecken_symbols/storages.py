@@ -33,8 +33,14 @@ class Backend:
 
     @property
     def name(self) -> str:
-        """Safe to log and to record as an upload's ``bucket_name``."""
-        return self.storage.name
+        """Safe to log, to record as an upload's ``bucket_name`` and to show
+        to any token holder: the bucket (``s3://bucket/prefix``, no endpoint)
+        or, for the filesystem, the label (``regular``, ``try``), never a path
+        of this host (RT-18)."""
+        name = self.storage.name
+        if name.startswith("file://"):
+            return self.label
+        return name.split(" at ", 1)[0]
 
     def download_url(self, key: str) -> str:
         """Where a download of ``key`` redirects to."""

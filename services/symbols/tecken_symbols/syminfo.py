@@ -7,12 +7,14 @@ uploaded symbol file, found by debug-file/debug-id or code-file/code-id."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import falcon
 import markus
 
 from tecken_shared.breakpad import HEX_RE, sym_filename
 from tecken_symbols.context import AppContext
-from tecken_symbols.download import _has_param, valid_name
+from tecken_symbols.download import _has_param, redirectable, valid_name
 from tecken_symbols.errors import CORS_HEADERS, route_not_found
 
 metrics = markus.get_metrics("tecken")
@@ -33,16 +35,16 @@ class SymInfoResource:
             some_id = some_id.upper()
             # Any upload, regular or try, matches; regular ones are preferred.
             info = self.ctx.lookups.syminfo(some_file, some_id, True, _has_param(req, "_refresh"))
-            if info is None:
+            if info is None or not redirectable(info.debug_filename, info.debug_id):
                 resp.status = falcon.HTTP_404
                 resp.content_type = falcon.MEDIA_TEXT
                 resp.text = "Code file / id Not Found"
                 return
             path = "/{}{}/{}/{}".format(
                 "try/" if info.try_symbols else "",
-                info.debug_filename,
-                info.debug_id,
-                sym_filename(info.debug_filename),
+                quote(info.debug_filename, safe=""),
+                quote(info.debug_id, safe=""),
+                quote(sym_filename(info.debug_filename), safe=""),
             )
             resp.media = {
                 "debug_filename": info.debug_filename,

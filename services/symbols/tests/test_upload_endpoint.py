@@ -405,3 +405,41 @@ def test_corrupt_member_data_is_400(svc, token, tmp_path):
     raw[raw.find(b"x" * 10) + 5] = ord("y")  # the CRC no longer matches
     resp = post_zip(svc, token, bytes(raw), name="crc.zip", status=400)
     assert "damaged" in resp.json["error"] and "a.dll/AB/a.dll" in resp.json["error"]
+
+
+def test_upload_answers_do_not_reveal_local_paths(make_service, tmp_path):
+    """RT-18: no path of this host in answers, records or the API."""
+    svc = make_service()
+    token = make_token(svc.ctx, ["upload_symbols", "view_all_uploads"])
+    data = make_zip({sym_key(): sym_text()})
+    resp = post_zip(svc, token, data, name="p.zip", status=201)
+    assert resp.json["upload"]["bucket"] == "regular"
+    listing = svc.app.get("/api/uploads/", headers={"Auth-Token": token}).text
+    files = svc.app.get("/api/uploads/files/", headers={"Auth-Token": token}).text
+    for text in (resp.text, listing, files):
+        assert "file://" not in text and str(tmp_path) not in text
+
+
+def test_locally_served_files_are_nosniff(make_service):
+    """RT-19."""
+    svc = make_service()
+    token = make_token(svc.ctx, ["upload_symbols"])
+    post_zip(svc, token, make_zip({sym_key(): sym_text()}), name="n.zip", status=201)
+    location = svc.app.get(f"/{sym_key()}", status=302).headers["Location"]
+    resp = svc.app.get(location.replace("http://symbols.test", ""), status=200)
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_code_id_redirect_is_never_open(make_service):
+    """RT-16: with content checks off, a MODULE line naming //evil.example
+    gives no redirect off the service."""
+    svc = make_service(NO_VALIDATION)
+    token = make_token(svc.ctx, ["upload_symbols"])
+    text = (
+        f"MODULE windows x86_64 {DEBUG_ID} //evil.example/x\n"
+        "INFO CODE_ID 1234ABCD lure.dll\nFUNC 1000 10 0 f\n"
+    ).encode()
+    post_zip(svc, token, make_zip({f"lure.pdb/{DEBUG_ID}/lure.sym": text}), status=201)
+    resp = svc.app.get("/lure.dll/1234ABCD/lure.sym", status="*")
+    assert resp.status_int == 404, resp.headers.get("Location")
+    assert svc.app.get("/api/syminfo/lure.dll/1234ABCD", status="*").status_int == 404

@@ -137,7 +137,9 @@ class FilesystemStorage(Storage):
 
     def _error(self, action: str, key: str, exc: OSError) -> StorageError:
         reason = errno.errorcode.get(exc.errno or 0, "")
-        return StorageError(f"{self.name}: cannot {action} {key!r}: {reason} {exc.strerror or exc}")
+        # No local path in the message: it reaches API answers and records.
+        detail = exc.strerror or str(exc)
+        return StorageError(f"filesystem storage: cannot {action} {key!r}: {reason} {detail}")
 
     def metadata(self, key: str) -> ObjectInfo | None:
         path = self._path(key)

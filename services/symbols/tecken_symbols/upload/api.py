@@ -32,7 +32,7 @@ from tecken_symbols.upload.filters import (
     size_conditions,
     text_conditions,
 )
-from tecken_symbols.upload.records import FILE_COLUMNS, UPLOAD_COLUMNS, iso
+from tecken_symbols.upload.records import FILE_COLUMNS, UPLOAD_COLUMNS, iso, shown_bucket
 
 metrics = markus.get_metrics("tecken")
 
@@ -49,7 +49,7 @@ def _upload_json(row: dict[str, Any], *, with_user_id: bool = False) -> dict[str
         "user": user,
         "filename": row["filename"],
         "size": row["size"],
-        "bucket_name": row["bucket_name"],
+        "bucket_name": shown_bucket(row["bucket_name"]),
         "skipped_keys": from_json(row["skipped_keys"], []),
         "ignored_keys": from_json(row["ignored_keys"], []),
         "try_symbols": bool(row["try_symbols"]),
@@ -71,7 +71,7 @@ def _file_json(row: dict[str, Any]) -> dict[str, Any]:
         "update": bool(row["is_update"]),
         "compressed": bool(row["compressed"]),
         "size": row["size"],
-        "bucket_name": row["bucket_name"],
+        "bucket_name": shown_bucket(row["bucket_name"]),
         "completed_at": iso(row["completed_at"]),
         "created_at": iso(row["created_at"]),
     }

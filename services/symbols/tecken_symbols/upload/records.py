@@ -196,7 +196,7 @@ def upload_response(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "size": row["size"],
         "filename": row["filename"],
-        "bucket": row["bucket_name"],
+        "bucket": shown_bucket(row["bucket_name"]),
         "download_url": row["download_url"],
         "try_symbols": bool(row["try_symbols"]),
         "redirect_urls": from_json(row["redirect_urls"], []),
@@ -205,3 +205,11 @@ def upload_response(row: dict[str, Any]) -> dict[str, Any]:
         "user": row["user_email"],
         "skipped_keys": from_json(row["skipped_keys"], []),
     }
+
+
+def shown_bucket(name: str | None) -> str | None:
+    """A recorded bucket name as answers show it: rows written before bucket
+    names stopped holding local paths show ``filesystem`` instead (RT-18)."""
+    if name and name.startswith("file://"):
+        return "filesystem"
+    return name
