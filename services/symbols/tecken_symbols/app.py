@@ -12,6 +12,7 @@ listed in :mod:`tecken_symbols.routes`."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import falcon
 import markus
@@ -19,12 +20,15 @@ from everett.manager import ConfigManager
 
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
+from tecken_shared.openapi import add_openapi_route
 from tecken_shared.service import json_error_serializer, setup_service
 from tecken_symbols.context import AppContext, build_context
 from tecken_symbols.errors import install_error_handlers
 from tecken_symbols.heartbeat import heartbeat_checks
 from tecken_symbols.routes import ROUTE_INSTALLERS
 from tecken_symbols.settings import CONFIG_COMPONENTS, METRICS_YAML, NAMESPACE, AppConfig
+
+OPENAPI_SPEC = Path(__file__).parent / "openapi.yaml"
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -80,4 +84,5 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     )
     for install in ROUTE_INSTALLERS:
         install(app, ctx)
+    add_openapi_route(app, OPENAPI_SPEC)
     return app, ctx

@@ -2,6 +2,8 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
+import pytest
+
 
 def test_index_and_dockerflow(service):
     app = service.app
@@ -16,3 +18,43 @@ def test_index_and_dockerflow(service):
 def test_unknown_path_is_json_404(fs_service):
     resp = fs_service.app.get("/nope", status=404)
     assert resp.json == {"error": "Not Found", "path": "/nope"}
+
+
+def test_openapi_describes_every_route(make_service):
+    """Every route is described in tecken_symbols/openapi.yaml and every
+    described route exists (default settings: filesystem storages served
+    under /files/regular and /files/try)."""
+    from tecken_shared.openapi import SPEC_ROUTE, spec_mismatches
+
+    svc = make_service()
+    spec = svc.app.get(SPEC_ROUTE).json
+    assert spec["openapi"].startswith("3.1")
+    undescribed, missing = spec_mismatches(svc.app.app, spec)
+    assert undescribed == [] and missing == []
+
+
+def test_openapi_document_is_valid():
+    from openapi_spec_validator import validate
+
+    from tecken_shared.openapi import load_spec
+    from tecken_symbols.app import OPENAPI_SPEC
+
+    validate(load_spec(OPENAPI_SPEC))
+
+
+@pytest.mark.parametrize(
+    "method,path,kw",
+    [
+        ("get", "/nothing/here", {}),
+        ("post", "/__heartbeat__", {}),
+        ("get", "/api/uploads/", {}),
+        ("get", "/missingsymbols/?page=x", {}),
+        ("post", "/upload/", {"headers": {"Auth-Token": "x" * 32}}),
+        ("get", "/files/regular/nope/AB/nope.sym", {}),
+    ],
+)
+def test_every_json_4xx_has_an_error_message(make_service, method, path, kw):
+    svc = make_service()
+    resp = getattr(svc.app, method)(path, status="*", **kw)
+    assert 400 <= resp.status_int < 500
+    assert isinstance(resp.json["error"], str) and resp.json["error"]
