@@ -205,3 +205,20 @@ def test_storage_url_errors():
         storage_from_url("gs:///prefix")
     with pytest.raises(ValueError, match="unknown parameter"):
         storage_from_url("gs://b/p?presign=60")
+
+
+def test_filesystem_file_mode_from_url(tmp_path):
+    """RT-26: ``?mode=644`` makes stored objects readable by a web server
+    running as another user; without it objects stay 0600."""
+    import stat
+
+    from tecken_shared.storage import storage_from_url
+
+    shared = storage_from_url(f"file://{tmp_path}/a?mode=644&durable=false")
+    shared.put("m/AB/m.sym", b"x")
+    assert stat.S_IMODE((tmp_path / "a" / "m" / "AB" / "m.sym").stat().st_mode) == 0o644
+    private = storage_from_url(f"file://{tmp_path}/b?durable=false")
+    private.put("m/AB/m.sym", b"x")
+    assert stat.S_IMODE((tmp_path / "b" / "m" / "AB" / "m.sym").stat().st_mode) == 0o600
+    with pytest.raises(ValueError):
+        storage_from_url(f"file://{tmp_path}/c?mode=999")

@@ -138,3 +138,22 @@ def test_cleanup_forgets_cached_downloads_of_deleted_try_objects(service):
         writer=svc.ctx.writer,
     )
     assert svc.app.get(url, status=404).status_int == 404
+
+
+def test_stale_storage_temp_files_are_swept(tmp_path):
+    """RT-22: a worker killed mid-write leaves a dot-.tmp file in storage."""
+    import os
+    import time
+
+    root = tmp_path / "storage"
+    (root / "m.pdb" / "AB").mkdir(parents=True)
+    stale = root / "m.pdb" / "AB" / ".m.sym.x1.tmp"
+    fresh = root / "m.pdb" / "AB" / ".m.sym.x2.tmp"
+    kept = root / "m.pdb" / "AB" / "m.sym"
+    for path in (stale, fresh, kept):
+        path.write_bytes(b"x")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(kept, (old, old))
+    assert cleanup.remove_stale_storage_temp_files(str(root), 900) == 1
+    assert not stale.exists() and fresh.exists() and kept.exists()

@@ -69,9 +69,12 @@ def makedirs_durable(path: Path) -> None:
         fsync_dir(parent)
 
 
-def write_atomic(path: Path, data: bytes | BinaryIO, *, durable: bool = True) -> int:
+def write_atomic(
+    path: Path, data: bytes | BinaryIO, *, durable: bool = True, mode: int | None = None
+) -> int:
     """Write ``data`` to ``path`` atomically; returns the number of bytes.
-    Never leaves a partial file at ``path``; temp files are dot-files."""
+    Never leaves a partial file at ``path``; temp files are dot-files. The
+    file is mode 0600 (as ``mkstemp`` makes it) unless ``mode`` is given."""
     makedirs_durable(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     size = 0
@@ -85,6 +88,8 @@ def write_atomic(path: Path, data: bytes | BinaryIO, *, durable: bool = True) ->
                     f.write(chunk)
                     size += len(chunk)
             f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -97,6 +102,14 @@ def write_atomic(path: Path, data: bytes | BinaryIO, *, durable: bool = True) ->
             pass
         raise
     return size
+
+
+def parse_mode(value: str) -> int:
+    """An octal file mode such as ``644`` or ``0644`` (permission bits only)."""
+    mode = int(value, 8)
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"file mode {value!r} is not between 000 and 777")
+    return mode
 
 
 class FilesystemStorage(Storage):
@@ -114,13 +127,23 @@ class FilesystemStorage(Storage):
             path,
             public_url_base=params.get("public_url", ""),
             durable=parse_bool(params.get("durable", "true")),
+            file_mode=parse_mode(params["mode"]) if params.get("mode") else None,
         )
 
     @property
     def has_public_url(self) -> bool:
         return bool(self.public_url_base)
 
-    def __init__(self, root: str | Path, public_url_base: str = "", durable: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        public_url_base: str = "",
+        durable: bool = True,
+        file_mode: int | None = None,
+    ) -> None:
+        #: Mode of stored objects (``?mode=644`` in the URL, e.g. for a web
+        #: server running as another user); None keeps mkstemp's 0600.
+        self.file_mode = file_mode
         self.root = Path(root).resolve()
         self.public_url_base = public_url_base.rstrip("/")
         self.durable = durable
@@ -200,7 +223,7 @@ class FilesystemStorage(Storage):
                 write_atomic(meta_path, json.dumps(meta).encode(), durable=self.durable)
             elif meta_path.exists():
                 meta_path.unlink()
-            write_atomic(path, data, durable=self.durable)
+            write_atomic(path, data, durable=self.durable, mode=self.file_mode)
         except OSError as exc:
             raise self._error("write", key, exc) from exc
 

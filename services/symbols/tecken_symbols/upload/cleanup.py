@@ -225,6 +225,32 @@ def remove_orphaned_files(directory: str, max_age_seconds: float) -> int:
     return deleted
 
 
+def remove_stale_storage_temp_files(root: str, max_age_seconds: float) -> int:
+    """Delete the filesystem storage's temporary dot-files (``.<name>.*.tmp``,
+    left when a worker is killed mid-write) older than ``max_age_seconds``;
+    returns how many were deleted (RT-22). Objects are never touched."""
+    import time
+
+    deleted = 0
+    cutoff = time.time() - max_age_seconds
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.warning("cannot delete stale temporary file %s: %s", path, exc)
+    if deleted:
+        metrics.incr("remove_orphaned_files.delete_file", deleted)
+    return deleted
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     parser.add_argument(
@@ -247,9 +273,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from tecken_shared.storage import storage_from_url
+    from tecken_shared.storage.filesystem import FilesystemStorage
     from tecken_symbols.context import build_context
     from tecken_symbols.missing import prune as prune_missing
-    from tecken_symbols.settings import NAMESPACE, DatabaseConfig, DownloadConfig
+    from tecken_symbols.settings import NAMESPACE, DatabaseConfig, DownloadConfig, StorageConfig
     from tecken_symbols.upload.config import UploadSettings
 
     database_url = getattr(args, "database_url", None)
@@ -259,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         manager = build_config_manager()
     settings = UploadSettings.from_config(manager)
     db_cfg = manager.with_namespace(NAMESPACE).with_options(DatabaseConfig)
+    storage_cfg = manager.with_namespace(NAMESPACE).with_options(StorageConfig)
     db = Database(db_cfg("database_url"))
     db.migrate()
     writer = ctx = None
@@ -281,6 +310,13 @@ def run(args: argparse.Namespace) -> int:
     orphans = (
         0 if args.dry_run else remove_orphaned_files(settings.temp_root, args.orphan_minutes * 60)
     )
+    if not args.dry_run:
+        for url in (storage_cfg("storage_url"), storage_cfg("try_storage_url")):
+            storage = storage_from_url(url)
+            if isinstance(storage, FilesystemStorage):
+                orphans += remove_stale_storage_temp_files(
+                    str(storage.root), args.orphan_minutes * 60
+                )
     dl_cfg = manager.with_namespace(NAMESPACE).with_options(DownloadConfig)
     missing_pruned = (
         0 if args.dry_run else prune_missing(db, dl_cfg("missing_symbols_retention_days"))
