@@ -189,3 +189,12 @@ def test_over_long_lines_are_refused():
     ):
         problem = check(bad)
         assert problem is not None and f"longer than {MAX_LINE_LENGTH} bytes" in problem
+
+
+def test_long_line_inside_one_big_chunk_is_found():
+    from tecken_shared.breakpad import MAX_LINE_LENGTH
+
+    body = sym_text() + b"x\n" * 10 + b"a" * (MAX_LINE_LENGTH + 1) + b"\n" + b"y\n" * 10
+    assert "longer than" in check(body, chunk=len(body))
+    ok = sym_text() + (b"b" * MAX_LINE_LENGTH + b"\n") * 3
+    assert check(ok, chunk=len(ok)) is None

@@ -111,7 +111,17 @@ class SymChecker:
             self.line_length = longest
         else:
             last = chunk.rfind(b"\n")
-            longest = max(self.line_length + first, max(map(len, chunk[first:last].split(b"\n"))))
+            longest = self.line_length + first
+            # Lines between the first and the last newline: jump from newline
+            # to the farthest newline at most MAX_LINE_LENGTH + 1 bytes on (a
+            # few C-speed searches per chunk, whatever its line count).
+            pos = first
+            while last - pos - 1 > MAX_LINE_LENGTH:
+                nxt = chunk.rfind(b"\n", pos + 1, pos + MAX_LINE_LENGTH + 2)
+                if nxt < 0:
+                    longest = MAX_LINE_LENGTH + 1
+                    break
+                pos = nxt
             self.line_length = len(chunk) - last - 1
         if longest > MAX_LINE_LENGTH:
             self.problem = (
