@@ -20,6 +20,7 @@ from everett.manager import ConfigManager
 
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
+from tecken_shared.logging import log_unhandled_exceptions
 from tecken_shared.openapi import add_openapi_route
 from tecken_shared.service import json_error_serializer, setup_service
 from tecken_symbols.context import AppContext, build_context
@@ -75,6 +76,7 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
 
     app = falcon.App()
     app.set_error_serializer(json_error_serializer)
+    log_unhandled_exceptions(app, logger)  # RT-25: a JSON log line and a JSON 500
     install_error_handlers(app)
     app.add_route("/", IndexResource())
     add_dockerflow_routes(

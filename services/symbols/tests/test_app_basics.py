@@ -58,3 +58,12 @@ def test_every_json_4xx_has_an_error_message(make_service, method, path, kw):
     resp = getattr(svc.app, method)(path, status="*", **kw)
     assert 400 <= resp.status_int < 500
     assert isinstance(resp.json["error"], str) and resp.json["error"]
+
+
+def test_unhandled_exceptions_are_logged_through_logging(make_service, caplog):
+    """RT-25: a JSON 500 and a log record of the service's logger (a JSON line
+    with SYMBOLS_LOG_FORMAT=json), not Falcon's own text logger."""
+    svc = make_service()
+    resp = svc.app.get("/__broken__", status=500)
+    assert resp.content_type == "application/json"
+    assert any(r.name.startswith("tecken_symbols") and r.exc_info for r in caplog.records)
