@@ -12,15 +12,11 @@ look like one with a ``Content-Length``, for parsers that need the length."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import IO
 
 import falcon
 
-from tecken_symbols.upload.errors import UploadError
-
-CHUNK = 1024 * 1024
+from tecken_symbols.upload.archive import spool_stream
 
 
 def is_chunked(req: falcon.Request) -> bool:
@@ -41,18 +37,7 @@ def spool_chunked(req: falcon.Request, limit: int, directory: str) -> str | None
     nothing done) for a body with a Content-Length."""
     if not is_chunked(req):
         return None
-    fd, path = tempfile.mkstemp(dir=directory, prefix="chunked-", suffix=".body")
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := req.stream.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise UploadError(f"Request body too large (over {limit} bytes)", 413)
-                out.write(chunk)
-    except BaseException:
-        os.unlink(path)
-        raise
+    path, size = spool_stream(req.stream, directory, limit)  # type: ignore[arg-type]
     req.env["wsgi.input"] = open(path, "rb")  # noqa: SIM115 - closed with the request
     req.env["CONTENT_LENGTH"] = str(size)
     req.stream = req.env["wsgi.input"]
