@@ -15,6 +15,7 @@ from everett.manager import ConfigManager
 
 from tecken_shared.cache import Cache, cache_from_url
 from tecken_symbols.db import Database, DatabaseError
+from tecken_symbols.errors import SECURITY_HEADERS
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
 from tecken_symbols.settings import (
@@ -42,6 +43,8 @@ class AppContext:
     upload: UploadSettings
     missing: MissingSymbols
     allowed_extensions: tuple[str, ...]
+    #: Headers every download answer carries (empty when turned off).
+    download_headers: dict[str, str]
     public_url: str
 
     def close(self) -> None:
@@ -110,4 +113,5 @@ def build_context(manager: ConfigManager) -> AppContext:
             e.strip() for e in dl_cfg("download_file_extensions_allowed") if e.strip()
         ),
         public_url=st_cfg("public_url").rstrip("/"),
+        download_headers=dict(SECURITY_HEADERS) if dl_cfg("download_security_headers") else {},
     )

@@ -85,6 +85,7 @@ class DownloadResource:
         symbols_file: str,
     ) -> None:
         resp.set_headers(CORS_HEADERS)
+        resp.set_headers(self.ctx.download_headers)
         if not (valid_name(debug_file) and valid_name(symbols_file) and HEX_RE.fullmatch(debug_id)):
             route_not_found(req, resp)
             return
@@ -131,6 +132,8 @@ class DownloadResource:
                     value=age,
                     tags=[f"storage:{'try' if hit.backend.is_try else 'regular'}"],
                 )
+            # Tecken answers both with an HTML content type (clients log it).
+            resp.content_type = falcon.MEDIA_HTML
             if req.method == "HEAD":
                 resp.status = falcon.HTTP_200
             else:
@@ -146,8 +149,10 @@ class DownloadResource:
                 info = None
             if info is not None and redirectable(info.debug_filename, info.debug_id):
                 metrics.incr("download_symbol_code_id_lookup")
+                # The request's try form is kept: /try/ for /try/ and ?try
+                # requests, and the whole query string.
                 location = "/{}{}/{}/{}".format(
-                    "try/" if self.force_try else "",
+                    "try/" if try_symbols else "",
                     quote(info.debug_filename, safe=""),
                     quote(info.debug_id, safe=""),
                     quote(symbols_file, safe=""),
@@ -155,6 +160,7 @@ class DownloadResource:
                 if req.query_string:
                     location += "?" + req.query_string
                 resp.status = falcon.HTTP_302
+                resp.content_type = falcon.MEDIA_HTML
                 resp.set_header("Location", location)
                 return
 

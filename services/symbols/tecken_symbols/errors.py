@@ -20,6 +20,14 @@ from tecken_symbols.db import DatabaseError
 logger = logging.getLogger(__name__)
 
 #: Headers of every answer to a symbol-download URL.
+#: What Tecken's nginx adds to its answers (its stage systemtest checks them).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET",

@@ -195,6 +195,13 @@ class DownloadConfig:
             doc="Symbol file name endings that downloads look up (case-sensitive); other "
             "requests get 404 ``Symbol Not Found (and ignored)`` without a lookup.",
         )
+        download_security_headers = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Send X-Content-Type-Options, X-Frame-Options, Strict-Transport-Security "
+            "and a Content-Security-Policy on download answers (and /files/), as Tecken's "
+            "nginx does; turn off only when a proxy in front adds them.",
+        )
         missing_symbols_enabled = Option(
             default="true",
             parser=parse_bool,

@@ -332,3 +332,60 @@ def test_route_precedence(fs_service):
         fs_service.put(f"{first}/ABCDEF/{first}.sym", b"x")
         resp = fs_service.app.get(f"/{first}/abcdef/{first}.sym", status=302)
         assert resp.headers["Location"].endswith(f"/{first}/ABCDEF/{first}.sym")
+
+
+# -- Tecken's details (issue 18) ------------------------------------------------
+
+
+def test_redirects_and_heads_say_text_html_as_tecken(service):
+    put_sym(service)
+    for resp in (service.app.get(f"/{KEY}", status=302), service.app.head(f"/{KEY}", status=200)):
+        assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_code_id_redirect_keeps_the_requests_try_form(service):
+    add_file_upload(
+        service.ctx.db,
+        debug_filename=SSE_DEBUG[0],
+        debug_id=SSE_DEBUG[1],
+        code_file=SSE_CODE[0],
+        code_id=SSE_CODE[1],
+    )
+    resp = service.app.get("/ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.sym?try=1", status=302)
+    assert resp.headers["Location"] == (
+        "/try/ShowSSEConfig.pdb/D57F52D4A2FD56244C4C44205044422E1/ShowSSEConfig.sym?try=1"
+    )
+    assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_downloads_carry_security_headers(service, make_service):
+    put_sym(service)
+    for resp in (
+        service.app.get(f"/{KEY}", status=302),
+        service.app.get("/nothing.pdb/ABC/nothing.sym", status=404),
+    ):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+    off = make_service({"SYMBOLS_DOWNLOAD_SECURITY_HEADERS": "false"})
+    assert "X-Frame-Options" not in off.app.get("/nothing.pdb/ABC/nothing.sym", status=404).headers
+
+
+def test_files_downloads_answer_conditional_requests(fs_service):
+    put_sym(fs_service)
+    location = urlsplit(fs_service.app.get(f"/{KEY}", status=302).headers["Location"]).path
+    first = fs_service.app.get(location, status=200)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert etag.startswith('"') and modified.endswith("GMT")
+    assert first.headers["X-Frame-Options"] == "DENY"
+    again = fs_service.app.get(location, headers={"If-None-Match": etag}, status=304)
+    assert again.body == b""
+    fs_service.app.get(location, headers={"If-Modified-Since": modified}, status=304)
+    fs_service.app.head(location, headers={"If-None-Match": f'W/{etag}, "x"'}, status=304)
+    fs_service.app.get(location, headers={"If-None-Match": '"other"'}, status=200)
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    fs_service.app.get(location, headers={"If-Modified-Since": old}, status=200)
+    # Rewritten: a new ETag.
+    put_sym(fs_service)
+    fs_service.app.get(location, headers={"If-None-Match": etag}, status=200)
