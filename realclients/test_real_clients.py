@@ -11,7 +11,8 @@
    ``tecken-upload-symbols`` uploads them to the symbols service;
 3. rust-minidump's ``minidump-stackwalk --symbols-url`` walks the stored dump
    against the symbols service over HTTP;
-4. ``fx-crash-sig`` (with ``siggen``) symbolicates a crash ping built from the
+4. eliot's ``POST /minidump`` gives the same frames;
+5. ``fx-crash-sig`` (with ``siggen``) symbolicates a crash ping built from the
    dump through eliot's ``/symbolicate/v5`` and gives the signature.
 
 The services run as real processes (``make run``) on free loopback ports.
@@ -313,6 +314,32 @@ def test_minidump_stackwalk_over_http_against_our_symbols(
     assert set(noid["debug_id"]) == {"0"}
     assert not noid["loaded_symbols"]
     assert "/000000000000000000000000000000000/" not in symbols.keys["libnoid.so"]
+
+
+def test_eliot_minidump_gives_the_same_frames(
+    crash: Crash, symbols: Symbols, stack: Stack, tmp_path: Path
+) -> None:
+    dump = _stored(stack.crashes, "upload_file_minidump", crash.crash_id).read_bytes()
+    resp = requests.post(
+        f"{stack.eliot}/minidump",
+        files={"upload_file_minidump": ("crash.dmp", dump)},
+        data={"ProductName": "TeckenTest"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    json_dump = resp.json()
+    assert json_dump["status"] == "OK"
+    assert json_dump["crash_info"]["type"] == "SIGSEGV / SEGV_MAPERR"
+    assert _top_frames(json_dump) == expected_frames()
+    assert json_dump["annotations"] == {"ProductName": "TeckenTest"}
+    modules = {m["filename"]: m for m in json_dump["modules"]}
+    assert modules["libcrashlib.so"]["loaded_symbols"]
+    assert modules["libc.so.6"]["missing_symbols"]
+    fetched = json_dump["symbol_fetch"]["modules"]
+    assert fetched[f"crasher/{modules['crasher']['debug_id']}"] in ("found", "cached")
+    assert fetched[f"libc.so.6/{modules['libc.so.6']['debug_id']}"] == "missing"
+    heartbeat = requests.get(f"{stack.eliot}/__heartbeat__", timeout=10).json()
+    assert heartbeat["checks"]["stackwalker"] == "ok"
 
 
 def _crash_ping(walked: dict) -> dict:

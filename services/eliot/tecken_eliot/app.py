@@ -18,6 +18,7 @@ from tecken_eliot.downloader import public_url
 from tecken_eliot.heartbeat import health_checks
 from tecken_eliot.index_resource import IndexResource
 from tecken_eliot.middleware import middleware
+from tecken_eliot.minidump_resource import MinidumpResource
 from tecken_eliot.settings import (
     NAMESPACE,
     WEBAPP_OPTIONS,
@@ -25,6 +26,7 @@ from tecken_eliot.settings import (
     read_options,
     setup_eliot_process,
 )
+from tecken_eliot.stackwalk import Stackwalker
 from tecken_eliot.store import SymcacheStore
 from tecken_eliot.symbolicate import Symbolicator
 from tecken_eliot.symbolicate_resource import SymbolicateV4Resource, SymbolicateV5Resource
@@ -45,6 +47,7 @@ class EliotApp(falcon.App):
     """The Falcon app, holding its symcache store (tests and the bench use it)."""
 
     store: SymcacheStore
+    stackwalker: Stackwalker
 
 
 def create_app(manager: ConfigManager | None = None) -> EliotApp:
@@ -62,6 +65,10 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
         f"{store.disk.max_size:,}",
     )
 
+    stackwalker = Stackwalker.from_config(manager, store.downloader)
+    if stackwalker.problem:
+        logger.error("POST /minidump is unavailable: %s", stackwalker.problem)
+
     app = EliotApp(middleware=middleware())
     app.set_error_serializer(json_error_serializer)
     log_unhandled_exceptions(app, logger)
@@ -71,10 +78,12 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     app.add_route("/symbolicate/v5", SymbolicateV5Resource(symbolicator, max_body, limits))
     app.add_route("/symbolicate/v4", SymbolicateV4Resource(symbolicator, max_body, limits))
     add_openapi_route(app, OPENAPI_SPEC)
+    app.add_route("/minidump", MinidumpResource(stackwalker))
     add_dockerflow_routes(
         app,
-        checks=health_checks(store.disk, options["cache_manager_max_age"]),
+        checks=health_checks(store.disk, options["cache_manager_max_age"], stackwalker),
         version_file=version_file,
     )
     app.store = store
+    app.stackwalker = stackwalker
     return app

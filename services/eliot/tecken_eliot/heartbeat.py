@@ -3,11 +3,13 @@
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
 """The checks of ``/__heartbeat__``: the cache directory is writable, and the
-cache manager (a separate process) is alive."""
+cache manager (a separate process) is alive, and the stackwalker runs when
+POST /minidump is on."""
 
 from __future__ import annotations
 
 from tecken_eliot.diskcache import DiskCache
+from tecken_eliot.stackwalk import Stackwalker
 from tecken_shared.dockerflow import HealthCheck
 
 
@@ -34,9 +36,15 @@ def cache_manager_check(disk: DiskCache, max_age: float) -> HealthCheck:
     return check
 
 
-def health_checks(disk: DiskCache, cache_manager_max_age: float) -> dict[str, HealthCheck]:
-    """Every check of ``/__heartbeat__``, by name."""
-    return {
+def health_checks(
+    disk: DiskCache, cache_manager_max_age: float, stackwalker: Stackwalker | None = None
+) -> dict[str, HealthCheck]:
+    """Every check of ``/__heartbeat__``, by name; ``stackwalker`` only when
+    POST /minidump is on (ELIOT_STACKWALKER_PATH set)."""
+    checks = {
         "cache_dir": disk.check_writable,
         "cache_manager": cache_manager_check(disk, cache_manager_max_age),
     }
+    if stackwalker is not None and stackwalker.enabled:
+        checks["stackwalker"] = stackwalker.check
+    return checks

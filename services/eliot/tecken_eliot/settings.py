@@ -278,8 +278,73 @@ class CacheManagerConfig:
         )
 
 
+class StackwalkerConfig:
+    """Options of ``POST /minidump`` (read in ``stackwalk.Stackwalker.from_config``)."""
+
+    class Config:
+        stackwalker_path = Option(
+            default="",
+            doc="The stackwalker binary (rust-minidump's minidump-stackwalk) for POST "
+            "/minidump: a path, or a name looked up on PATH. Empty (the default): "
+            "/minidump is off and answers 503. When it is set but missing or not the "
+            "expected version, eliot logs an error at start-up, /__heartbeat__ fails and "
+            "/minidump answers 503; the rest of eliot works.",
+        )
+        stackwalker_version = Option(
+            default="minidump-stackwalk 0.25.0",
+            doc="What `<stackwalker> --version` must print (its JSON output is what "
+            "/minidump returns). Empty: any version.",
+        )
+        stackwalk_timeout = Option(
+            default="60",
+            parser=float,
+            doc="Seconds one walk may take (symbol fetching excluded); a walk killed at "
+            "this limit answers 504.",
+        )
+        stackwalk_memory_limit = Option(
+            default="2gb",
+            parser=parse_data_size,
+            doc="Address-space limit (RLIMIT_AS) of one stackwalker process; a walk that "
+            "runs out answers 422.",
+        )
+        stackwalk_concurrency = Option(
+            default="2",
+            parser=int,
+            doc="Walks one web worker runs at once; more requests wait for a slot.",
+        )
+        max_minidump_size = Option(
+            default="100mb",
+            parser=parse_data_size,
+            doc="Largest request body POST /minidump accepts (the minidump and its "
+            "annotations); bigger ones are a 413.",
+        )
+        stackwalk_symbols_dir = Option(
+            default="",
+            doc="Root of the on-disk Breakpad symbol tree the stackwalker reads, shared by "
+            "every worker. Empty: <ELIOT_SYMBOLS_CACHE_DIR>/breakpad.",
+        )
+        stackwalk_symbols_max_size = Option(
+            default="1gb",
+            parser=parse_data_size,
+            doc="Most bytes of symbol files the stackwalker's tree may hold; the least "
+            "recently used files are deleted past it.",
+        )
+        stackwalk_fetch_threads = Option(
+            default="8",
+            parser=int,
+            doc="Symbol files of one minidump fetched in parallel.",
+        )
+
+
 #: What each process reads (and logs at start-up).
-WEBAPP_OPTIONS = [ProcessConfig, WebAppConfig, DownloaderConfig, StoreConfig, CacheConfig]
+WEBAPP_OPTIONS = [
+    ProcessConfig,
+    WebAppConfig,
+    DownloaderConfig,
+    StoreConfig,
+    CacheConfig,
+    StackwalkerConfig,
+]
 CACHE_MANAGER_OPTIONS = [ProcessConfig, CacheConfig, CacheManagerConfig]
 
 

@@ -1,0 +1,294 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Minidump stackwalking behind ``POST /minidump``.
+
+The stackwalker is an external binary (rust-minidump's ``minidump-stackwalk``,
+what Socorro runs) behind :class:`Stackwalker`. It never talks to a symbol
+server itself: before a walk, the symbol files of the dump's modules are
+fetched by eliot's downloader (the configured ``ELIOT_SYMBOL_URLS``) into
+:class:`SymFileCache`, an on-disk Breakpad tree shared by every worker and
+bounded in size. A module being fetched is locked (a thread lock within a
+worker, an ``flock`` across workers), so parallel requests for the same
+modules share one download. The stackwalker then reads the tree with
+``--symbols-path``, under a time limit and an address-space limit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import markus
+from everett.manager import ConfigManager
+
+from tecken_eliot.downloader import SymbolDownloader
+from tecken_eliot.minidump import DumpModule, read_modules
+from tecken_eliot.settings import CacheConfig, StackwalkerConfig, read_options
+from tecken_eliot.status import ModuleStatus
+from tecken_shared.breakpad import symbol_key
+
+logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("eliot")
+
+
+class StackwalkerMissing(RuntimeError):
+    """The stackwalker binary is missing or not the configured version."""
+
+
+class WalkFailed(RuntimeError):
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+@dataclass
+class FetchReport:
+    """What became of each module's symbol file for one walk."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    downloaded: int = 0
+    seconds: float = 0.0
+
+
+class SymFileCache:
+    """Breakpad tree ``<root>/<debug_file>/<DEBUG_ID>/<sym file>`` of downloaded
+    symbol files, bounded to ``max_size`` bytes (least recently used first out),
+    with ``.missing`` markers remembered for ``missing_ttl`` seconds."""
+
+    def __init__(
+        self, root: Path, downloader: SymbolDownloader, *, max_size: int, missing_ttl: float
+    ) -> None:
+        self.root = root
+        self.downloader = downloader
+        self.max_size = max_size
+        self.missing_ttl = missing_ttl
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".locks").mkdir(exist_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _module_lock(self, key: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            name = key.replace("/", "_")[-200:]
+            with open(self.root / ".locks" / name, "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _state(self, path: Path) -> str | None:
+        if path.exists():
+            os.utime(path)  # the LRU order
+            return "cached"
+        marker = path.with_name(path.name + ".missing")
+        try:
+            if time.time() - marker.stat().st_mtime < self.missing_ttl:
+                return "missing"
+        except FileNotFoundError:
+            pass
+        return None
+
+    def ensure(self, module: DumpModule) -> str:
+        """Make the module's symbol file present if a symbol server has it;
+        its status: cached, found (downloaded now), missing, error, too_large."""
+        key = symbol_key(module.debug_file, module.debug_id)
+        path = self.root / key
+        state = self._state(path)
+        if state:
+            return state
+        with self._module_lock(key):
+            state = self._state(path)  # another request may have fetched it meanwhile
+            if state:
+                return state
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".download-")
+            os.close(fd)
+            try:
+                result = self.downloader.download(module.debug_file, module.debug_id, Path(tmp))
+                if result.status is ModuleStatus.FOUND:
+                    os.replace(tmp, path)
+                elif result.status is ModuleStatus.MISSING and self.missing_ttl > 0:
+                    path.with_name(path.name + ".missing").touch()
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        if result.status is ModuleStatus.FOUND:
+            self.evict()
+        return str(result.status)
+
+    def evict(self) -> None:
+        """Delete least recently used files until the tree fits ``max_size``."""
+        files = []
+        total = 0
+        for path in self.root.rglob("*.sym"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+            total += stat.st_size
+        if total <= self.max_size:
+            return
+        for _, size, path in sorted(files):
+            if total <= self.max_size:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            metrics.incr("minidump.symbols_evicted")
+
+
+def _limit_memory(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+class Stackwalker:
+    def __init__(
+        self,
+        binary: str,
+        symbols: SymFileCache,
+        *,
+        version: str = "",
+        timeout: float = 60,
+        memory_limit: int = 2 * 10**9,
+        concurrency: int = 2,
+        fetch_threads: int = 8,
+        max_dump_size: int = 100 * 10**6,
+    ) -> None:
+        self.binary = binary
+        self.symbols = symbols
+        self.version = version
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.fetch_threads = fetch_threads
+        self.max_dump_size = max_dump_size
+        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.problem = self._check_binary()
+
+    @classmethod
+    def from_config(cls, manager: ConfigManager, downloader: SymbolDownloader) -> Stackwalker:
+        options = read_options(manager, StackwalkerConfig)
+        cache = read_options(manager, CacheConfig)
+        root = options["stackwalk_symbols_dir"] or os.path.join(
+            cache["symbols_cache_dir"], "breakpad"
+        )
+        symbols = SymFileCache(
+            Path(root),
+            downloader,
+            max_size=options["stackwalk_symbols_max_size"],
+            missing_ttl=cache["missing_symbols_ttl"],
+        )
+        return cls(
+            options["stackwalker_path"],
+            symbols,
+            version=options["stackwalker_version"],
+            timeout=options["stackwalk_timeout"],
+            memory_limit=options["stackwalk_memory_limit"],
+            concurrency=options["stackwalk_concurrency"],
+            fetch_threads=options["stackwalk_fetch_threads"],
+            max_dump_size=options["max_minidump_size"],
+        )
+
+    def _check_binary(self) -> str | None:
+        """None when the binary runs and is the expected version, else why not."""
+        if not self.binary:
+            return None
+        path = shutil.which(self.binary)
+        if path is None:
+            return (
+                f"stackwalker {self.binary!r} not found (ELIOT_STACKWALKER_PATH); install "
+                "rust-minidump's minidump-stackwalk (`make setup` puts it in "
+                ".tools/rust-minidump/bin)"
+            )
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"stackwalker {path} does not run: {exc}"
+        found = out.stdout.strip()
+        if self.version and found != self.version:
+            return (
+                f"stackwalker {path} is {found!r}, not {self.version!r} (ELIOT_STACKWALKER_VERSION)"
+            )
+        self.binary = path
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.binary)
+
+    def check(self) -> str | None:
+        """The ``/__heartbeat__`` check (passes when /minidump is off)."""
+        return self.problem
+
+    def fetch_symbols(self, modules: list[DumpModule]) -> FetchReport:
+        report = FetchReport()
+        started = time.perf_counter()
+        unique = list({(m.debug_file, m.debug_id): m for m in modules}.values())
+        if unique:
+            with ThreadPoolExecutor(max_workers=min(self.fetch_threads, len(unique))) as pool:
+                for module, status in zip(
+                    unique, pool.map(self.symbols.ensure, unique), strict=True
+                ):
+                    report.statuses[f"{module.debug_file}/{module.debug_id}"] = status
+                    if status == "found":
+                        report.downloaded += 1
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def walk_file(self, dump: Path) -> dict[str, Any]:
+        """Run the stackwalker on a dump whose symbols are in the tree; its JSON."""
+        command = [self.binary, "--json", "--symbols-path", str(self.symbols.root), str(dump)]
+        with self.slots:
+            started = time.perf_counter()
+            try:
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    timeout=self.timeout,
+                    preexec_fn=_limit_memory(self.memory_limit),
+                )
+            except subprocess.TimeoutExpired as exc:
+                metrics.incr("minidump.walk_failed", tags=["reason:timeout"])
+                raise WalkFailed(f"the stackwalk took over {self.timeout}s", True) from exc
+            metrics.timing("minidump.walk", value=(time.perf_counter() - started) * 1000)
+        if done.returncode != 0:
+            metrics.incr("minidump.walk_failed", tags=["reason:exit"])
+            stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise WalkFailed(
+                f"the stackwalker exited with {done.returncode}: {stderr[-1] if stderr else ''}"
+            )
+        return json.loads(done.stdout)
+
+    def walk(self, data: bytes) -> tuple[dict[str, Any], FetchReport]:
+        """Fetch the symbols of a minidump's modules, then walk it. Raises
+        NotAMinidump, StackwalkerMissing or WalkFailed."""
+        if self.problem or not self.enabled:
+            raise StackwalkerMissing(self.problem or "POST /minidump is off")
+        modules = read_modules(data)
+        report = self.fetch_symbols(modules)
+        with tempfile.NamedTemporaryFile(prefix="minidump-", suffix=".dmp") as handle:
+            handle.write(data)
+            handle.flush()
+            return self.walk_file(Path(handle.name)), report
