@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import struct
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +33,11 @@ import requests
 
 from tecken_shared.breakpad import read_header, symbol_key
 from tecken_shared.testing import realclients
+from tecken_shared.testing.realclients import Build
 from tecken_shared.testing.servers import free_port, make_run
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = Path(__file__).resolve().parent / "crasher"
-CFLAGS = ["-g", "-O1", "-fno-omit-frame-pointer"]
+SOURCES = realclients.CRASHER_SOURCES
 
 pytestmark = pytest.mark.slow
 
@@ -59,39 +56,9 @@ def _line_of(source: Path, marker: str) -> int:
     raise AssertionError(f"{marker!r} not in {source}")
 
 
-@dataclass
-class Build:
-    dir: Path
-    crasher: Path
-    crashlib: Path
-    noid: Path
-
-
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if not cc:
-        pytest.fail("no C compiler: install one (Debian: apt-get install gcc)", pytrace=False)
-    out = tmp_path_factory.mktemp("build")
-    crashlib, noid, crasher = out / "libcrashlib.so", out / "libnoid.so", out / "crasher"
-
-    def compile_(*args: str | Path) -> None:
-        done = subprocess.run([cc, *CFLAGS, *map(str, args)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-
-    compile_("-shared", "-fPIC", "-Wl,--build-id=sha1", "-o", crashlib, SOURCES / "crashlib.c")
-    compile_("-shared", "-fPIC", "-Wl,--build-id=none", "-o", noid, SOURCES / "noid.c")
-    compile_(
-        "-Wl,--build-id=sha1",
-        "-o",
-        crasher,
-        SOURCES / "crasher.c",
-        f"-L{out}",
-        "-lcrashlib",
-        "-lnoid",
-        "-Wl,-rpath,$ORIGIN",
-    )
-    return Build(out, crasher, crashlib, noid)
+    return _need(lambda: realclients.build_crasher(tmp_path_factory.mktemp("build")))
 
 
 @dataclass
@@ -128,15 +95,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(urls["SYMBOLS"], urls["ELIOT"], urls["COLLECTOR"], env, tmp / "crashes")
 
 
-def _crashpad_database(path: Path) -> None:
-    """A Crashpad database with uploads enabled: its settings file is the
-    40-byte little-endian record {magic 'sdPC', version 1, options (bit 0:
-    uploads enabled), padding, last upload attempt time, client id}."""
-    path.mkdir()
-    record = struct.pack("<4sIIIq16s", b"sdPC", 1, 1, 0, 0, uuid.uuid4().bytes)
-    (path / "settings.dat").write_bytes(record)
-
-
 @dataclass
 class Crash:
     crash_id: str
@@ -147,27 +105,21 @@ class Crash:
 
 @pytest.fixture(scope="module")
 def crash(build: Build, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Crash:
-    handler = _need(realclients.crashpad_handler)
+    _need(realclients.crashpad_handler)
     tmp = tmp_path_factory.mktemp("crashpad")
     database = tmp / "db"
-    _crashpad_database(database)
+    realclients.crashpad_database(database)
     attachment = tmp / "notes.txt"
     attachment.write_text("attached by the real-client test\n")
-    done = subprocess.run(
-        [
-            str(build.crasher),
-            handler,
-            f"--database={database}",
-            f"--url={stack.collector}/submit?product=TeckenTest&version=1.0",
-            "--no-rate-limit",
-            "--annotation=ProductName=TeckenTest",
-            "--annotation=Version=1.0",
-            "--annotation=ReleaseChannel=test",
-            f"--attachment={attachment}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = realclients.crash(
+        build,
+        database,
+        f"--url={stack.collector}/submit?product=TeckenTest&version=1.0",
+        "--no-rate-limit",
+        "--annotation=ProductName=TeckenTest",
+        "--annotation=Version=1.0",
+        "--annotation=ReleaseChannel=test",
+        f"--attachment={attachment}",
     )
     assert done.returncode == -11, done.stderr  # the program died of its SIGSEGV
     completed = list((database / "completed").glob("*.dmp"))

@@ -21,13 +21,12 @@ import fcntl
 import json
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -108,6 +107,10 @@ class SymFileCache:
             pass
         return None
 
+    def state(self, module: DumpModule) -> str | None:
+        """``cached``, ``missing`` (remembered), or None: it must be fetched."""
+        return self._state(self.root / symbol_key(module.debug_file, module.debug_id))
+
     def ensure(self, module: DumpModule) -> str:
         """Make the module's symbol file present if a symbol server has it;
         its status: cached, found (downloaded now), missing, error, too_large."""
@@ -157,13 +160,6 @@ class SymFileCache:
             metrics.incr("minidump.symbols_evicted")
 
 
-def _limit_memory(limit: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
 class Stackwalker:
     def __init__(
         self,
@@ -185,6 +181,7 @@ class Stackwalker:
         self.fetch_threads = fetch_threads
         self.max_dump_size = max_dump_size
         self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.prlimit = shutil.which("prlimit")
         self.problem = self._check_binary()
 
     @classmethod
@@ -245,41 +242,55 @@ class Stackwalker:
     def fetch_symbols(self, modules: list[DumpModule]) -> FetchReport:
         report = FetchReport()
         started = time.perf_counter()
-        unique = list({(m.debug_file, m.debug_id): m for m in modules}.values())
-        if unique:
-            with ThreadPoolExecutor(max_workers=min(self.fetch_threads, len(unique))) as pool:
-                for module, status in zip(
-                    unique, pool.map(self.symbols.ensure, unique), strict=True
-                ):
+        todo = []
+        for module in {(m.debug_file, m.debug_id): m for m in modules}.values():
+            # Present or remembered as missing: no thread, no lock.
+            state = self.symbols.state(module)
+            if state:
+                report.statuses[f"{module.debug_file}/{module.debug_id}"] = state
+            else:
+                todo.append(module)
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(self.fetch_threads, len(todo))) as pool:
+                for module, status in zip(todo, pool.map(self.symbols.ensure, todo), strict=True):
                     report.statuses[f"{module.debug_file}/{module.debug_id}"] = status
                     if status == "found":
                         report.downloaded += 1
         report.seconds = time.perf_counter() - started
         return report
 
+    def _limited(self, command: list[str]) -> list[str]:
+        """``command`` under the address-space limit: util-linux ``prlimit``
+        sets it before the exec (a preexec_fn would make every start a slow
+        fork of the worker); without prlimit, a shell's ``ulimit -v``."""
+        if self.prlimit:
+            return [self.prlimit, f"--as={self.memory_limit}", "--", *command]
+        kib = max(1, self.memory_limit // 1024)
+        return ["/bin/sh", "-c", f'ulimit -v {kib} && exec "$@"', "stackwalk", *command]
+
     def walk_file(self, dump: Path) -> dict[str, Any]:
         """Run the stackwalker on a dump whose symbols are in the tree; its JSON."""
         command = [self.binary, "--json", "--symbols-path", str(self.symbols.root), str(dump)]
         with self.slots:
             started = time.perf_counter()
+            proc = subprocess.Popen(
+                self._limited(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
             try:
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    timeout=self.timeout,
-                    preexec_fn=_limit_memory(self.memory_limit),
-                )
+                stdout, stderr_bytes = proc.communicate(timeout=self.timeout)
             except subprocess.TimeoutExpired as exc:
+                proc.kill()
+                proc.communicate()
                 metrics.incr("minidump.walk_failed", tags=["reason:timeout"])
                 raise WalkFailed(f"the stackwalk took over {self.timeout}s", True) from exc
             metrics.timing("minidump.walk", value=(time.perf_counter() - started) * 1000)
-        if done.returncode != 0:
+        if proc.returncode != 0:
             metrics.incr("minidump.walk_failed", tags=["reason:exit"])
-            stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            stderr = stderr_bytes.decode("utf-8", "replace").strip().splitlines()
             raise WalkFailed(
-                f"the stackwalker exited with {done.returncode}: {stderr[-1] if stderr else ''}"
+                f"the stackwalker exited with {proc.returncode}: {stderr[-1] if stderr else ''}"
             )
-        return json.loads(done.stdout)
+        return json.loads(stdout)
 
     def walk(self, data: bytes) -> tuple[dict[str, Any], FetchReport]:
         """Fetch the symbols of a minidump's modules, then walk it. Raises

