@@ -12,7 +12,9 @@
 3. rust-minidump's ``minidump-stackwalk --symbols-url`` walks the stored dump
    against the symbols service over HTTP;
 4. eliot's ``POST /minidump`` gives the same frames;
-5. ``fx-crash-sig`` (with ``siggen``) symbolicates a crash ping built from the
+5. the collector's crashmover, and ``tecken-process-crash``, process the
+   stored crash through ``/minidump`` into ``processed_crash/<id>.json``;
+6. ``fx-crash-sig`` (with ``siggen``) symbolicates a crash ping built from the
    dump through eliot's ``/symbolicate/v5`` and gives the signature.
 
 The services run as real processes (``make run``) on free loopback ports.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +93,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(tmp / "fallback"),
         # Crashpad's libcurl uploader sends chunked bodies (no Content-Length).
         "COLLECTOR_ACCEPT_CHUNKED": "true",
+        # The crashmover processes each stored crash through eliot's /minidump.
+        "COLLECTOR_CRASHMOVER_PROCESSOR_URL": urls["ELIOT"],
     }
     with make_run("run", ROOT, env, tmp / "run.log"):
         yield Stack(urls["SYMBOLS"], urls["ELIOT"], urls["COLLECTOR"], env, tmp / "crashes")
+
+
+@dataclass
+class Symbols:
+    keys: dict[str, str]  # binary name -> symbols key
+
+
+@pytest.fixture(scope="module")
+def symbols(build: Build, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Symbols:
+    """``dump_syms`` on the three binaries, uploaded with tecken-upload-symbols."""
+    tool = _need(realclients.dump_syms)
+    tree = tmp_path_factory.mktemp("symbols")
+    keys = {}
+    for binary in (build.crasher, build.crashlib, build.noid):
+        sym = tree / f"{binary.name}.sym.tmp"
+        done = subprocess.run([tool, str(binary)], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        sym.write_bytes(done.stdout)
+        header = read_header(sym)
+        key = symbol_key(header.debug_filename or "", header.debug_id or "")
+        (tree / key).parent.mkdir(parents=True)
+        sym.rename(tree / key)
+        keys[binary.name] = key
+
+    admin = [str(ROOT / "bin" / "tecken-symbols-admin")]
+    run = {"env": stack.env, "capture_output": True, "text": True, "cwd": ROOT, "timeout": 60}
+    assert subprocess.run([*admin, "superuser", "ci@example.com"], **run).returncode == 0
+    made = subprocess.run([*admin, "create-token", "ci@example.com"], **run)
+    assert made.returncode == 0, made.stderr
+    upload = subprocess.run(
+        [str(ROOT / "bin" / "tecken-upload-symbols"), "--url", stack.symbols, str(tree)],
+        **{**run, "env": {**stack.env, "TECKEN_AUTH_TOKEN": made.stdout.strip()}},
+    )
+    assert upload.returncode == 0, upload.stdout + upload.stderr
+    return Symbols(keys)
 
 
 @dataclass
@@ -104,7 +144,10 @@ class Crash:
 
 
 @pytest.fixture(scope="module")
-def crash(build: Build, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Crash:
+def crash(
+    build: Build, stack: Stack, symbols: Symbols, tmp_path_factory: pytest.TempPathFactory
+) -> Crash:
+    """The crash, once the build's symbols are uploaded (as a release does)."""
     _need(realclients.crashpad_handler)
     tmp = tmp_path_factory.mktemp("crashpad")
     database = tmp / "db"
@@ -157,41 +200,6 @@ def test_crashpad_uploads_to_the_collector_and_the_crash_is_stored_complete(
     assert dump[:4] == b"MDMP"
     attachment = _stored(stack.crashes, "notestxt", crash.crash_id).read_text()
     assert attachment == "attached by the real-client test\n"
-
-
-@dataclass
-class Symbols:
-    keys: dict[str, str]  # binary name -> symbols key
-
-
-@pytest.fixture(scope="module")
-def symbols(build: Build, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Symbols:
-    """``dump_syms`` on the three binaries, uploaded with tecken-upload-symbols."""
-    tool = _need(realclients.dump_syms)
-    tree = tmp_path_factory.mktemp("symbols")
-    keys = {}
-    for binary in (build.crasher, build.crashlib, build.noid):
-        sym = tree / f"{binary.name}.sym.tmp"
-        done = subprocess.run([tool, str(binary)], capture_output=True)
-        assert done.returncode == 0, done.stderr
-        sym.write_bytes(done.stdout)
-        header = read_header(sym)
-        key = symbol_key(header.debug_filename or "", header.debug_id or "")
-        (tree / key).parent.mkdir(parents=True)
-        sym.rename(tree / key)
-        keys[binary.name] = key
-
-    admin = [str(ROOT / "bin" / "tecken-symbols-admin")]
-    run = {"env": stack.env, "capture_output": True, "text": True, "cwd": ROOT, "timeout": 60}
-    assert subprocess.run([*admin, "superuser", "ci@example.com"], **run).returncode == 0
-    made = subprocess.run([*admin, "create-token", "ci@example.com"], **run)
-    assert made.returncode == 0, made.stderr
-    upload = subprocess.run(
-        [str(ROOT / "bin" / "tecken-upload-symbols"), "--url", stack.symbols, str(tree)],
-        **{**run, "env": {**stack.env, "TECKEN_AUTH_TOKEN": made.stdout.strip()}},
-    )
-    assert upload.returncode == 0, upload.stdout + upload.stderr
-    return Symbols(keys)
 
 
 def test_dump_syms_output_is_uploaded_and_served(symbols: Symbols, stack: Stack) -> None:
@@ -344,3 +352,35 @@ def test_fx_crash_sig_and_siggen_through_eliot(
     assert frames[0]["file"].endswith("crashlib.c")
     result = processor.get_signature_from_symbolicated(symbolicated)
     assert result.signature == "crash_here", (result.signature, result.notes)
+
+
+def test_the_crashmover_and_the_cli_process_the_crash_through_eliot(
+    crash: Crash, stack: Stack
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        found = list(stack.crashes.glob(f"*/processed_crash/{crash.crash_id}.json"))
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found, "the crashmover wrote no processed crash"
+    processed = json.loads(found[0].read_text())
+    assert processed["uuid"] == crash.crash_id
+    assert (processed["product"], processed["version"]) == ("TeckenTest", "1.0")
+    assert processed["crashing_function"] == "crash_here"
+    assert _top_frames(processed["json_dump"]) == expected_frames()
+    assert processed["processor_notes"] == []
+
+    found[0].unlink()
+    done = subprocess.run(
+        [str(ROOT / "bin" / "tecken-process-crash"), f"bp-{crash.crash_id}", "--url", stack.eliot],
+        env=stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == found[0]
+    again = json.loads(found[0].read_text())
+    assert again["json_dump"]["threads"] == processed["json_dump"]["threads"]

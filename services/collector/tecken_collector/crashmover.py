@@ -41,6 +41,7 @@ from tecken_collector.crashstorage import (
     iter_outbox,
     load_crash,
 )
+from tecken_collector.processor import CrashProcessor, ProcessingFailed, processed_path
 from tecken_collector.publish import (
     CrashPublisher,
     CrashStore,
@@ -80,6 +81,8 @@ class MoverSettings:
     crashmover_concurrency: int
     crashmover_max_outbox: int
     crashmover_stale_seconds: float
+    crashmover_processor_url: str
+    crashmover_processor_timeout: float
 
     @classmethod
     def from_config(cls, manager: ConfigManager) -> MoverSettings:
@@ -89,7 +92,9 @@ class MoverSettings:
     def enabled(self) -> bool:
         """Whether crashes have somewhere to move to (so the collector writes
         outbox markers)."""
-        return bool(self.crashmover_storage_url or self.crashmover_queue)
+        return bool(
+            self.crashmover_storage_url or self.crashmover_queue or self.crashmover_processor_url
+        )
 
 
 class CrashMover:
@@ -108,6 +113,7 @@ class CrashMover:
         poll_interval: float,
         inline: bool,
         max_outbox: int,
+        processor: CrashProcessor | None = None,
     ) -> None:
         self.roots = list(roots)
         self.storage = storage
@@ -118,6 +124,7 @@ class CrashMover:
         self.poll_interval = poll_interval
         self.inline = inline and self.enabled
         self.max_outbox = max_outbox
+        self.processor = processor
 
     @classmethod
     def from_settings(cls, settings: MoverSettings, roots: list[Path]) -> CrashMover:
@@ -141,11 +148,16 @@ class CrashMover:
             poll_interval=settings.crashmover_poll_interval,
             inline=settings.crashmover_inline,
             max_outbox=settings.crashmover_max_outbox,
+            processor=CrashProcessor(
+                settings.crashmover_processor_url, settings.crashmover_processor_timeout
+            )
+            if settings.crashmover_processor_url
+            else None,
         )
 
     @property
     def enabled(self) -> bool:
-        return self.storage is not None or self.publisher is not None
+        return self.storage is not None or self.publisher is not None or self.processor is not None
 
     def move(self, root: Path, crash_id: str) -> bool:
         """Move one crash; returns whether it left the outbox. Never raises for
@@ -162,10 +174,20 @@ class CrashMover:
             return False
         start = time.perf_counter()
         try:
+            processed = processed_path(root, crash_id)
+            if self.processor is not None and state != STORED_MARK and not processed.is_file():
+                try:
+                    self.processor.process(root, crash_id)
+                except ProcessingFailed as exc:
+                    metrics.incr("retry_count", tags=["count:process_crash_exception.count"])
+                    logger.warning("%s: not processed yet: %s", crash_id, exc)
+                    return False
             if self.storage is not None and state != STORED_MARK:
                 crash = load_crash(root, crash_id)
                 try:
                     self.storage.save(crash_id, crash)
+                    if processed.is_file():
+                        self.storage.save_processed(crash_id, processed.read_bytes())
                 except PublishError as exc:
                     metrics.incr("retry_count", tags=["count:save_crash_exception.count"])
                     logger.warning("%s: not moved yet: %s", crash_id, exc)

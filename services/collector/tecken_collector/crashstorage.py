@@ -294,5 +294,6 @@ def delete_crash(root: Path, crash_id: str) -> None:
         names = json.loads(paths.dump_names.read_bytes())
     except (OSError, ValueError):
         names = []
-    for path in [paths.raw_crash, paths.dump_names] + [paths.dump(n) for n in names]:
+    processed = paths.day / "processed_crash" / f"{crash_id}.json"
+    for path in [paths.raw_crash, paths.dump_names, processed] + [paths.dump(n) for n in names]:
         _unlink(path)

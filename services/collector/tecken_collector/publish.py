@@ -45,6 +45,8 @@ class CrashStore(Protocol):
 
     def save(self, crash_id: str, crash: StoredCrash) -> None: ...
 
+    def save_processed(self, crash_id: str, data: bytes) -> None: ...
+
 
 class CrashPublisher(Protocol):
     """Where the crashmover announces a stored crash id (a queue); raises
@@ -93,6 +95,17 @@ class ObjectCrashStorage:
             )
         except (StorageError, OSError) as exc:
             raise PublishError(f"{crash_id}: cannot store in {self.name}: {exc}") from exc
+
+    def save_processed(self, crash_id: str, data: bytes) -> None:
+        """The processed crash (``v1/processed_crash/<id>``), as Socorro keys it."""
+        try:
+            self.storage.put(processed_crash_key(crash_id), data, content_type="application/json")
+        except (StorageError, OSError) as exc:
+            raise PublishError(f"{crash_id}: cannot store in {self.name}: {exc}") from exc
+
+
+def processed_crash_key(crash_id: str) -> str:
+    return f"v1/processed_crash/{crash_id}"
 
 
 class SQSPublisher:

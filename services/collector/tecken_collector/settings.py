@@ -232,6 +232,21 @@ class CrashMoverConfig:
             parser=int,
             doc="Crashes moved at the same time by the crashmover (threads).",
         )
+        crashmover_processor_url = Option(
+            default="",
+            doc="eliot's base URL (e.g. http://127.0.0.1:8050). When set, the crashmover "
+            "posts each stored crash's minidump to its POST /minidump and writes the "
+            "processed crash (Socorro's json_dump and a few fields) beside the raw crash, "
+            "<root>/<date>/processed_crash/<id>.json, and to the object store as "
+            "v1/processed_crash/<id>. A crash eliot cannot take now (down, 5xx) stays in "
+            "the outbox and is retried; one it refuses (400/413/422) is stored with a note. "
+            "Empty: crashes are not processed.",
+        )
+        crashmover_processor_timeout = Option(
+            default="120",
+            parser=parse_seconds,
+            doc="Seconds to wait for eliot's answer when processing one crash.",
+        )
         crashmover_max_outbox = Option(
             default="1000",
             parser=int,
@@ -296,3 +311,9 @@ def build_throttler(manager: ConfigManager) -> Throttler:
         config("throttler_products"),
         config("throttler_product_packagenames"),
     )
+
+
+def processor_settings(manager: ConfigManager) -> tuple[str, float]:
+    """(eliot URL, timeout) of crash processing (``tecken-process-crash``)."""
+    config = options(manager, CrashMoverConfig)
+    return config("crashmover_processor_url"), config("crashmover_processor_timeout")
