@@ -16,7 +16,7 @@ import falcon
 from everett.manager import ConfigManager
 
 from tecken_collector.crashmover import CrashMover, MoverSettings
-from tecken_collector.heartbeat import HealthMetricsMiddleware, heartbeat_checks
+from tecken_collector.heartbeat import HealthMetricsMiddleware, RoomNeeded, heartbeat_checks
 from tecken_collector.payload import PayloadLimits
 from tecken_collector.scrubber import count_scrub_error, scrub_collector_event
 from tecken_collector.settings import (
@@ -25,6 +25,7 @@ from tecken_collector.settings import (
     NAMESPACE,
     AppConfig,
     BreakpadConfig,
+    StorageConfig,
     build_storage,
     build_throttler,
     options,
@@ -73,6 +74,11 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
         stage_token=options(manager, BreakpadConfig)("stage_submitter_bearer_token"),
         after_save=mover.move_saved if mover.inline else None,
     )
+    storage_options = options(manager, StorageConfig)
+    room = RoomNeeded(
+        storage_options("crashstorage_min_free_space"),
+        storage_options("crashstorage_min_free_inodes"),
+    )
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
@@ -80,7 +86,7 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     app.add_route("/submit", submit)
     add_dockerflow_routes(
         app,
-        checks=heartbeat_checks(storage, mover),
+        checks=heartbeat_checks(storage, mover, room),
         version_file=version_file,
         failure_status=falcon.HTTP_503,
     )
