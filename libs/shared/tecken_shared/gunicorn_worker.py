@@ -31,7 +31,9 @@ Bounds, from :data:`tecken_shared.gunicorn_conf.WORKER_OPTIONS` (the
 gunicorn's ``timeout`` still restarts a worker whose event loop stops
 (the loop tells the master it is alive once a second); a long request runs in
 a thread and no longer stops the loop. ``max_requests`` is not used by this
-worker. The access log is written through gunicorn's logger, as with ``sync``.
+worker. The access log is written through gunicorn's logger, as with ``sync``;
+``wsgi.errors`` goes through logging (:class:`tecken_shared.logging.LoggerStream`),
+so what a framework writes there is in the service's log format.
 
 Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
 (the default of every ``deploy/gunicorn-<service>.conf.py``).
@@ -51,6 +53,8 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.utilities import RequestEntityTooLarge
+
+from tecken_shared.logging import LoggerStream
 
 #: waitress's own body limit, above every service's: the worker applies its own
 #: (``max_request_body_size``) so that the application answers the refusal.
@@ -98,6 +102,7 @@ def access_logged(app: Callable, log: Any) -> Callable:
 
     def logged_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
+        environ["wsgi.errors"] = LoggerStream()
         query = environ.get("QUERY_STRING")
         environ.setdefault("RAW_URI", environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
         response = _Response()

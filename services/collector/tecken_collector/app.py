@@ -33,6 +33,7 @@ from tecken_collector.settings import (
 from tecken_collector.submit_resource import BreakpadSubmitterResource
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
+from tecken_shared.logging import log_unhandled_exceptions
 from tecken_shared.service import setup_service
 
 logger = logging.getLogger("tecken_collector.app")
@@ -82,6 +83,7 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
+    log_unhandled_exceptions(app, logger)
     app.add_route("/", IndexResource())
     app.add_route("/submit", submit)
     add_dockerflow_routes(
