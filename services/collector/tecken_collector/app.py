@@ -11,6 +11,7 @@ imports this module."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import falcon
 from everett.manager import ConfigManager
@@ -34,9 +35,13 @@ from tecken_collector.submit_resource import BreakpadSubmitterResource
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
 from tecken_shared.logging import log_unhandled_exceptions
-from tecken_shared.service import setup_service
+from tecken_shared.openapi import add_openapi_route
+from tecken_shared.service import json_error_serializer, setup_service
 
 logger = logging.getLogger("tecken_collector.app")
+
+#: The service's OpenAPI description, served at /__openapi__.json.
+OPENAPI_SPEC = Path(__file__).parent / "openapi.yaml"
 
 INDEX_HTML = (
     "<!doctype html><html><head><title>Tecken collector</title></head><body>"
@@ -83,7 +88,11 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
+    # 4xx/5xx raised as Falcon errors answer the shared JSON shape; /submit
+    # keeps Antenna's text answers (Discarded=...), which crash reporters read.
+    app.set_error_serializer(json_error_serializer)
     log_unhandled_exceptions(app, logger)
+    add_openapi_route(app, OPENAPI_SPEC)
     app.add_route("/", IndexResource())
     app.add_route("/submit", submit)
     add_dockerflow_routes(
