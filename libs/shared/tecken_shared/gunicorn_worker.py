@@ -60,6 +60,10 @@ from tecken_shared.logging import LoggerStream
 #: (``max_request_body_size``) so that the application answers the refusal.
 _UNBOUNDED = 2**62
 
+#: Seconds between two rounds of housekeeping (telling the master the worker
+#: is alive, enforcing the request-read deadlines).
+HOUSEKEEPING = 0.5
+
 #: The body of the 408 a client gets when it ran out of time (JSON error shape).
 TIMEOUT_BODY = (
     '{"error": "The request was not received in time: send it again, faster.", '
@@ -196,14 +200,19 @@ class BufferingWorker(Worker):
         for obj in self.socket_map.values():
             if isinstance(obj, BaseWSGIServer):
                 obj.channel_class = channel
-        self.reading_since: dict[int, float] = {}
+        self.reading_since: dict[tuple[int, int], float] = {}
+        housekeeping = 0.0
         while self.alive:
+            wasyncore.loop(timeout=HOUSEKEEPING, map=self.socket_map, use_poll=True, count=1)
+            now = time.monotonic()
+            if now < housekeeping:
+                continue  # busy: housekeeping at most every HOUSEKEEPING seconds
+            housekeeping = now + HOUSEKEEPING
             self.notify()
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
-            wasyncore.loop(timeout=1.0, map=self.socket_map, use_poll=True, count=1)
-            self.enforce_read_deadline(time.monotonic())
+            self.enforce_read_deadline(now)
         self.shut_down()
 
     def channels(self) -> list[HTTPChannel]:
@@ -214,11 +223,11 @@ class BufferingWorker(Worker):
         request for longer than ``request_read_timeout``, or has sent nothing
         of it for ``request_stall_timeout`` (when above 0)."""
         wall = time.time()
-        reading: dict[int, float] = {}
+        reading: dict[tuple[int, int], float] = {}
         for channel in self.channels():
             if channel.request is None or channel.requests:
                 continue  # idle (idle_timeout applies) or its request is being served
-            key = id(channel)
+            key = (id(channel), id(channel.request))  # a new request starts afresh
             since = self.reading_since.get(key, now)
             reading[key] = since
             stalled = 0 < self.stall_timeout < wall - channel.last_activity
