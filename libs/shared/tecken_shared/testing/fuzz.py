@@ -66,7 +66,7 @@ def _run(operation, mode, checks, base_url: str, examples: int, report: FuzzRepo
         report.requests += 1
         try:
             case.call_and_validate(base_url=base_url, checks=checks, timeout=30)
-        except Exception as exc:  # a failed check: collect it, go on
+        except (Exception, BaseExceptionGroup) as exc:  # a failed check: collect it, go on
             report.failures.append(
                 f"{operation.method.upper()} {operation.path} ({mode.value}): "
                 f"{type(exc).__name__}: {str(exc)[:1500]}\n  {case.as_curl_command()}"

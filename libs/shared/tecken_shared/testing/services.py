@@ -116,7 +116,7 @@ def running_service(
             capture_output=True,
         )
     log = open(workdir / f"{name}-gunicorn.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
+    commands = [
         [
             sys.executable,
             "-m",
@@ -125,22 +125,57 @@ def running_service(
             str(REPO / "deploy" / f"gunicorn-{name}.conf.py"),
             "--no-control-socket",
             WSGI[name],
-        ],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+        ]
+    ]
+    if name == "eliot":  # its heartbeat checks that the cache manager runs
+        commands.append([sys.executable, "-m", "tecken_eliot.cache_manager"])
+    procs = [
+        subprocess.Popen(
+            command,
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for command in commands
+    ]
     try:
         wait_for_port("127.0.0.1", port, 30)
-        yield RunningService(name, f"http://127.0.0.1:{port}", "127.0.0.1", port, workdir, proc)
+        if name == "eliot":
+            _wait_healthy(port, 30)
+        yield RunningService(name, f"http://127.0.0.1:{port}", "127.0.0.1", port, workdir, procs[0])
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        for proc in procs:
+            _stop(proc)
         log.close()
+
+
+def _wait_healthy(port: int, timeout: float) -> None:
+    """Wait until ``/__heartbeat__`` answers 200 (or ``timeout`` passes)."""
+    import http.client
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/__heartbeat__")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group of ``proc``, SIGKILL if it lingers."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
