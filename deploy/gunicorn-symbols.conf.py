@@ -4,11 +4,22 @@
 
 """gunicorn settings for the symbols service: SYMBOLS_GUNICORN_* from the
 environment or ./.env (documented with the other options). Uploads of up to
-2 GB are read, checked and stored within one request: hence the long timeout."""
+2 GB are read, checked and stored within one request: hence the long timeout
+and request-read deadline. The buffering worker reads each request whole before
+a thread runs it (a slow client costs a connection, not a worker)."""
 
 from tecken_shared.gunicorn_conf import gunicorn_settings
 
-globals().update(gunicorn_settings("symbols", bind="0.0.0.0:3000", timeout=900))
+globals().update(
+    gunicorn_settings(
+        "symbols",
+        bind="0.0.0.0:3000",
+        timeout=900,
+        worker_class="tecken_shared.gunicorn_worker.BufferingWorker",
+        request_read_timeout=900,
+        max_request_body_size=2 * 1024**3,
+    )
+)
 
 
 def worker_abort(worker) -> None:

@@ -53,8 +53,11 @@ def release_name(version_file: str | Path | None, package: str) -> str:
 
 
 class LBHeartbeatResource:
+    """200 with ``{}``: an empty body would not be the JSON its type says."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "application/json; charset=utf-8"
+        resp.text = "{}"
         resp.status = falcon.HTTP_200
 
     on_head = on_get

@@ -95,3 +95,30 @@ def log_unhandled_exceptions(app: Any, logger: logging.Logger) -> None:
         )
 
     app.add_error_handler(Exception, handle)
+
+
+#: The logger of unhandled exceptions (every service's, and what a framework
+#: writes to ``wsgi.errors`` under the shared gunicorn worker).
+UNHANDLED_LOGGER = "tecken_shared.unhandled"
+
+
+class LoggerStream:
+    """A write-only text stream whose every write is one log record at ERROR:
+    given as ``wsgi.errors``, what Falcon (or any framework) writes there goes
+    through logging, so in the service's log format (JSON in production)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger(UNHANDLED_LOGGER)
+
+    def write(self, text: str) -> int:
+        message = text.rstrip("\n")
+        if message:
+            self.logger.error("%s", message)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass

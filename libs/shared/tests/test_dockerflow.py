@@ -24,6 +24,7 @@ def test_lbheartbeat():
     resp = make_app({}).get("/__lbheartbeat__")
     assert resp.status_int == 200
     assert resp.content_type == "application/json"
+    assert resp.json == {}  # the JSON its type says (schemathesis checks it)
 
 
 def test_heartbeat_ok_and_failing():

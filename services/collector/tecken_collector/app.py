@@ -11,12 +11,13 @@ imports this module."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import falcon
 from everett.manager import ConfigManager
 
 from tecken_collector.crashmover import CrashMover, MoverSettings
-from tecken_collector.heartbeat import HealthMetricsMiddleware, heartbeat_checks
+from tecken_collector.heartbeat import HealthMetricsMiddleware, RoomNeeded, heartbeat_checks
 from tecken_collector.payload import PayloadLimits
 from tecken_collector.scrubber import count_scrub_error, scrub_collector_event
 from tecken_collector.settings import (
@@ -25,6 +26,7 @@ from tecken_collector.settings import (
     NAMESPACE,
     AppConfig,
     BreakpadConfig,
+    StorageConfig,
     build_storage,
     build_throttler,
     options,
@@ -32,9 +34,14 @@ from tecken_collector.settings import (
 from tecken_collector.submit_resource import BreakpadSubmitterResource
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
-from tecken_shared.service import setup_service
+from tecken_shared.logging import log_unhandled_exceptions
+from tecken_shared.openapi import add_openapi_route
+from tecken_shared.service import json_error_serializer, setup_service
 
 logger = logging.getLogger("tecken_collector.app")
+
+#: The service's OpenAPI description, served at /__openapi__.json.
+OPENAPI_SPEC = Path(__file__).parent / "openapi.yaml"
 
 INDEX_HTML = (
     "<!doctype html><html><head><title>Tecken collector</title></head><body>"
@@ -73,14 +80,24 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
         stage_token=options(manager, BreakpadConfig)("stage_submitter_bearer_token"),
         after_save=mover.move_saved if mover.inline else None,
     )
+    storage_options = options(manager, StorageConfig)
+    room = RoomNeeded(
+        storage_options("crashstorage_min_free_space"),
+        storage_options("crashstorage_min_free_inodes"),
+    )
     log_options(logger, manager, NAMESPACE, CONFIG_COMPONENTS)
 
     app = falcon.App(middleware=[HealthMetricsMiddleware()])
+    # 4xx/5xx raised as Falcon errors answer the shared JSON shape; /submit
+    # keeps Antenna's text answers (Discarded=...), which crash reporters read.
+    app.set_error_serializer(json_error_serializer)
+    log_unhandled_exceptions(app, logger)
+    add_openapi_route(app, OPENAPI_SPEC)
     app.add_route("/", IndexResource())
     app.add_route("/submit", submit)
     add_dockerflow_routes(
         app,
-        checks=heartbeat_checks(storage, mover),
+        checks=heartbeat_checks(storage, mover, room),
         version_file=version_file,
         failure_status=falcon.HTTP_503,
     )

@@ -34,7 +34,9 @@ from pathlib import Path
 import markus
 from everett.manager import ConfigManager
 
+from tecken_collector.crashid import is_valid_crash_id
 from tecken_collector.crashstorage import (
+    OUTBOX_DIR,
     TMP_SUFFIX,
     CrashPaths,
     delete_crash,
@@ -247,21 +249,52 @@ class CrashMover:
         return moved, len(results) - moved
 
     def sweep(self) -> int:
-        """Remove temp files left by killed writers; returns how many."""
+        """Remove what killed writers left behind, older than ``stale_seconds``:
+        dot-named temp files, and dumps and dump names of crashes whose raw
+        crash was never written (a crash exists only once its raw crash does,
+        so those are never part of an acknowledged crash). Returns how many."""
         removed = 0
         cutoff = time.time() - self.stale_seconds
         for root in self.roots:
             for dirpath, _dirs, files in os.walk(root):
                 for name in files:
+                    path = Path(dirpath, name)
                     if name.startswith(".") and name.endswith(TMP_SUFFIX):
-                        path = Path(dirpath, name)
-                        try:
-                            if path.stat().st_mtime < cutoff:
-                                path.unlink()
-                                removed += 1
-                        except FileNotFoundError:
-                            pass
+                        removed += _unlink_older(path, cutoff)
+                    elif _is_orphan(root, path):
+                        if _unlink_older(path, cutoff):
+                            logger.warning("%s: part of a crash never completed, removed", path)
+                            removed += 1
+        if removed:
+            metrics.incr("sweep_removed.count", removed)
         return removed
+
+
+def _unlink_older(path: Path, cutoff: float) -> int:
+    """Remove ``path`` if it was last modified before ``cutoff``; 1 if removed."""
+    try:
+        if path.stat().st_mtime < cutoff:
+            path.unlink()
+            return 1
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def _is_orphan(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a dump (``<day>/<dump name>/<crash id>``) or dump
+    names file (``<day>/dump_names/<crash id>.json``) under ``root`` whose
+    raw crash does not exist."""
+    try:
+        day, kind, name = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if not (len(day) == 8 and day.isdigit()) or kind in ("raw_crash", OUTBOX_DIR):
+        return False
+    crash_id = name.removesuffix(".json") if kind == "dump_names" else name
+    if not is_valid_crash_id(crash_id, strict=False):
+        return False
+    return not CrashPaths(root, crash_id).raw_crash.exists()
 
 
 def build_crashmover(manager: ConfigManager, roots: list[Path]) -> CrashMover:

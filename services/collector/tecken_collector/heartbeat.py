@@ -2,8 +2,8 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""``/__heartbeat__`` checks (the crash storage roots take a write; the
-outbox is not piling up) and the middleware counting hits on the Dockerflow
+"""``/__heartbeat__`` checks (the crash storage roots take a write and have
+room for more crashes; the outbox is not piling up) and the middleware counting hits on the Dockerflow
 endpoints. Object store and queue outages do not fail the heartbeat by
 themselves: the node still accepts crashes, and the outbox check reports when
 they pile up."""
@@ -11,6 +11,7 @@ they pile up."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import falcon
@@ -59,12 +60,45 @@ def _probe_root(root: Path) -> str | None:
     return None
 
 
-def storage_check(storage: FSCrashStorage) -> str | None:
+@dataclass(frozen=True)
+class RoomNeeded:
+    """What a storage root must have free to count as healthy
+    (``COLLECTOR_CRASHSTORAGE_MIN_FREE_SPACE`` / ``_MIN_FREE_INODES``)."""
+
+    min_free_space: int
+    min_free_inodes: int
+
+
+def _room_problem(root: Path, room: RoomNeeded) -> str | None:
+    """None if ``root`` has at least the free space and inodes of ``room``."""
+    try:
+        stats = os.statvfs(root)
+    except OSError as exc:
+        return f"{root} cannot be inspected: {exc.strerror or exc}"
+    free = stats.f_bavail * stats.f_frsize
+    if free < room.min_free_space:
+        return (
+            f"{root} has {free // 1024**2} MiB free, less than the "
+            f"{room.min_free_space // 1024**2} MiB a crash may need "
+            "(COLLECTOR_CRASHSTORAGE_MIN_FREE_SPACE)"
+        )
+    if stats.f_files and stats.f_favail < room.min_free_inodes:
+        return (
+            f"{root} has {stats.f_favail} free inodes, fewer than "
+            f"{room.min_free_inodes} (COLLECTOR_CRASHSTORAGE_MIN_FREE_INODES)"
+        )
+    return None
+
+
+def storage_check(storage: FSCrashStorage, room: RoomNeeded | None = None) -> str | None:
     """Heartbeat: the primary root takes a write (so crashes are not all going
-    to the fallback), and so does the fallback root if one is configured."""
+    to the fallback), and so does the fallback root if one is configured; each
+    has the free space and inodes of ``room``."""
     problems = []
     for label, root in zip(("primary", "fallback"), storage.roots, strict=False):
         problem = _probe_root(root)
+        if not problem and room is not None:
+            problem = _room_problem(root, room)
         if problem:
             problems.append(f"{label} crash storage root {problem}")
     return "; ".join(problems) or None
@@ -87,8 +121,10 @@ def outbox_check(storage: FSCrashStorage, limit: int) -> str | None:
     return None
 
 
-def heartbeat_checks(storage: FSCrashStorage, mover: CrashMover) -> dict[str, HealthCheck]:
-    checks: dict[str, HealthCheck] = {"crashstorage": lambda: storage_check(storage)}
+def heartbeat_checks(
+    storage: FSCrashStorage, mover: CrashMover, room: RoomNeeded | None = None
+) -> dict[str, HealthCheck]:
+    checks: dict[str, HealthCheck] = {"crashstorage": lambda: storage_check(storage, room)}
     if mover.enabled:
         checks["outbox"] = lambda: outbox_check(storage, mover.max_outbox)
     return checks

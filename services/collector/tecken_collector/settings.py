@@ -78,6 +78,20 @@ class StorageConfig:
             parser=parse_bool,
             doc="Create the storage roots at start-up if missing (local development).",
         )
+        crashstorage_min_free_space = Option(
+            default="100MiB",
+            parser=parse_data_size,
+            doc="/__heartbeat__ fails when a storage root has less free space than this "
+            "(a root that cannot take a crash of COLLECTOR_MAX_REQUEST_SIZE and a few "
+            "more; crashes then go to the fallback root, or are refused with a 500).",
+        )
+        crashstorage_min_free_inodes = Option(
+            default="1000",
+            parser=int,
+            doc="/__heartbeat__ fails when a storage root has fewer free inodes than this "
+            "(each crash takes 3 files and more with several dumps). Ignored on file "
+            "systems that report no inode count.",
+        )
 
 
 class LimitsConfig:
@@ -256,8 +270,9 @@ class CrashMoverConfig:
         crashmover_stale_seconds = Option(
             default="600",
             parser=parse_seconds,
-            doc="Temp files and outbox markers without a raw crash older than this are "
-            "leftovers of a killed writer and are removed.",
+            doc="Temp files, outbox markers, dumps and dump names without a raw crash "
+            "older than this are leftovers of a killed writer and are removed (the "
+            "crashmover's sweep, once a minute).",
         )
 
 

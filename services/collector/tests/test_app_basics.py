@@ -48,3 +48,25 @@ def test_negative_seconds_refused_at_start_up(tmp_path, option, value):
 def test_zero_seconds_allowed():
     assert parse_seconds("0") == 0
     assert parse_seconds("0.5") == 0.5
+
+
+def test_openapi_describes_every_route(app):
+    from tecken_collector.app import OPENAPI_SPEC
+    from tecken_shared.openapi import load_spec, spec_mismatches
+
+    spec = app.get("/__openapi__.json").json
+    assert spec == load_spec(OPENAPI_SPEC)
+    undescribed, missing = spec_mismatches(app.app, spec)
+    assert (undescribed, missing) == ([], [])
+
+
+def test_errors_outside_submit_have_the_json_error_shape(app):
+    resp = app.get("/no/such/path", expect_errors=True)
+    assert resp.status_int == 404
+    assert resp.json["error"]
+    resp = app.get("/submit", expect_errors=True)
+    assert resp.status_int == 405
+    assert resp.json["error"]
+    resp = app.get("/__broken__", expect_errors=True)
+    assert resp.status_int == 500
+    assert resp.json["error"]

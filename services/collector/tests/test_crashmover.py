@@ -244,6 +244,31 @@ def test_stale_markers_and_temp_files_swept(roots, tmp_path, make_env):
     assert list(tmp.iterdir()) == []
 
 
+def test_sweep_removes_parts_of_crashes_never_completed(app, roots, tmp_path, make_env):
+    """RT-21: a writer killed between placing the dumps and the raw crash left
+    dumps and dump names that no raw crash refers to: swept once stale; a
+    complete crash is kept."""
+    data, ctype = encode_multipart(ANNOTATIONS, {"upload_file_minidump": b"MDMP" * 10})
+    complete = crash_id_of(app.post("/submit", data, headers={"Content-Type": ctype}).text)
+    orphan = "de1bb258-cbbf-4589-a673-34f800160918"
+    day = roots[0] / "20160918"
+    for kind, name in (("upload_file_minidump", orphan), ("dump_names", f"{orphan}.json")):
+        (day / kind).mkdir(parents=True, exist_ok=True)
+        (day / kind / name).write_bytes(b"x")
+    files_before = sorted(crash_files(roots[0]))
+
+    fresh = make_mover(make_env(crashmover_stale_seconds="3600"), roots, tmp_path)
+    assert fresh.sweep() == 0  # maybe a save in flight: kept
+    assert sorted(crash_files(roots[0])) == files_before
+
+    mover = make_mover(make_env(crashmover_stale_seconds="0"), roots, tmp_path)
+    time.sleep(0.01)
+    assert mover.sweep() == 2
+    left = crash_files(roots[0])
+    assert not [path for path in left if orphan in path]
+    assert len([path for path in left if complete in path]) == 3
+
+
 def test_crashmover_process(
     make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
 ):

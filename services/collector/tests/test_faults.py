@@ -245,7 +245,9 @@ def test_server_killed_mid_request_every_acknowledged_crash_complete(make_env, r
 
 def test_heartbeat_reports_full_or_read_only_roots(make_app, tmpfs, tmp_path):
     primary = tmpfs("mnt-primary", "1m")
-    app = make_app(crashstorage_root=str(primary.path))
+    # The write probe alone (the free-space threshold is tested below).
+    room = {"crashstorage_min_free_space": "0", "crashstorage_min_free_inodes": "0"}
+    app = make_app(crashstorage_root=str(primary.path), **room)
     assert app.get("/__heartbeat__").json["errors"] == []
     primary.fill()
     resp = app.get("/__heartbeat__", expect_errors=True)
@@ -255,8 +257,29 @@ def test_heartbeat_reports_full_or_read_only_roots(make_app, tmpfs, tmp_path):
 
     fallback = tmpfs("mnt-fallback")
     fallback.remount("ro")
-    app = make_app(crashstorage_fallback_root=str(fallback.path))
+    app = make_app(crashstorage_fallback_root=str(fallback.path), **room)
     resp = app.get("/__heartbeat__", expect_errors=True)
     assert resp.status_int == 503
     assert resp.json["errors"][0]["msg"].startswith("fallback crash storage root")
     assert "Read-only" in resp.json["errors"][0]["msg"]
+
+
+def test_heartbeat_fails_when_roots_are_too_full_for_a_crash(make_app, tmpfs):
+    """RT-20: the 2-byte write probe succeeds on a nearly full root, which
+    cannot take a crash any more: the free-space threshold fails the check."""
+    primary = tmpfs("mnt-primary", "4m")
+    fallback = tmpfs("mnt-fallback", "4m")
+    app = make_app(
+        crashstorage_root=str(primary.path),
+        crashstorage_fallback_root=str(fallback.path),
+        crashstorage_min_free_space="2MiB",
+    )
+    assert app.get("/__heartbeat__").json["errors"] == []
+    for fs in (primary, fallback):
+        (fs.path / "filler").write_bytes(b"x" * (3 * 1024 * 1024))
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    messages = resp.json["errors"][0]["msg"]
+    assert "primary crash storage root" in messages
+    assert "fallback crash storage root" in messages
+    assert "COLLECTOR_CRASHSTORAGE_MIN_FREE_SPACE" in messages

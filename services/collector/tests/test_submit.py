@@ -333,6 +333,17 @@ def test_dockerflow(app, roots):
     assert app.get("/__broken__", expect_errors=True).status_int == 500
 
 
+def test_heartbeat_fails_below_the_free_space_or_inode_threshold(make_app, roots):
+    app = make_app(crashstorage_min_free_space=str(2**60))
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    assert "COLLECTOR_CRASHSTORAGE_MIN_FREE_SPACE" in resp.json["errors"][0]["msg"]
+    app = make_app(crashstorage_min_free_inodes=str(2**62))
+    resp = app.get("/__heartbeat__", expect_errors=True)
+    assert resp.status_int == 503
+    assert "COLLECTOR_CRASHSTORAGE_MIN_FREE_INODES" in resp.json["errors"][0]["msg"]
+
+
 def test_heartbeat_fails_when_root_missing(make_app, roots, tmp_path):
     app = make_app(crashstorage_root=str(tmp_path / "nope"))
     resp = app.get("/__heartbeat__", expect_errors=True)

@@ -1,0 +1,264 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""A gunicorn worker class that reads every request whole before the
+application sees it, so that a slow client costs a connection, not a worker.
+
+gunicorn's ``sync`` worker gives its one thread to each connection from the
+first byte of the request line: two clients trickling their headers (or their
+body) stop a service with two workers. :class:`BufferingWorker` runs waitress
+on the sockets gunicorn bound: one event loop per worker reads requests from
+every connection at once (bodies above ``inbuf_overflow`` are spooled to a
+temporary file) and hands only complete requests to the worker's
+``threads`` (``<SERVICE>_GUNICORN_THREADS``). Answers are written back by the
+same loop, so a client that reads slowly does not hold a thread either.
+
+Bounds, from :data:`tecken_shared.gunicorn_conf.WORKER_OPTIONS` (the
+``<SERVICE>_GUNICORN_*`` options of :class:`~tecken_shared.gunicorn_conf.GunicornConfig`):
+
+* ``request_read_timeout``: seconds a client gets to send one whole request
+  (headers and body); past it the connection is answered 408 and closed;
+* ``request_stall_timeout``: seconds without a byte in the middle of a
+  request before the same 408 (0: only ``request_read_timeout``);
+* ``timeout_body``, ``timeout_content_type``: that 408's body (default: the
+  shared JSON error shape);
+* ``idle_timeout``: seconds an idle keep-alive connection is kept;
+* ``connection_limit``: connections one worker holds at once (past it new
+  connections wait in the listen backlog);
+* ``max_request_body_size``: larger bodies are answered 413 by the worker.
+
+gunicorn's ``timeout`` still restarts a worker whose event loop stops
+(the loop tells the master it is alive once a second); a long request runs in
+a thread and no longer stops the loop. ``max_requests`` is not used by this
+worker. The access log is written through gunicorn's logger, as with ``sync``;
+``wsgi.errors`` goes through logging (:class:`tecken_shared.logging.LoggerStream`),
+so what a framework writes there is in the service's log format.
+
+Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
+(the default of every ``deploy/gunicorn-<service>.conf.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.workers.base import Worker
+from waitress import create_server, wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer
+from waitress.utilities import RequestEntityTooLarge
+
+from tecken_shared.logging import LoggerStream
+
+#: waitress's own body limit, above every service's: the worker applies its own
+#: (``max_request_body_size``) so that the application answers the refusal.
+_UNBOUNDED = 2**62
+
+#: Seconds between two rounds of housekeeping (telling the master the worker
+#: is alive, enforcing the request-read deadlines).
+HOUSEKEEPING = 0.5
+
+#: The body of the 408 a client gets when it ran out of time (JSON error shape).
+TIMEOUT_BODY = (
+    '{"error": "The request was not received in time: send it again, faster.", '
+    '"title": "408 Request Timeout", "description": null}'
+)
+
+
+def timeout_answer(body: str, content_type: str) -> bytes:
+    """The whole HTTP answer sent before closing a connection that ran out of time."""
+    data = body.encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+class _Response:
+    """What gunicorn's access logger reads of an answer."""
+
+    def __init__(self) -> None:
+        self.status = "500"
+        self.headers: list[tuple[str, str]] = []
+        self.sent = 0
+
+
+class _Request:
+    """What gunicorn's access logger reads of a request."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.headers = [
+            (key[5:].replace("_", "-"), value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        ]
+
+
+def access_logged(app: Callable, log: Any) -> Callable:
+    """Wrap ``app`` so that every answer is written to gunicorn's access log."""
+
+    def logged_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        started = time.monotonic()
+        environ["wsgi.errors"] = LoggerStream()
+        query = environ.get("QUERY_STRING")
+        environ.setdefault("RAW_URI", environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
+        response = _Response()
+
+        def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            response.status = status
+            response.headers = headers
+            return start_response(status, headers, exc_info)
+
+        body = app(environ, recording_start_response)
+        try:
+            for chunk in body:
+                response.sent += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            elapsed = datetime.timedelta(seconds=time.monotonic() - started)
+            log.access(response, _Request(environ), environ, elapsed)
+
+    return logged_app
+
+
+class LimitedParser(HTTPRequestParser):
+    """waitress's request parser with the body limit applied the service's way.
+
+    A request that declares a ``Content-Length`` above ``body_limit`` is handed
+    to the application without its body (``wsgi.input`` is empty and the
+    connection is closed after the answer): each service refuses it from the
+    declared length with its own answer (the collector's Antenna-compatible
+    413 text, the others' JSON). A chunked body growing past the limit is
+    answered 413 by waitress."""
+
+    body_limit = _UNBOUNDED
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if not self.chunked and self.content_length > self.body_limit:
+            self.body_rcv = None
+            self.headers["CONNECTION"] = "close"
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if self.chunked and not self.completed and self.body_bytes_received > self.body_limit:
+            self.error = RequestEntityTooLarge(f"exceeds max_body of {self.body_limit}")
+            self.completed = True
+        return consumed
+
+
+def worker_options() -> dict[str, Any]:
+    """The options of the worker as read by the service's gunicorn conf file."""
+    from tecken_shared.gunicorn_conf import WORKER_DEFAULTS, WORKER_OPTIONS
+
+    return {**WORKER_DEFAULTS, **WORKER_OPTIONS}
+
+
+class BufferingWorker(Worker):
+    """gunicorn worker: waitress reads whole requests, threads run the app."""
+
+    def run(self) -> None:
+        options = worker_options()
+        self.read_timeout = float(options["request_read_timeout"])
+        self.stall_timeout = float(options["request_stall_timeout"])
+        self.timeout_answer = timeout_answer(
+            options["timeout_body"] or TIMEOUT_BODY, options["timeout_content_type"]
+        )
+        self.socket_map: dict[int, Any] = {}
+        allowed = list(self.cfg.forwarded_allow_ips or [])
+        proxy = "*" if "*" in allowed else (allowed[0] if allowed else None)
+        self.server = create_server(
+            access_logged(self.wsgi, self.log),
+            map=self.socket_map,
+            sockets=[listener.sock for listener in self.sockets],
+            threads=max(1, self.cfg.threads),
+            connection_limit=int(options["connection_limit"]),
+            channel_timeout=int(options["idle_timeout"]),
+            cleanup_interval=1,
+            max_request_body_size=_UNBOUNDED,
+            max_request_header_size=int(options["max_request_header_size"]),
+            inbuf_overflow=int(options["inbuf_overflow"]),
+            trusted_proxy=proxy,
+            trusted_proxy_headers={"x-forwarded-proto"} if proxy else set(),
+            clear_untrusted_proxy_headers=False,
+            ident="",
+            expose_tracebacks=False,
+            asyncore_use_poll=True,
+        )
+        parser = type("Parser", (LimitedParser,), {"body_limit": options["max_request_body_size"]})
+        channel = type("Channel", (HTTPChannel,), {"parser_class": parser})
+        for obj in self.socket_map.values():
+            if isinstance(obj, BaseWSGIServer):
+                obj.channel_class = channel
+        self.reading_since: dict[tuple[int, int], float] = {}
+        housekeeping = 0.0
+        while self.alive:
+            wasyncore.loop(timeout=HOUSEKEEPING, map=self.socket_map, use_poll=True, count=1)
+            now = time.monotonic()
+            if now < housekeeping:
+                continue  # busy: housekeeping at most every HOUSEKEEPING seconds
+            housekeeping = now + HOUSEKEEPING
+            self.notify()
+            if self.ppid != os.getppid():
+                self.log.info("Parent changed, shutting down: %s", self)
+                break
+            self.enforce_read_deadline(now)
+        self.shut_down()
+
+    def channels(self) -> list[HTTPChannel]:
+        return [obj for obj in list(self.socket_map.values()) if isinstance(obj, HTTPChannel)]
+
+    def enforce_read_deadline(self, now: float) -> None:
+        """Answer 408 and close every connection that has been sending one
+        request for longer than ``request_read_timeout``, or has sent nothing
+        of it for ``request_stall_timeout`` (when above 0)."""
+        wall = time.time()
+        reading: dict[tuple[int, int], float] = {}
+        for channel in self.channels():
+            if channel.request is None or channel.requests:
+                continue  # idle (idle_timeout applies) or its request is being served
+            key = (id(channel), id(channel.request))  # a new request starts afresh
+            since = self.reading_since.get(key, now)
+            reading[key] = since
+            stalled = 0 < self.stall_timeout < wall - channel.last_activity
+            if stalled or now - since > self.read_timeout:
+                reading.pop(key)
+                self.log.info("request not received in time: 408")
+                try:
+                    channel.socket.send(self.timeout_answer)
+                except OSError:
+                    pass
+                channel.handle_close()
+        self.reading_since = reading
+
+    def shut_down(self) -> None:
+        """Stop accepting, let the requests in flight finish within
+        ``graceful_timeout``, then stop the threads."""
+        for obj in list(self.socket_map.values()):
+            if isinstance(obj, BaseWSGIServer):
+                obj.del_channel()
+                try:
+                    obj.socket.close()
+                except OSError:
+                    pass
+        limit = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < limit and any(c.requests for c in self.channels()):
+            self.notify()
+            wasyncore.loop(timeout=0.2, map=self.socket_map, use_poll=True, count=1)
+        dispatcher = getattr(self.server, "task_dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.shutdown(timeout=1)
+        wasyncore.close_all(self.socket_map)
+
+
+__all__ = ["BufferingWorker", "access_logged", "worker_options"]
