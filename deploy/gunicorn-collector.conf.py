@@ -25,6 +25,8 @@ globals().update(
         request_stall_timeout=_limits("read_timeout"),
         timeout_body="Discarded=malformed_read_timeout",
         timeout_content_type="text/plain",
-        max_request_body_size=_limits("max_request_size"),
+        # Twice the limit: a chunked body (Crashpad's) a little over the limit is
+        # still read whole, so the app gives Antenna's 413, not the worker's.
+        max_request_body_size=2 * _limits("max_request_size"),
     )
 )
