@@ -51,6 +51,20 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_bucket_url(
+    url: str, parts: SplitResult, params: dict[str, str], known: tuple[str, ...]
+) -> None:
+    """Raise ValueError unless a bucket storage URL names a bucket and only
+    ``known`` query parameters."""
+    if not parts.netloc:
+        raise ValueError(f"storage URL {url!r} has no bucket name")
+    unknown = set(params) - set(known)
+    if unknown:
+        raise ValueError(
+            f"storage URL {url!r}: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}"
+        )
+
+
 class Storage(abc.ABC):
     """Keys are '/'-separated relative paths. Metadata keys and values are
     plain ASCII strings (S3 lower-cases metadata keys; use lower-case)."""

@@ -21,6 +21,7 @@ from tecken_shared.storage.base import (
     ObjectNotFound,
     Storage,
     StorageError,
+    check_bucket_url,
     check_key,
 )
 
@@ -41,14 +42,7 @@ class S3Storage(Storage):
 
     @classmethod
     def from_url(cls, url: str, parts: SplitResult, params: dict[str, str]) -> S3Storage:
-        if not parts.netloc:
-            raise ValueError(f"storage URL {url!r} has no bucket name")
-        unknown = set(params) - set(cls.URL_PARAMS)
-        if unknown:
-            raise ValueError(
-                f"storage URL {url!r}: unknown parameter(s) {sorted(unknown)}; "
-                f"known: {sorted(cls.URL_PARAMS)}"
-            )
+        check_bucket_url(url, parts, params, cls.URL_PARAMS)
         return cls(
             parts.netloc,
             parts.path.strip("/"),
