@@ -120,8 +120,10 @@ for svc in symbols eliot collector; do build "$svc"; done
 
 SP=$(free_port); EP=$(free_port); CP=$(free_port)
 cleanup() {
-    pkill -f "gunicorn.*127.0.0.1:($SP|$EP|$CP)" 2>/dev/null || true
-    pkill -f "tecken-eliot-cache-manager" 2>/dev/null || true
+    # The images' processes run as uid 10001 from /app inside the chroots.
+    pkill -u 10001 -f "/app/.venv/bin/" 2>/dev/null || true
+    pkill -f -- "--root $WORK/storage" 2>/dev/null || true
+    sleep 1
     "${B[@]}" rm --all >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

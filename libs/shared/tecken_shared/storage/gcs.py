@@ -20,6 +20,7 @@ import google.auth.exceptions
 import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage as gcs
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from tecken_shared.storage.base import (
     ObjectInfo,
@@ -72,6 +73,8 @@ class GCSStorage(Storage):
         self.public_url_base = public_url_base.rstrip("/")
         self.signed_seconds = signed_seconds
         self.timeout = timeout
+        #: Retries (of connection errors, 5xx) end within ``timeout`` seconds too.
+        self.retry = DEFAULT_RETRY.with_timeout(timeout)
         self.name = f"gs://{bucket}/{self.prefix}" + (f" at {endpoint_url}" if endpoint_url else "")
         kwargs: dict[str, Any] = {"project": project}
         if self.endpoint_url:
@@ -116,7 +119,7 @@ class GCSStorage(Storage):
     def metadata(self, key: str) -> ObjectInfo | None:
         name = self._key(key)
         try:
-            blob = self.bucket.get_blob(name, timeout=self.timeout)
+            blob = self.bucket.get_blob(name, timeout=self.timeout, retry=self.retry)
         except gexc.NotFound:
             blob = None
         except CLIENT_ERRORS as exc:
@@ -140,10 +143,12 @@ class GCSStorage(Storage):
         try:
             if isinstance(data, bytes | bytearray | memoryview):
                 blob.upload_from_string(
-                    bytes(data), content_type=content_type, timeout=self.timeout
+                    bytes(data), content_type=content_type, timeout=self.timeout, retry=self.retry
                 )
             else:
-                blob.upload_from_file(data, content_type=content_type, timeout=self.timeout)
+                blob.upload_from_file(
+                    data, content_type=content_type, timeout=self.timeout, retry=self.retry
+                )
         except CLIENT_ERRORS as exc:
             raise self._error("write", key, exc) from exc
         except OSError as exc:
@@ -152,7 +157,7 @@ class GCSStorage(Storage):
     def open(self, key: str) -> BinaryIO:
         blob = self.bucket.blob(self._key(key))
         try:
-            blob.reload(timeout=self.timeout)
+            blob.reload(timeout=self.timeout, retry=self.retry)
             # As stored: no decompressive transcoding of gzip objects.
             return blob.open("rb", raw_download=True)  # type: ignore[return-value]
         except gexc.NotFound as exc:
@@ -163,7 +168,7 @@ class GCSStorage(Storage):
     def get(self, key: str) -> bytes:
         blob = self.bucket.blob(self._key(key))
         try:
-            return blob.download_as_bytes(raw_download=True, timeout=self.timeout)
+            return blob.download_as_bytes(raw_download=True, timeout=self.timeout, retry=self.retry)
         except gexc.NotFound as exc:
             raise ObjectNotFound(f"{self.name}: no object {key!r}") from exc
         except CLIENT_ERRORS as exc:
@@ -171,7 +176,7 @@ class GCSStorage(Storage):
 
     def delete(self, key: str) -> bool:
         try:
-            self.bucket.blob(self._key(key)).delete(timeout=self.timeout)
+            self.bucket.blob(self._key(key)).delete(timeout=self.timeout, retry=self.retry)
         except gexc.NotFound:
             return False
         except CLIENT_ERRORS as exc:
@@ -183,7 +188,9 @@ class GCSStorage(Storage):
         strip = len(self.prefix) + 1 if self.prefix else 0
         try:
             blobs = sorted(
-                self.client.list_blobs(self.bucket_name, prefix=full, timeout=self.timeout),
+                self.client.list_blobs(
+                    self.bucket_name, prefix=full, timeout=self.timeout, retry=self.retry
+                ),
                 key=lambda b: b.name,
             )
         except CLIENT_ERRORS as exc:
@@ -207,14 +214,14 @@ class GCSStorage(Storage):
 
     def check(self) -> None:
         try:
-            self.bucket.reload(timeout=self.timeout)
+            self.bucket.reload(timeout=self.timeout, retry=self.retry)
         except CLIENT_ERRORS as exc:
             raise StorageError(f"{self.name}: bucket not reachable: {exc}") from exc
 
     def create_bucket(self) -> None:
         """Create the bucket if it does not exist (local development and tests)."""
         try:
-            self.client.create_bucket(self.bucket_name, timeout=self.timeout)
+            self.client.create_bucket(self.bucket_name, timeout=self.timeout, retry=self.retry)
         except gexc.Conflict:
             pass
         except CLIENT_ERRORS as exc:
