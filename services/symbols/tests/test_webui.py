@@ -35,7 +35,7 @@ def test_index_is_html_and_references_the_assets(fs_service):
 
 
 def test_the_service_index_links_to_the_ui(fs_service):
-    assert 'href="/ui/"' in fs_service.app.get("/").text
+    assert 'href="/ui/#/' in fs_service.app.get("/").text
 
 
 @pytest.mark.parametrize(
