@@ -132,7 +132,7 @@ def test_js_calls_only_endpoints_that_exist(make_service, database_url):
         "symbols_file": "ssltunnel.sym",
     }
     endpoints = ENDPOINT_RE.findall(JS)
-    assert len(endpoints) == 7, endpoints
+    assert len(endpoints) == 8, endpoints
     for method, template in endpoints:
         path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
         resp = svc.app.request(

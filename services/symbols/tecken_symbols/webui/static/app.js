@@ -11,6 +11,7 @@ const TOKEN_KEY = "tecken-auth-token";
 // Every endpoint the page calls (the tests check each one exists).
 const API = {
   authInfo: { method: "POST", path: "/upload/auth_info/" },
+  session: { method: "GET", path: "/api/_auth/" },
   uploads: { method: "GET", path: "/api/uploads/" },
   upload: { method: "GET", path: "/api/uploads/upload/{id}" },
   stats: { method: "GET", path: "/api/stats/" },
@@ -64,7 +65,7 @@ async function call(endpoint, params, query) {
   const resp = await fetch(url(endpoint, params, query), {
     method: endpoint.method,
     headers,
-    credentials: "omit",
+    credentials: token ? "omit" : "same-origin",
   });
   const text = await resp.text();
   let body = null;
@@ -110,7 +111,7 @@ function hashLink(route, query, label) {
 function errorBox(err) {
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof ApiError && err.status === 403 && !getToken()) {
-    message += " (paste an API token on the Token page first)";
+    message += " (log in first, or paste an API token on the Token page)";
   }
   return el("p", { class: "error", role: "alert" }, message);
 }
@@ -139,11 +140,22 @@ function pager(route, query, page, hasNext, total) {
 }
 
 function table(headers, rows) {
+  // Label every cell with its column, for the stacked layout at phone width.
+  const labels = headers.map((h) => h.label || h);
+  for (const row of rows) {
+    Array.from(row.children).forEach((cell, i) => {
+      if (labels[i]) cell.setAttribute("data-label", labels[i]);
+    });
+  }
   return el(
+    "div",
+    { class: "scroll" },
+    el(
     "table",
     {},
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { class: h.num ? "num" : null }, h.label || h)))),
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "Nothing here."))),
+    ),
   );
 }
 
@@ -160,15 +172,22 @@ function symbolsFilename(debugFile) {
 async function refreshWhoami() {
   const span = document.getElementById("whoami");
   if (!getToken()) {
-    span.textContent = "No token";
+    // A browser session (log in on /login), else nobody.
+    try {
+      const auth = await call(API.session);
+      span.textContent = auth.user ? `Signed in as ${auth.user.email}` : "Not signed in";
+    } catch (err) {
+      span.textContent = "Not signed in";
+    }
     return null;
   }
   try {
     const info = await call(API.authInfo);
-    span.textContent = `Signed in as ${info.email}`;
+    span.textContent = `Token of ${info.email}`;
     return info;
   } catch (err) {
-    span.textContent = "Token not accepted";
+    // Who-am-I needs an upload permission: a view-only token is still a token.
+    span.textContent = err.status === 403 && err.message.endsWith("Forbidden") ? "Token without upload permission" : "Token not accepted";
     throw err;
   }
 }
@@ -192,7 +211,7 @@ async function tokenPage() {
   const status = el("div", {}, getToken() ? "Checking the token…" : "No token yet. It is kept in this tab only (sessionStorage).");
   render(el("h2", {}, "API token"), form, status);
   if (!getToken()) {
-    document.getElementById("whoami").textContent = "No token";
+    refreshWhoami().catch(() => {});
     return;
   }
   try {
@@ -287,7 +306,7 @@ async function uploadPage(id) {
   try {
     const { upload } = await call(API.upload, { id });
     const files = upload.file_uploads.map((f) => {
-      const [debugFile, debugId] = f.key.split("/");
+      const [debugFile, debugId, symbolsFile] = f.key.split("/").slice(-3);
       return el(
         "tr",
         {},
@@ -296,7 +315,7 @@ async function uploadPage(id) {
         el("td", {}, f.update ? "update" : "new"),
         el("td", {}, f.compressed ? "yes" : "no"),
         el("td", {}, formatDate(f.completed_at)),
-        el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, try: upload.try_symbols ? "1" : "" }, "look up")),
+        el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, symbols_file: symbolsFile, try: upload.try_symbols ? "1" : "" }, "look up")),
       );
     });
     const listOf = (items) => (items && items.length ? el("ul", {}, items.map((k) => el("li", { class: "mono" }, k))) : "none");
@@ -308,7 +327,7 @@ async function uploadPage(id) {
         ["Size", formatSize(upload.size)],
         ["Type", upload.try_symbols ? "try" : "regular"],
         ["Protocol", upload.upload_protocol || "—"],
-        ["Bucket", upload.bucket_name || "—"],
+        ["Storage", upload.try_symbols ? "try symbols" : "regular symbols"],
         ["Download URL", upload.download_url ? el("span", { class: "mono" }, upload.download_url) : "—"],
         ["Redirects", listOf(upload.redirect_urls)],
         ["Created", formatDate(upload.created_at)],
@@ -474,7 +493,7 @@ function parseHash() {
 
 function route() {
   const { path, query } = parseHash();
-  for (const link of document.querySelectorAll("nav a")) {
+  for (const link of document.querySelectorAll("nav a[href^='#']")) {
     const target = link.getAttribute("href").slice(1);
     link.classList.toggle("active", target === "/" ? path === "/" : path.startsWith(target));
   }
