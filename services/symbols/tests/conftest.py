@@ -139,10 +139,7 @@ class OIDCProvider:
         }
 
 
-@pytest.fixture
-def start_oidc_provider() -> Iterator[Callable[[str], OIDCProvider]]:
-    """Start the test provider (tests/oidc_provider.py) as its own process,
-    for a client whose callback is ``redirect_uri``."""
+def _oidc_provider_starter() -> Iterator[Callable[[str], OIDCProvider]]:
     import subprocess
     import sys
 
@@ -165,3 +162,16 @@ def start_oidc_provider() -> Iterator[Callable[[str], OIDCProvider]]:
     for proc in procs:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def start_oidc_provider() -> Iterator[Callable[[str], OIDCProvider]]:
+    """Start the test provider (tests/oidc_provider.py) as its own process,
+    for a client whose callback is ``redirect_uri``."""
+    yield from _oidc_provider_starter()
+
+
+@pytest.fixture(scope="module")
+def start_oidc_provider_module() -> Iterator[Callable[[str], OIDCProvider]]:
+    """The same, for module-scoped fixtures (the browser walk)."""
+    yield from _oidc_provider_starter()

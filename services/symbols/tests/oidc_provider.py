@@ -111,6 +111,8 @@ class Provider:
                     "subject_types_supported": ["public"],
                 }
             )
+        if path == "/favicon.ico":
+            return "204 No Content", [], b""
         if path == "/jwks":
             return self.json({"keys": [self.key.as_dict(private=False)]})
         if path == "/authorize" and method == "GET":
