@@ -30,7 +30,7 @@ import pytest
 from tecken_shared.testing.servers import free_port, wsgi_server
 from tecken_symbols import accounts, tokens
 from tecken_symbols.people import store
-from tecken_symbols.upload.testing import sym_key, sym_text
+from tecken_symbols.upload.testing import DEBUG_ID, make_zip, sym_key, sym_text
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOTS = ROOT / "var" / "screenshots"
@@ -118,8 +118,9 @@ def site(tmp_path_factory, request):
 
     executable = chromium_path()
     tmp = tmp_path_factory.mktemp("browser")
-    port = free_port()
+    port, eliot_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
+    eliot_base = f"http://127.0.0.1:{eliot_port}"
     provider_fixture = request.getfixturevalue("start_oidc_provider_module")
     provider = provider_fixture(base + "/oidc/callback")
     env = {
@@ -131,12 +132,26 @@ def site(tmp_path_factory, request):
         "SYMBOLS_LOG_FORMAT": "text",
         "SYMBOLS_MISSING_SYMBOLS_FLUSH_INTERVAL": "3600",
         "SYMBOLS_SESSION_COOKIE_SECURE": "false",
+        "SYMBOLS_ELIOT_URL": eliot_base,
         **provider.env(),
     }
+    from tecken_eliot.app import create_app as create_eliot
+
+    eliot = create_eliot(
+        build_config_manager(
+            {
+                "ELIOT_SYMBOL_URLS": base + "/",
+                "ELIOT_SYMBOLS_CACHE_DIR": str(tmp / "eliot"),
+                "ELIOT_METRICS_BACKEND": "none",
+                "ELIOT_LOG_FORMAT": "text",
+            },
+            str(tmp / "none.env"),
+        )
+    )
     app, ctx = create_app_and_context(build_config_manager(env, str(tmp / "none.env")))
     accounts.create_user(ctx.db, "root@example.com", is_superuser=True)
     store.set_password(ctx.db, "root@example.com", PASSWORD)
-    with wsgi_server(app, port), sync_playwright() as pw:
+    with wsgi_server(app, port), wsgi_server(eliot, eliot_port), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             yield Walk(browser, base), ctx, provider, tmp
@@ -145,11 +160,26 @@ def site(tmp_path_factory, request):
             ctx.close()
 
 
+def walk_sym(debug_file: str) -> bytes:
+    """A small symbol file whose f0 has an inlined call (for the Symbolication page)."""
+    lines = sym_text(debug_file).decode().splitlines()
+    at = lines.index("FUNC 1000 10 0 f0")
+    lines[at : at + 2] = [
+        "INLINE_ORIGIN 0 inlined_helper",
+        "FUNC 1000 10 0 f0",
+        "INLINE 0 7 0 0 1004 8",
+        "1000 4 1 0",
+        "1004 8 9 0",
+        "100c 4 1 0",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def upload_with_cli(base: str, key: str, tmp: Path, debug_file: str = "walk.pdb") -> None:
     symbols = tmp / f"symbols-{debug_file}"
     path = symbols / sym_key(debug_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(sym_text(debug_file))
+    path.write_bytes(walk_sym(debug_file))
     cli = Path(sys.executable).parent / "tecken-upload-symbols"
     env = {**os.environ, "TECKEN_AUTH_TOKEN": key}
     out = subprocess.run(
@@ -222,6 +252,24 @@ def test_the_walk_ordinary_user_uploader_superuser(site):
     walk.shot(page, "upload-detail")
     page.click("table >> text=look up >> nth=0")
     page.wait_for_selector(".found")
+    # Symbolicate a frame of the uploaded module through eliot.
+    walk.go(page, "/symbolicate")
+    page.fill("textarea[name=modules]", f"walk.pdb {DEBUG_ID}")
+    page.fill("textarea[name=stack]", "0 0x1006\n0 0x2002")
+    page.click("main >> button:text('Symbolicate')")
+    page.wait_for_selector("#result table, #result .error")
+    result = page.inner_text("#result")
+    assert "f0" in result and "f1" in result and "inlined_helper" in result, result
+    walk.shot(page, "symbolicate")
+    # Upload a zip from the browser, with progress.
+    zipped = tmp / "browser.zip"
+    zipped.write_bytes(make_zip({sym_key("webform.pdb"): sym_text("webform.pdb")}))
+    walk.go(page, "/ui/#/upload")
+    page.set_input_files("input[name=file]", str(zipped))
+    page.click("main >> button:text('Upload')")
+    page.wait_for_selector("main .found")
+    assert page.evaluate("document.querySelector('progress').value") == 100
+    walk.shot(page, "upload-now")
     walk.go(page, "/stats")
     assert page.locator("svg.chart").count() >= 3
     walk.shot(page, "stats")
@@ -232,6 +280,13 @@ def test_the_walk_ordinary_user_uploader_superuser(site):
     page.wait_for_url(re.compile(r".*/login.*"))
     walk.go(page, "/")
     assert "Log in" in page.inner_text("header")
+    # The superuser sees every file and a file's detail.
+    walk.go(apage, "/ui/#/files")
+    apage.wait_for_selector("table >> text=walk.sym")
+    walk.shot(apage, "files")
+    apage.click("table >> text=walk.sym")
+    apage.wait_for_selector("text=Look it up")
+    assert "dev@example.org" in apage.inner_text("main")
     for c in (person, admin):
         c.close()
     assert walk.problems == []

@@ -372,3 +372,15 @@ def test_revalidate_users_cli(oidc, monkeypatch, capsys):
     assert admin(["--database-url", svc.ctx.db.url, "revalidate-users", "--all"]) == 0
     assert "1 deactivated" in capsys.readouterr().out
     assert not accounts.get_user_by_email(svc.ctx.db, "cli@example.org").is_active
+
+
+def test_symbolicate_form_refuses_bad_input_and_unreachable_eliot(make_service):
+    svc = make_service({"SYMBOLS_ELIOT_URL": "http://127.0.0.1:9", **LOCAL})
+    app = browser(svc)
+    assert "xul.pdb" in app.get("/symbolicate").text
+    resp = app.post("/symbolicate", {"modules": "xul.pdb", "stack": "0 1"}, status=400)
+    assert "debug_file debug_id" in resp.text
+    resp = app.post("/symbolicate", {"modules": "xul.pdb ABC", "stack": "3 0x10"}, status=400)
+    assert "no module 3" in resp.text
+    resp = app.post("/symbolicate", {"modules": "xul.pdb ABC", "stack": "0 0x10"}, status=502)
+    assert "eliot could not be reached" in resp.text

@@ -44,12 +44,18 @@ def nav(user: User | None, csrf: str) -> str:
     links = [
         ("/", "Home"),
         ("/help", "Help"),
+        ("/symbolicate", "Symbolication"),
         ("/ui/#/lookup", "Symbol lookup"),
         ("/ui/#/missing", "Missing symbols"),
         ("/stats", "Stats"),
     ]
     if user is not None:
-        links[1:1] = [("/tokens", "API tokens"), ("/ui/#/uploads", "Uploads")]
+        links[1:1] = [
+            ("/tokens", "API tokens"),
+            ("/ui/#/uploads", "Uploads"),
+            ("/ui/#/files", "Files"),
+            ("/ui/#/upload", "Upload now"),
+        ]
         if user.is_superuser:
             links.append(("/users", "Users"))
     items = "".join(f'<a href="{esc(href)}">{esc(label)}</a>' for href, label in links)

@@ -30,6 +30,7 @@ from tecken_symbols.people.pages import (
     UsersPage,
 )
 from tecken_symbols.people.sessions import SessionMiddleware, SessionSettings
+from tecken_symbols.people.symbolicate import SymbolicatePage
 from tecken_symbols.people.tokens_api import add_token_api_routes
 
 logger = logging.getLogger(__name__)
@@ -107,4 +108,5 @@ def add_people_routes(app: falcon.App, ctx: AppContext) -> None:
     app.add_route("/users/{user_id:int}", UserPage(p))
     app.add_route("/stats", StatsPage(p))
     app.add_route("/help", HelpPage(p, config.eliot_url))
+    app.add_route("/symbolicate", SymbolicatePage(p, config.eliot_url))
     add_token_api_routes(app, ctx)

@@ -236,6 +236,8 @@ class AuthInfoResource:
                 ],
             },
             "sign_out_url": "/logout",
+            # For the static UI's own state-changing requests (same origin only).
+            "csrf_token": req.context.session.csrf_token,
         }
 
 

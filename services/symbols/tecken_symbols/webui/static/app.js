@@ -15,6 +15,9 @@ const API = {
   uploads: { method: "GET", path: "/api/uploads/" },
   upload: { method: "GET", path: "/api/uploads/upload/{id}" },
   stats: { method: "GET", path: "/api/stats/" },
+  files: { method: "GET", path: "/api/uploads/files/" },
+  file: { method: "GET", path: "/api/uploads/files/file/{id}" },
+  uploadZip: { method: "POST", path: "/upload/" },
   missing: { method: "GET", path: "/missingsymbols/" },
   syminfo: { method: "GET", path: "/api/syminfo/{debug_file}/{debug_id}" },
   download: { method: "HEAD", path: "/{debug_file}/{debug_id}/{symbols_file}" },
@@ -481,6 +484,135 @@ async function lookupPage(query) {
   }
 }
 
+// ---- files (issue 12) -------------------------------------------------------
+
+const FILE_FILTERS = ["key", "size", "created_at", "bucket_name", "upload_type"];
+
+async function filesPage(query) {
+  const page = Number(query.page || 1);
+  const form = el(
+    "form",
+    { onsubmit: (event) => { event.preventDefault(); location.hash = hashLink("/files", formValues(form)).getAttribute("href"); } },
+    field("Key contains", "key", query.key),
+    field("Size", "size", query.size, { placeholder: ">1mb" }),
+    field("Uploaded", "created_at", query.created_at, { placeholder: "today, >=2026-11-01" }),
+    el("label", {}, "Type", el("select", { name: "upload_type" },
+      ["", "regular", "try"].map((t) => el("option", { value: t, selected: (query.upload_type || "") === t }, t || "any")))),
+    el("button", { type: "submit" }, "Filter"),
+  );
+  render(el("h2", {}, "Files"), form, el("p", {}, "Loading…"));
+  try {
+    const data = await call(API.files, {}, { ...pick(query, FILE_FILTERS), page });
+    const rows = data.files.map((f) => el("tr", {},
+      el("td", {}, hashLink(`/files/${encodeURIComponent(f.id)}`, null, el("span", { class: "mono" }, f.key))),
+      el("td", { class: "num" }, formatSize(f.size)),
+      el("td", {}, f.upload ? hashLink(`/uploads/${encodeURIComponent(f.upload.id)}`, null, `${f.upload.id}`) : "—"),
+      el("td", {}, f.upload && f.upload.try_symbols ? "try" : "regular"),
+      el("td", {}, formatDate(f.created_at)),
+    ));
+    render(el("h2", {}, "Files"), form,
+      table(["Key", { label: "Size", num: true }, "Upload", "Type", "Uploaded"], rows),
+      pager("/files", pick(query, FILE_FILTERS), page, data.has_next, data.total));
+  } catch (err) {
+    render(el("h2", {}, "Files"), form, errorBox(err));
+  }
+}
+
+async function filePage(id) {
+  render(el("h2", {}, `File ${id}`), el("p", {}, "Loading…"));
+  try {
+    const { file } = await call(API.file, { id });
+    const parts = file.key.split("/").slice(-3);
+    render(
+      el("h2", {}, `File ${file.id}`),
+      definitions([
+        ["Key", el("span", { class: "mono" }, file.key)],
+        ["Size", formatSize(file.size)],
+        ["New/update", file.update ? "update" : "new"],
+        ["Compressed", file.compressed ? "yes" : "no"],
+        ["Debug file / id", `${file.debug_filename || "—"} ${file.debug_id || ""}`],
+        ["Code file / id", `${file.code_file || "—"} ${file.code_id || ""}`],
+        ["Generator", file.generator || "—"],
+        ["Uploaded", formatDate(file.created_at)],
+        ["Upload", file.upload ? hashLink(`/uploads/${encodeURIComponent(file.upload.id)}`, null, `${file.upload.id} by ${file.upload.user.email}`) : "—"],
+      ]),
+      el("p", {}, hashLink("/lookup", { debug_file: parts[0], debug_id: parts[1], symbols_file: parts[2], try: file.upload && file.upload.try_symbols ? "1" : "" }, "Look it up"),
+        " · ", hashLink("/files", null, "← All files")),
+    );
+  } catch (err) {
+    render(el("h2", {}, `File ${id}`), errorBox(err));
+  }
+}
+
+function pick(query, names) {
+  const out = {};
+  for (const name of names) if (query[name]) out[name] = query[name];
+  return out;
+}
+
+// ---- upload now (issue 12) --------------------------------------------------
+
+async function uploadNowPage() {
+  const status = el("div", { "aria-live": "polite" });
+  const progress = el("progress", { max: "100", value: "0", hidden: true });
+  const form = el(
+    "form",
+    { class: "stack", onsubmit: (event) => { event.preventDefault(); sendZip(form, progress, status); } },
+    el("label", {}, "Symbols zip (debug_file/debug_id/file.sym paths)", el("input", { type: "file", name: "file", accept: ".zip,application/zip", required: true })),
+    el("label", { class: "inline" }, el("input", { type: "checkbox", name: "try" }), " Try symbols"),
+    el("button", { type: "submit" }, "Upload"),
+  );
+  render(el("h2", {}, "Upload now"),
+    el("p", {}, "Upload a zip from this browser, with your session (or a pasted token). From a build system, use the CLI or curl: see ",
+      el("a", { href: "/help#upload" }, "Help"), "."),
+    form, progress, status);
+}
+
+async function sendZip(form, progress, status) {
+  const file = form.elements.file.files[0];
+  if (!file) return;
+  const headers = {};
+  const token = getToken();
+  if (token) {
+    headers["Auth-Token"] = token;
+  } else {
+    const auth = await call(API.session);
+    if (!auth.user) {
+      status.replaceChildren(el("p", { class: "error", role: "alert" }, "Log in first (or paste an API token)."));
+      return;
+    }
+    headers["X-CSRF-Token"] = auth.csrf_token;
+  }
+  const body = new FormData();
+  if (form.elements.try.checked) body.append("try", "true");
+  body.append(file.name, file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open(API.uploadZip.method, url(API.uploadZip, {}, {}));
+  for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+  progress.hidden = false;
+  progress.value = 0;
+  status.replaceChildren(el("p", {}, `Uploading ${file.name}…`));
+  xhr.upload.addEventListener("progress", (event) => {
+    if (event.lengthComputable) progress.value = Math.round((100 * event.loaded) / event.total);
+  });
+  xhr.addEventListener("load", () => {
+    let answer = null;
+    try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+    if (xhr.status >= 200 && xhr.status < 300 && answer && answer.upload) {
+      progress.value = 100;
+      status.replaceChildren(el("p", { class: "found" }, "Uploaded: ",
+        hashLink(`/uploads/${encodeURIComponent(answer.upload.id)}`, null, `upload ${answer.upload.id}`)));
+    } else {
+      const message = (answer && answer.error) || xhr.statusText;
+      status.replaceChildren(el("p", { class: "error", role: "alert" }, `${xhr.status}: ${message}`));
+    }
+  });
+  xhr.addEventListener("error", () => {
+    status.replaceChildren(el("p", { class: "error", role: "alert" }, "The upload failed (network error)."));
+  });
+  xhr.send(body);
+}
+
 // ---- routing ---------------------------------------------------------------
 
 function parseHash() {
@@ -502,6 +634,9 @@ function route() {
   if (path === "/uploads") return uploadsPage(query);
   if ((match = path.match(/^\/uploads\/(\d+)$/))) return uploadPage(match[1]);
   if (path === "/stats") return statsPage();
+  if (path === "/files") return filesPage(query);
+  if ((match = path.match(/^\/files\/(\d+)$/))) return filePage(match[1]);
+  if (path === "/upload") return uploadNowPage();
   if (path === "/missing") return missingPage(query);
   if (path === "/lookup") return lookupPage(query);
   render(el("h2", {}, "Not found"), el("p", {}, "No such page. "), hashLink("/", null, "Start here"));
