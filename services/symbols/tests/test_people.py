@@ -25,8 +25,9 @@ LOCAL = {"SYMBOLS_SESSION_COOKIE_SECURE": "false"}
 
 
 @pytest.fixture
-def svc(make_service):
-    return make_service({"SYMBOLS_LOGIN_MAX_ATTEMPTS": "3", **LOCAL})
+def svc(make_service, database_url):
+    """On SQLite and PostgreSQL."""
+    return make_service({"SYMBOLS_LOGIN_MAX_ATTEMPTS": "3", **LOCAL}, database_url=database_url)
 
 
 def add_user(svc, email, password=PASSWORD, *, groups=(), superuser=False):
@@ -283,9 +284,9 @@ def test_api_auth_endpoint(svc):
 
 
 @pytest.fixture
-def oidc(make_service, start_oidc_provider):
+def oidc(make_service, start_oidc_provider, database_url):
     provider = start_oidc_provider("http://symbols.test/oidc/callback")
-    svc = make_service({**provider.env(), **LOCAL})
+    svc = make_service({**provider.env(), **LOCAL}, database_url=database_url)
     return svc, provider
 
 
