@@ -230,7 +230,12 @@ async function tokenPage() {
       ]),
     );
   } catch (err) {
-    status.replaceChildren(errorBox(err));
+    if (err instanceof ApiError && err.status === 403 && err.message.endsWith("Forbidden")) {
+      // Valid, but without an upload permission (who-am-I needs one): say so.
+      status.replaceChildren(el("p", {}, "This token is valid but holds no upload permission; it can still list uploads it may see."));
+    } else {
+      status.replaceChildren(errorBox(err));
+    }
   }
 }
 
