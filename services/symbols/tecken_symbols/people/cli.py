@@ -16,15 +16,23 @@ from typing import Any
 from tecken_shared.config import build_config_manager
 from tecken_symbols import accounts
 from tecken_symbols.accounts import AccountError
+from tecken_symbols.db import Database, DatabaseError
 from tecken_symbols.people import store
 from tecken_symbols.people.config import PeopleConfig
-from tecken_symbols.settings import NAMESPACE, StorageConfig
+from tecken_symbols.settings import NAMESPACE, DatabaseConfig, StorageConfig
 
 
-def _open_db(args: argparse.Namespace) -> Any:
-    from tecken_symbols.cli import _open_db as open_db
-
-    return open_db(args)
+def _open_db(args: argparse.Namespace) -> Database:
+    """The database, migrated as ``tecken-symbols-admin`` does."""
+    config = build_config_manager().with_namespace(NAMESPACE).with_options(DatabaseConfig)
+    db = Database(args.database_url or config("database_url"))
+    if config("database_automigrate"):
+        db.migrate()
+    elif db.pending_migrations():
+        raise DatabaseError(
+            f"{db.safe_url} has unapplied migrations; run 'tecken-symbols-admin migrate' first"
+        )
+    return db
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
