@@ -230,6 +230,20 @@ def test_superuser_grants_and_audit_log(svc):
     log = store.audit_entries(svc.ctx.db, target="newbie@example.com")
     assert log[0]["actor_email"] == "root@example.com" and log[0]["action"] == "group added"
     assert "group added" in app.get("/users").text
+    # Deactivating in the UI ends the user's sessions and stops their tokens at once.
+    key = make_token(svc.ctx, ["upload_symbols"], email="newbie@example.com")
+    store.set_password(svc.ctx.db, "newbie@example.com", PASSWORD)
+    newbie_browser = browser(svc)
+    login(newbie_browser, "newbie@example.com")
+    form = app.get(f"/users/{newbie.id}").forms[1]
+    form["is_active"] = False
+    assert "Saved: 1 change" in form.submit().text
+    assert "newbie@example.com" not in newbie_browser.get("/").text
+    resp = browser(svc).post("/upload/auth_info/", headers={"Auth-Token": key}, status=403)
+    assert resp.json["error"] == "API Token matched but user not active"
+    assert (
+        store.audit_entries(svc.ctx.db, target="newbie@example.com")[0]["action"] == "deactivated"
+    )
 
 
 def test_invitation_link(svc):

@@ -111,6 +111,7 @@ def create_session(
     """A new session for ``user``; returns (cookie value, session)."""
     key = secrets.token_urlsafe(32)
     now = utcnow()
+    db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))  # old ones, by the way
     session_id = db.insert(
         "INSERT INTO sessions (key_hash, user_id, csrf_token, method, created_at, last_seen_at, "
         "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
