@@ -53,8 +53,25 @@ run-collector: setup  ## Start the collector and its crashmover
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
 
 .PHONY: pytest
-pytest: setup  ## Run every test of the shared library and the services (no lint, no docs)
+pytest: setup chromium  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers
+# here): use the one on PATH, else install it when root, else say what to install.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  [ -n "$$TECKEN_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser tests need Chromium: apt-get install chromium (or set TECKEN_CHROMIUM)"; exit 1; \
+	  fi; }
+
+.PHONY: screenshots
+screenshots: setup chromium  ## Refresh the UI screenshots in docs/_static/ui/ from the browser tests
+	TECKEN_UPDATE_SCREENSHOTS=1 $(RUN) pytest -q services/symbols/tests/test_browser.py
 
 .PHONY: systemtest
 systemtest: setup  ## Black-box tests against running services (see systemtests/README.rst)

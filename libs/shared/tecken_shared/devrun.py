@@ -71,7 +71,7 @@ def greeting(env: Mapping[str, str], names: list[str]) -> str:
     """What ``make run`` prints once the services answer."""
     lines = ["", "Tecken is running:"]
     labels = {
-        "symbols": "symbols (upload, download, web UI at /ui/)",
+        "symbols": "symbols (upload, download, web UI)",
         "eliot": "eliot (symbolication API)",
         "collector": "collector (crash reports)",
     }
@@ -83,6 +83,8 @@ def greeting(env: Mapping[str, str], names: list[str]) -> str:
         "",
         "Next, in another terminal (the docs' quickstart goes on from here):",
         "  ./bin/tecken-symbols-admin superuser you@example.com",
+        "  ./bin/tecken-symbols-admin set-password you@example.com   # then log in at "
+        f"{base_url(env, 'symbols')}/login",
         "  ./bin/tecken-symbols-admin create-token you@example.com > token.txt",
         "  TECKEN_AUTH_TOKEN=$(cat token.txt) ./bin/tecken-upload-symbols "
         f"--url {base_url(env, 'symbols')} path/to/symbols/",

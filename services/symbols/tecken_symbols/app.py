@@ -40,19 +40,6 @@ def count_sentry_scrub_error() -> None:
     metrics.incr("sentry_scrub_error")
 
 
-class IndexResource:
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = "text/html; charset=utf-8"
-        resp.text = (
-            "<!doctype html><html><head><title>Tecken symbols</title></head><body>"
-            "<h1>Tecken symbols</h1><p>Symbol server: upload and download debug symbols.</p>"
-            '<p>Web UI (uploads, stats, missing symbols, lookup): <a href="/ui/">/ui/</a>.</p>'
-            "<p>Download: <code>GET /{debug_file}/{debug_id}/{symbols_file}</code>. "
-            'Missing symbols: <a href="/missingsymbols.csv">/missingsymbols.csv</a>.</p>'
-            "</body></html>"
-        )
-
-
 def create_app(manager: ConfigManager | None = None) -> falcon.App:
     app, _ctx = create_app_and_context(manager)
     return app
@@ -78,7 +65,6 @@ def create_app_and_context(manager: ConfigManager | None = None) -> tuple[falcon
     app.set_error_serializer(json_error_serializer)
     log_unhandled_exceptions(app, logger)  # RT-25: a JSON log line and a JSON 500
     install_error_handlers(app)
-    app.add_route("/", IndexResource())
     add_dockerflow_routes(
         app,
         checks=heartbeat_checks(ctx),

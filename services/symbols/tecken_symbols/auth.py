@@ -129,10 +129,15 @@ def authenticate(
     Raises :class:`Forbidden` (after draining the body when ``drain``)."""
     header = req.get_header("Auth-Token")
     try:
-        if not header:
+        session_principal = getattr(req.context, "session_principal", None)
+        if not header and session_principal is not None:
+            # A browser session (tecken_symbols.people.sessions), CSRF-checked already.
+            principal = session_principal
+        elif not header:
             raise Forbidden(NO_TOKEN)
-        resp.append_header("Vary", "Auth-Token")
-        principal = principal_for_key(db, header)
+        else:
+            resp.append_header("Vary", "Auth-Token")
+            principal = principal_for_key(db, header)
         if any_of and not principal.has_any(*any_of):
             raise Forbidden(FORBIDDEN)
     except Forbidden:

@@ -107,6 +107,10 @@ def cmd_set_active(args: argparse.Namespace) -> int:
     db = _open_db(args)
     active = args.state == "active"
     user = accounts.set_active(db, args.email, active)
+    if not active:  # their browser sessions end too (tokens stop on is_active)
+        from tecken_symbols.people import store
+
+        store.deactivate(db, user.id)
     print(f"{user.email} is now {'active' if user.is_active else 'inactive'}")
     return 0
 
@@ -294,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tecken_symbols.upload.cleanup import add_cleanup_command
 
     add_cleanup_command(sub)
+    # Logins (issue 12): set-password, invite, logout-user, revalidate-users.
+    from tecken_symbols.people.cli import add_people_commands
+
+    add_people_commands(sub)
     return parser
 
 

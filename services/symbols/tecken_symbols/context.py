@@ -9,7 +9,7 @@ missing-symbol recorder. The CLIs build the same context."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from everett.manager import ConfigManager
 
@@ -18,6 +18,7 @@ from tecken_symbols.db import Database, DatabaseError
 from tecken_symbols.errors import SECURITY_HEADERS
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
+from tecken_symbols.people.config import PeopleSettings
 from tecken_symbols.settings import (
     NAMESPACE,
     CacheConfig,
@@ -46,6 +47,8 @@ class AppContext:
     #: Headers every download answer carries (empty when turned off).
     download_headers: dict[str, str]
     public_url: str
+    #: Logins, sessions and pages (issue 12).
+    people: PeopleSettings = field(default_factory=PeopleSettings)
 
     def close(self) -> None:
         self.missing.stop()
@@ -114,4 +117,5 @@ def build_context(manager: ConfigManager) -> AppContext:
         ),
         public_url=st_cfg("public_url").rstrip("/"),
         download_headers=dict(SECURITY_HEADERS) if dl_cfg("download_security_headers") else {},
+        people=PeopleSettings.from_config(manager),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain, islice
 
 import falcon
@@ -96,12 +96,18 @@ class MissingSymbolsListResource:
         since = None
         if req.get_param("since"):
             try:
-                since = datetime.fromisoformat(req.get_param("since"))
+                # today/yesterday too, as the uploads filters accept (issue 12).
+                raw = req.get_param("since").strip().lower()
+                midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                relative = {"today": midnight, "yesterday": midnight - timedelta(days=1)}
+                since = relative.get(raw) or datetime.fromisoformat(raw.upper())
                 if since.tzinfo is None:
                     since = since.replace(tzinfo=UTC)
                 since = since.astimezone(UTC)
             except (ValueError, OverflowError) as exc:
-                raise _bad("since must be an ISO-8601 date or date-time, e.g. 2026-11-23") from exc
+                raise _bad(
+                    "since must be an ISO-8601 date or date-time (e.g. 2026-11-23), today or yesterday"
+                ) from exc
         sort = req.get_param("sort") or "modified_at"
         if sort not in ("modified_at", "created_at", "count"):
             raise _bad("sort must be modified_at, created_at or count")

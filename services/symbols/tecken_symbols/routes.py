@@ -18,6 +18,7 @@ from tecken_symbols.context import AppContext
 from tecken_symbols.download import add_download_routes
 from tecken_symbols.files import add_files_routes
 from tecken_symbols.missing_routes import add_missing_routes
+from tecken_symbols.people.routes import add_people_routes
 from tecken_symbols.syminfo import add_syminfo_routes
 from tecken_symbols.upload.routes import add_upload_routes
 from tecken_symbols.webui import add_webui_routes
@@ -31,4 +32,5 @@ ROUTE_INSTALLERS: list[RouteInstaller] = [
     add_missing_routes,
     add_upload_routes,
     add_webui_routes,
+    add_people_routes,
 ]

@@ -367,6 +367,79 @@ class UploadConfig:
         )
 
 
+class PeopleConfig:
+    """Logins, sessions and the web pages (issue 12)."""
+
+    class Config:
+        session_idle_lifetime = Option(
+            default="28800",
+            parser=positive_float,
+            doc="Seconds a browser session lasts without a request (then the person logs in again).",
+        )
+        session_absolute_lifetime = Option(
+            default="1209600",
+            parser=positive_float,
+            doc="Seconds a browser session lasts at most, however busy (default 14 days).",
+        )
+        session_cookie_secure = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Send the session cookie with ``Secure`` (HTTPS only). Only local "
+            "development over plain HTTP sets this to false.",
+        )
+        oidc_issuer = Option(
+            default="",
+            doc="OpenID Connect issuer URL (its ``/.well-known/openid-configuration`` is read); "
+            "empty: no OpenID Connect login, local accounts only.",
+        )
+        oidc_client_id = Option(default="", doc="OpenID Connect client id.")
+        oidc_client_secret = Option(
+            default="", doc="OpenID Connect client secret (empty for a public client using PKCE)."
+        )
+        oidc_scopes = Option(
+            default="openid email profile offline_access",
+            doc="Scopes asked for at login. ``offline_access`` gives a refresh token, "
+            "which periodic re-validation uses.",
+        )
+        oidc_allowed_email_domains = Option(
+            default="",
+            parser=ListOf(str),
+            doc="Comma-separated email domains allowed to log in with OpenID Connect; empty: any.",
+        )
+        oidc_provider_name = Option(
+            default="single sign-on", doc="Name of the identity provider on the login page."
+        )
+        oidc_revalidate_interval = Option(
+            default="86400",
+            parser=positive_float,
+            doc="Seconds between re-validations of an OpenID Connect user with the provider. "
+            "A user the provider refuses becomes inactive and their tokens stop at once.",
+        )
+        oidc_timeout = Option(
+            default="10", parser=positive_float, doc="Seconds to wait for the identity provider."
+        )
+        login_max_attempts = Option(
+            default="10",
+            parser=int,
+            doc="Failed password logins allowed per email and per client address in "
+            "``login_attempt_window`` seconds; more are refused with 429.",
+        )
+        login_attempt_window = Option(
+            default="900",
+            parser=positive_float,
+            doc="Seconds over which failed password logins are counted.",
+        )
+        invitation_lifetime = Option(
+            default="604800",
+            parser=positive_float,
+            doc="Seconds an invitation link stays valid (default 7 days).",
+        )
+        eliot_url = Option(
+            default="http://localhost:8050",
+            doc="Base URL of the eliot symbolication service used by the Symbolication page.",
+        )
+
+
 #: Every option class of the service (logged at start-up, documented in docs/).
 CONFIG_COMPONENTS = (
     AppConfig,
@@ -375,4 +448,5 @@ CONFIG_COMPONENTS = (
     CacheConfig,
     DownloadConfig,
     UploadConfig,
+    PeopleConfig,
 )

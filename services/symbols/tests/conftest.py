@@ -114,3 +114,64 @@ def service(database_url, storage_env, make_service) -> Service:
 def fs_service(make_service) -> Service:
     """The app on SQLite and filesystem storage (for tests that need neither)."""
     return make_service()
+
+
+# -- people (issue 12): a real OpenID Connect provider process -------------------
+
+OIDC_PROVIDER_SCRIPT = Path(__file__).parent / "oidc_provider.py"
+
+
+@dataclass
+class OIDCProvider:
+    url: str
+    client_id: str
+
+    def admin(self, what: str, **form: str) -> None:
+        import requests
+
+        requests.post(f"{self.url}/admin/{what}", data=form, timeout=5).raise_for_status()
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SYMBOLS_OIDC_ISSUER": self.url,
+            "SYMBOLS_OIDC_CLIENT_ID": self.client_id,
+            "SYMBOLS_OIDC_PROVIDER_NAME": "Test provider",
+        }
+
+
+def _oidc_provider_starter() -> Iterator[Callable[[str], OIDCProvider]]:
+    import subprocess
+    import sys
+
+    from tecken_shared.testing.servers import free_port
+
+    procs: list[subprocess.Popen] = []
+
+    def start(redirect_uri: str, client_id: str = "tecken-test") -> OIDCProvider:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, str(OIDC_PROVIDER_SCRIPT), str(port), client_id, redirect_uri],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return OIDCProvider(f"http://127.0.0.1:{port}", client_id)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def start_oidc_provider() -> Iterator[Callable[[str], OIDCProvider]]:
+    """Start the test provider (tests/oidc_provider.py) as its own process,
+    for a client whose callback is ``redirect_uri``."""
+    yield from _oidc_provider_starter()
+
+
+@pytest.fixture(scope="module")
+def start_oidc_provider_module() -> Iterator[Callable[[str], OIDCProvider]]:
+    """The same, for module-scoped fixtures (the browser walk)."""
+    yield from _oidc_provider_starter()

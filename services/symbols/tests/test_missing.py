@@ -85,11 +85,13 @@ def test_json_list(svc):
         "modified_at",
     }
     assert app.get("/missingsymbols/?since=2999-01-01").json["total"] == 0
+    # today and yesterday, as the uploads filters accept (issue 12)
+    assert app.get("/missingsymbols/?since=yesterday").json["total"] == 5
+    assert app.get("/missingsymbols/?since=today").json["total"] == 5
     for bad in (
         "page=0",
         "page=x",
         "batch_size=100000",
-        "since=yesterday",
         "sort=nope",
         "debug_id=xyz",
         "page=100000000000000000000",  # an offset beyond 64 bits

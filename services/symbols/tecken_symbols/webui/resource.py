@@ -29,8 +29,9 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\.(?:html|js|css)")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\.(?:html|js|css|svg)")
 #: The placeholder in index.html replaced by each asset's content hash.
 VERSION_RE = re.compile(r"\{\{version:([a-z0-9_.-]+)\}\}")
 NO_CACHE = "no-cache"

@@ -11,9 +11,13 @@ const TOKEN_KEY = "tecken-auth-token";
 // Every endpoint the page calls (the tests check each one exists).
 const API = {
   authInfo: { method: "POST", path: "/upload/auth_info/" },
+  session: { method: "GET", path: "/api/_auth/" },
   uploads: { method: "GET", path: "/api/uploads/" },
   upload: { method: "GET", path: "/api/uploads/upload/{id}" },
   stats: { method: "GET", path: "/api/stats/" },
+  files: { method: "GET", path: "/api/uploads/files/" },
+  file: { method: "GET", path: "/api/uploads/files/file/{id}" },
+  uploadZip: { method: "POST", path: "/upload/" },
   missing: { method: "GET", path: "/missingsymbols/" },
   syminfo: { method: "GET", path: "/api/syminfo/{debug_file}/{debug_id}" },
   download: { method: "HEAD", path: "/{debug_file}/{debug_id}/{symbols_file}" },
@@ -64,7 +68,7 @@ async function call(endpoint, params, query) {
   const resp = await fetch(url(endpoint, params, query), {
     method: endpoint.method,
     headers,
-    credentials: "omit",
+    credentials: token ? "omit" : "same-origin",
   });
   const text = await resp.text();
   let body = null;
@@ -110,7 +114,7 @@ function hashLink(route, query, label) {
 function errorBox(err) {
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof ApiError && err.status === 403 && !getToken()) {
-    message += " (paste an API token on the Token page first)";
+    message += " (log in first, or paste an API token on the Token page)";
   }
   return el("p", { class: "error", role: "alert" }, message);
 }
@@ -139,11 +143,22 @@ function pager(route, query, page, hasNext, total) {
 }
 
 function table(headers, rows) {
+  // Label every cell with its column, for the stacked layout at phone width.
+  const labels = headers.map((h) => h.label || h);
+  for (const row of rows) {
+    Array.from(row.children).forEach((cell, i) => {
+      if (labels[i]) cell.setAttribute("data-label", labels[i]);
+    });
+  }
   return el(
+    "div",
+    { class: "scroll" },
+    el(
     "table",
     {},
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { class: h.num ? "num" : null }, h.label || h)))),
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "Nothing here."))),
+    ),
   );
 }
 
@@ -160,15 +175,22 @@ function symbolsFilename(debugFile) {
 async function refreshWhoami() {
   const span = document.getElementById("whoami");
   if (!getToken()) {
-    span.textContent = "No token";
+    // A browser session (log in on /login), else nobody.
+    try {
+      const auth = await call(API.session);
+      span.textContent = auth.user ? `Signed in as ${auth.user.email}` : "Not signed in";
+    } catch (err) {
+      span.textContent = "Not signed in";
+    }
     return null;
   }
   try {
     const info = await call(API.authInfo);
-    span.textContent = `Signed in as ${info.email}`;
+    span.textContent = `Token of ${info.email}`;
     return info;
   } catch (err) {
-    span.textContent = "Token not accepted";
+    // Who-am-I needs an upload permission: a view-only token is still a token.
+    span.textContent = err.status === 403 && err.message.endsWith("Forbidden") ? "Token without upload permission" : "Token not accepted";
     throw err;
   }
 }
@@ -192,7 +214,7 @@ async function tokenPage() {
   const status = el("div", {}, getToken() ? "Checking the token…" : "No token yet. It is kept in this tab only (sessionStorage).");
   render(el("h2", {}, "API token"), form, status);
   if (!getToken()) {
-    document.getElementById("whoami").textContent = "No token";
+    refreshWhoami().catch(() => {});
     return;
   }
   try {
@@ -208,7 +230,12 @@ async function tokenPage() {
       ]),
     );
   } catch (err) {
-    status.replaceChildren(errorBox(err));
+    if (err instanceof ApiError && err.status === 403 && err.message.endsWith("Forbidden")) {
+      // Valid, but without an upload permission (who-am-I needs one): say so.
+      status.replaceChildren(el("p", {}, "This token is valid but holds no upload permission; it can still list uploads it may see."));
+    } else {
+      status.replaceChildren(errorBox(err));
+    }
   }
 }
 
@@ -287,7 +314,7 @@ async function uploadPage(id) {
   try {
     const { upload } = await call(API.upload, { id });
     const files = upload.file_uploads.map((f) => {
-      const [debugFile, debugId] = f.key.split("/");
+      const [debugFile, debugId, symbolsFile] = f.key.split("/").slice(-3);
       return el(
         "tr",
         {},
@@ -296,7 +323,7 @@ async function uploadPage(id) {
         el("td", {}, f.update ? "update" : "new"),
         el("td", {}, f.compressed ? "yes" : "no"),
         el("td", {}, formatDate(f.completed_at)),
-        el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, try: upload.try_symbols ? "1" : "" }, "look up")),
+        el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, symbols_file: symbolsFile, try: upload.try_symbols ? "1" : "" }, "look up")),
       );
     });
     const listOf = (items) => (items && items.length ? el("ul", {}, items.map((k) => el("li", { class: "mono" }, k))) : "none");
@@ -308,7 +335,7 @@ async function uploadPage(id) {
         ["Size", formatSize(upload.size)],
         ["Type", upload.try_symbols ? "try" : "regular"],
         ["Protocol", upload.upload_protocol || "—"],
-        ["Bucket", upload.bucket_name || "—"],
+        ["Storage", upload.try_symbols ? "try symbols" : "regular symbols"],
         ["Download URL", upload.download_url ? el("span", { class: "mono" }, upload.download_url) : "—"],
         ["Redirects", listOf(upload.redirect_urls)],
         ["Created", formatDate(upload.created_at)],
@@ -462,6 +489,135 @@ async function lookupPage(query) {
   }
 }
 
+// ---- files (issue 12) -------------------------------------------------------
+
+const FILE_FILTERS = ["key", "size", "created_at", "bucket_name", "upload_type"];
+
+async function filesPage(query) {
+  const page = Number(query.page || 1);
+  const form = el(
+    "form",
+    { onsubmit: (event) => { event.preventDefault(); location.hash = hashLink("/files", formValues(form)).getAttribute("href"); } },
+    field("Key contains", "key", query.key),
+    field("Size", "size", query.size, { placeholder: ">1mb" }),
+    field("Uploaded", "created_at", query.created_at, { placeholder: "today, >=2026-11-01" }),
+    el("label", {}, "Type", el("select", { name: "upload_type" },
+      ["", "regular", "try"].map((t) => el("option", { value: t, selected: (query.upload_type || "") === t }, t || "any")))),
+    el("button", { type: "submit" }, "Filter"),
+  );
+  render(el("h2", {}, "Files"), form, el("p", {}, "Loading…"));
+  try {
+    const data = await call(API.files, {}, { ...pick(query, FILE_FILTERS), page });
+    const rows = data.files.map((f) => el("tr", {},
+      el("td", {}, hashLink(`/files/${encodeURIComponent(f.id)}`, null, el("span", { class: "mono" }, f.key))),
+      el("td", { class: "num" }, formatSize(f.size)),
+      el("td", {}, f.upload ? hashLink(`/uploads/${encodeURIComponent(f.upload.id)}`, null, `${f.upload.id}`) : "—"),
+      el("td", {}, f.upload && f.upload.try_symbols ? "try" : "regular"),
+      el("td", {}, formatDate(f.created_at)),
+    ));
+    render(el("h2", {}, "Files"), form,
+      table(["Key", { label: "Size", num: true }, "Upload", "Type", "Uploaded"], rows),
+      pager("/files", pick(query, FILE_FILTERS), page, data.has_next, data.total));
+  } catch (err) {
+    render(el("h2", {}, "Files"), form, errorBox(err));
+  }
+}
+
+async function filePage(id) {
+  render(el("h2", {}, `File ${id}`), el("p", {}, "Loading…"));
+  try {
+    const { file } = await call(API.file, { id });
+    const parts = file.key.split("/").slice(-3);
+    render(
+      el("h2", {}, `File ${file.id}`),
+      definitions([
+        ["Key", el("span", { class: "mono" }, file.key)],
+        ["Size", formatSize(file.size)],
+        ["New/update", file.update ? "update" : "new"],
+        ["Compressed", file.compressed ? "yes" : "no"],
+        ["Debug file / id", `${file.debug_filename || "—"} ${file.debug_id || ""}`],
+        ["Code file / id", `${file.code_file || "—"} ${file.code_id || ""}`],
+        ["Generator", file.generator || "—"],
+        ["Uploaded", formatDate(file.created_at)],
+        ["Upload", file.upload ? hashLink(`/uploads/${encodeURIComponent(file.upload.id)}`, null, `${file.upload.id} by ${file.upload.user.email}`) : "—"],
+      ]),
+      el("p", {}, hashLink("/lookup", { debug_file: parts[0], debug_id: parts[1], symbols_file: parts[2], try: file.upload && file.upload.try_symbols ? "1" : "" }, "Look it up"),
+        " · ", hashLink("/files", null, "← All files")),
+    );
+  } catch (err) {
+    render(el("h2", {}, `File ${id}`), errorBox(err));
+  }
+}
+
+function pick(query, names) {
+  const out = {};
+  for (const name of names) if (query[name]) out[name] = query[name];
+  return out;
+}
+
+// ---- upload now (issue 12) --------------------------------------------------
+
+async function uploadNowPage() {
+  const status = el("div", { "aria-live": "polite" });
+  const progress = el("progress", { max: "100", value: "0", hidden: true });
+  const form = el(
+    "form",
+    { class: "stack", onsubmit: (event) => { event.preventDefault(); sendZip(form, progress, status); } },
+    el("label", {}, "Symbols zip (debug_file/debug_id/file.sym paths)", el("input", { type: "file", name: "file", accept: ".zip,application/zip", required: true })),
+    el("label", { class: "inline" }, el("input", { type: "checkbox", name: "try" }), " Try symbols"),
+    el("button", { type: "submit" }, "Upload"),
+  );
+  render(el("h2", {}, "Upload now"),
+    el("p", {}, "Upload a zip from this browser, with your session (or a pasted token). From a build system, use the CLI or curl: see ",
+      el("a", { href: "/help#upload" }, "Help"), "."),
+    form, progress, status);
+}
+
+async function sendZip(form, progress, status) {
+  const file = form.elements.file.files[0];
+  if (!file) return;
+  const headers = {};
+  const token = getToken();
+  if (token) {
+    headers["Auth-Token"] = token;
+  } else {
+    const auth = await call(API.session);
+    if (!auth.user) {
+      status.replaceChildren(el("p", { class: "error", role: "alert" }, "Log in first (or paste an API token)."));
+      return;
+    }
+    headers["X-CSRF-Token"] = auth.csrf_token;
+  }
+  const body = new FormData();
+  if (form.elements.try.checked) body.append("try", "true");
+  body.append(file.name, file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open(API.uploadZip.method, url(API.uploadZip, {}, {}));
+  for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+  progress.hidden = false;
+  progress.value = 0;
+  status.replaceChildren(el("p", {}, `Uploading ${file.name}…`));
+  xhr.upload.addEventListener("progress", (event) => {
+    if (event.lengthComputable) progress.value = Math.round((100 * event.loaded) / event.total);
+  });
+  xhr.addEventListener("load", () => {
+    let answer = null;
+    try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+    if (xhr.status >= 200 && xhr.status < 300 && answer && answer.upload) {
+      progress.value = 100;
+      status.replaceChildren(el("p", { class: "found" }, "Uploaded: ",
+        hashLink(`/uploads/${encodeURIComponent(answer.upload.id)}`, null, `upload ${answer.upload.id}`)));
+    } else {
+      const message = (answer && answer.error) || xhr.statusText;
+      status.replaceChildren(el("p", { class: "error", role: "alert" }, `${xhr.status}: ${message}`));
+    }
+  });
+  xhr.addEventListener("error", () => {
+    status.replaceChildren(el("p", { class: "error", role: "alert" }, "The upload failed (network error)."));
+  });
+  xhr.send(body);
+}
+
 // ---- routing ---------------------------------------------------------------
 
 function parseHash() {
@@ -474,7 +630,7 @@ function parseHash() {
 
 function route() {
   const { path, query } = parseHash();
-  for (const link of document.querySelectorAll("nav a")) {
+  for (const link of document.querySelectorAll("nav a[href^='#']")) {
     const target = link.getAttribute("href").slice(1);
     link.classList.toggle("active", target === "/" ? path === "/" : path.startsWith(target));
   }
@@ -483,6 +639,9 @@ function route() {
   if (path === "/uploads") return uploadsPage(query);
   if ((match = path.match(/^\/uploads\/(\d+)$/))) return uploadPage(match[1]);
   if (path === "/stats") return statsPage();
+  if (path === "/files") return filesPage(query);
+  if ((match = path.match(/^\/files\/(\d+)$/))) return filePage(match[1]);
+  if (path === "/upload") return uploadNowPage();
   if (path === "/missing") return missingPage(query);
   if (path === "/lookup") return lookupPage(query);
   render(el("h2", {}, "Not found"), el("p", {}, "No such page. "), hashLink("/", null, "Start here"));
