@@ -73,9 +73,15 @@ class MinidumpResource:
         return dump, annotations
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self.stackwalker.problem or not self.stackwalker.enabled:
-            why = self.stackwalker.problem or "POST /minidump is off (ELIOT_STACKWALKER_PATH)"
-            raise _refuse("no_stackwalker", falcon.HTTPServiceUnavailable, why)
+        if not self.stackwalker.enabled:
+            # Not configured: this service has no such endpoint (nothing to retry).
+            raise _refuse(
+                "no_stackwalker",
+                falcon.HTTPNotFound,
+                "POST /minidump is off: set ELIOT_STACKWALKER_PATH to turn it on",
+            )
+        if self.stackwalker.problem:
+            raise _refuse("no_stackwalker", falcon.HTTPServiceUnavailable, self.stackwalker.problem)
         started = time.perf_counter()
         dump, annotations = self._read_form(req)
         try:

@@ -52,7 +52,7 @@ def post_dump(app, data: bytes, status: int = 200, **fields: str):  # type: igno
 
 
 def test_off_by_default(app) -> None:  # type: ignore[no-untyped-def]
-    resp = post_dump(app, PARTIAL_DUMP.read_bytes(), status=503)
+    resp = post_dump(app, PARTIAL_DUMP.read_bytes(), status=404)
     assert "ELIOT_STACKWALKER_PATH" in resp.json["title"]
     assert "stackwalker" not in app.get("/__heartbeat__", status="*").json["checks"]
 
