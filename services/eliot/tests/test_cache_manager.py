@@ -35,12 +35,13 @@ def put(disk, name, size, age):
     """A fake entry of ``size`` bytes last used ``age`` seconds ago."""
     stem = cache_stem(name, "ABCDEF0123456789ABCDEF0123456789A")
     path = disk.path(stem, ".symc")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = disk.tmp_file(".symc")  # written the way workers write: renamed into place
     tmp.write_bytes(b"x" * size)
     when = time.time() - age
     os.utime(tmp, (when, when))
-    os.replace(tmp, path)
+    # As workers place files: the manager may remove an empty module directory
+    # between its creation and the rename, and _place creates it again.
+    disk._place(tmp, path)
     return path
 
 
