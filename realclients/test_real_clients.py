@@ -24,7 +24,6 @@ The pinned client versions are in ``tecken_shared.testing.realclients``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ import requests
 from tecken_shared.breakpad import read_header, symbol_key
 from tecken_shared.testing import realclients
 from tecken_shared.testing.realclients import Build
-from tecken_shared.testing.servers import free_port, make_run
+from tecken_shared.testing.servers import make_run, make_run_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = realclients.CRASHER_SOURCES
@@ -77,25 +76,16 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """symbols, eliot and collector started by ``make run`` on free ports."""
     tmp = tmp_path_factory.mktemp("stack")
-    ports = {name: free_port() for name in ("SYMBOLS", "ELIOT", "COLLECTOR")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        **os.environ,
-        **{f"{name}_GUNICORN_BIND": f"127.0.0.1:{port}" for name, port in ports.items()},
-        "SYMBOLS_PUBLIC_URL": urls["SYMBOLS"],
-        "ELIOT_SYMBOL_URLS": urls["SYMBOLS"] + "/",
-        "SYMBOLS_DATABASE_URL": f"sqlite:///{tmp}/symbols.db",
-        "SYMBOLS_STORAGE_URL": f"file://{tmp}/storage/v1",
-        "SYMBOLS_TRY_STORAGE_URL": f"file://{tmp}/storage/try/v1",
-        "ELIOT_SYMBOLS_CACHE_DIR": str(tmp / "eliot"),
-        "ELIOT_STACKWALKER_PATH": _need(realclients.stackwalker),
-        "COLLECTOR_CRASHSTORAGE_ROOT": str(tmp / "crashes"),
-        "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(tmp / "fallback"),
-        # Crashpad's libcurl uploader sends chunked bodies (no Content-Length).
-        "COLLECTOR_ACCEPT_CHUNKED": "true",
-        # The crashmover processes each stored crash through eliot's /minidump.
-        "COLLECTOR_CRASHMOVER_PROCESSOR_URL": urls["ELIOT"],
-    }
+    env, urls = make_run_env(tmp)
+    env.update(
+        {
+            "ELIOT_STACKWALKER_PATH": _need(realclients.stackwalker),
+            # Crashpad's libcurl uploader sends chunked bodies (no Content-Length).
+            "COLLECTOR_ACCEPT_CHUNKED": "true",
+            # The crashmover processes each stored crash through eliot's /minidump.
+            "COLLECTOR_CRASHMOVER_PROCESSOR_URL": urls["ELIOT"],
+        }
+    )
     with make_run("run", ROOT, env, tmp / "run.log"):
         yield Stack(urls["SYMBOLS"], urls["ELIOT"], urls["COLLECTOR"], env, tmp / "crashes")
 

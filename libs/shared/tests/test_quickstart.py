@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tecken_shared.testing.servers import free_port, make_run
+from tecken_shared.testing.servers import make_run, make_run_env
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,23 +22,8 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.slow
 def test_the_quickstart_works_against_make_run(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    ports = {name: free_port() for name in ("SYMBOLS", "ELIOT", "COLLECTOR")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    # Other ports and data directories than the defaults (other test runs may
-    # hold them); everything else is deploy/local-dev.env's.
-    env = {
-        **os.environ,
-        **{f"{name}_GUNICORN_BIND": f"127.0.0.1:{port}" for name, port in ports.items()},
-        **{f"{name}_URL": url for name, url in urls.items()},
-        "SYMBOLS_PUBLIC_URL": urls["SYMBOLS"],
-        "ELIOT_SYMBOL_URLS": urls["SYMBOLS"] + "/",
-        "SYMBOLS_DATABASE_URL": f"sqlite:///{data}/symbols.db",
-        "SYMBOLS_STORAGE_URL": f"file://{data}/storage/v1",
-        "SYMBOLS_TRY_STORAGE_URL": f"file://{data}/storage/try/v1",
-        "ELIOT_SYMBOLS_CACHE_DIR": str(data / "eliot"),
-        "COLLECTOR_CRASHSTORAGE_ROOT": str(data / "crashes"),
-        "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(data / "fallback"),
-    }
+    env, urls = make_run_env(data)
+    env.update({f"{name}_URL": url for name, url in urls.items()})  # the script's variables
     with make_run("run", ROOT, env, tmp_path / "run.log"):
         work = tmp_path / "work"
         work.mkdir()

@@ -278,3 +278,25 @@ def make_run(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def make_run_env(data: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment for ``make run`` on free loopback ports with its data
+    under ``data`` (other test runs may hold the default ports and ./var);
+    everything else stays deploy/local-dev.env's. Returns (env, urls), the
+    urls keyed ``SYMBOLS``, ``ELIOT`` and ``COLLECTOR``."""
+    ports = {name: free_port() for name in ("SYMBOLS", "ELIOT", "COLLECTOR")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {
+        **os.environ,
+        **{f"{name}_GUNICORN_BIND": f"127.0.0.1:{port}" for name, port in ports.items()},
+        "SYMBOLS_PUBLIC_URL": urls["SYMBOLS"],
+        "ELIOT_SYMBOL_URLS": urls["SYMBOLS"] + "/",
+        "SYMBOLS_DATABASE_URL": f"sqlite:///{data}/symbols.db",
+        "SYMBOLS_STORAGE_URL": f"file://{data}/storage/v1",
+        "SYMBOLS_TRY_STORAGE_URL": f"file://{data}/storage/try/v1",
+        "ELIOT_SYMBOLS_CACHE_DIR": str(data / "eliot"),
+        "COLLECTOR_CRASHSTORAGE_ROOT": str(data / "crashes"),
+        "COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT": str(data / "fallback"),
+    }
+    return env, urls
