@@ -9,6 +9,7 @@ Layout under ``ELIOT_SYMBOLS_CACHE_DIR``::
     cache/<name>/<ID>.symc       the symcache itself (memory-mapped by workers)
     cache/<name>/<ID>.meta       JSON: module filename, debug id, size, crc32
     cache/<name>/<ID>.missing    negative entry: every symbol server said 404
+                                 (JSON: detail, created, last recheck)
     cache/<name>/<ID>.malformed  negative entry: the sym file could not be used
     tmp/                         files being written (renamed into cache/)
     locks/<n>.lock               flock()s that make one process fetch a module
@@ -132,6 +133,7 @@ class DiskCache:
         missing_ttl: float = default_of(CacheConfig, "missing_symbols_ttl"),
         malformed_ttl: float = default_of(CacheConfig, "malformed_symbols_ttl"),
         verify_checksums: bool = default_of(CacheConfig, "verify_cache_checksums"),
+        recheck_interval: float = default_of(CacheConfig, "missing_symbols_recheck"),
     ) -> None:
         self.root = Path(root).resolve()
         self.cache_dir = self.root / "cache"
@@ -141,6 +143,8 @@ class DiskCache:
         self.missing_ttl = missing_ttl
         self.malformed_ttl = malformed_ttl
         self.verify_checksums = verify_checksums
+        #: seconds between two rechecks of a module remembered as missing (0: never)
+        self.recheck_interval = recheck_interval
         for directory in (self.cache_dir, self.tmp_dir, self.locks_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -154,6 +158,7 @@ class DiskCache:
             missing_ttl=options["missing_symbols_ttl"],
             malformed_ttl=options["malformed_symbols_ttl"],
             verify_checksums=options["verify_cache_checksums"],
+            recheck_interval=options["missing_symbols_recheck"],
         )
 
     # -- paths -------------------------------------------------------------
@@ -242,9 +247,10 @@ class DiskCache:
             raise ValueError(f"symcache debug id {symcache.debug_id} != {normalized_debug_id}")
         return CacheEntry(symcache, meta["filename"], symc, (st.st_dev, st.st_ino), st.st_size)
 
-    def read_negative(self, stem: str) -> tuple[ModuleStatus, str] | None:
-        """``(status, detail)`` for a live negative entry (MISSING or
-        MALFORMED); expired ones are deleted."""
+    def read_negative(self, stem: str) -> tuple[ModuleStatus, str, float] | None:
+        """``(status, detail, last checked)`` for a live negative entry
+        (MISSING or MALFORMED; checked: the time of its last recheck, else of
+        its creation); expired ones are deleted."""
         now = time.time()
         for status, ttl in (
             (ModuleStatus.MISSING, self.missing_ttl),
@@ -261,11 +267,43 @@ class DiskCache:
                 self._remove_dir_if_empty(path.parent)
                 continue
             try:
-                detail = json.loads(path.read_text()).get("detail", "")
-            except (OSError, ValueError, AttributeError):
-                detail = ""
-            return status, detail
+                data = json.loads(path.read_text())
+                detail = str(data.get("detail", ""))
+                checked = float(data.get("checked", st.st_mtime))
+            except (OSError, ValueError, AttributeError, TypeError):
+                detail, checked = "", st.st_mtime
+            return status, detail, checked
         return None
+
+    def claim_recheck(self, stem: str, checked: float) -> bool:
+        """Whether this process should recheck the missing module ``stem``
+        whose last check was at ``checked``: when that is
+        ``recheck_interval`` seconds old or older. The entry then records
+        this check (its modification time, which its TTL counts from, is
+        kept), so the other processes of the host wait for the next period."""
+        now = time.time()
+        if self.recheck_interval <= 0 or now - checked < self.recheck_interval:
+            return False
+        path = self.path(stem, ".missing")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False  # gone meanwhile: the normal path fetches it
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        data["checked"] = now
+        try:
+            tmp = self.tmp_file(".missing")
+            tmp.write_text(json.dumps(data))
+            os.utime(tmp, (st.st_atime, st.st_mtime))
+            self._place(tmp, path)
+        except OSError as exc:
+            logger.error("could not record the recheck of %s: %s", stem, exc)
+        return True
 
     def touch(self, path: Path) -> None:
         """Mark an entry as used (the cache manager evicts by this time)."""
@@ -347,15 +385,31 @@ class DiskCache:
 
     # -- the one path: disk, else (once per host) compute -------------------
 
-    def _cached(self, stem: str, load: Callable[[], ModuleResult | None]) -> ModuleResult | None:
+    def _cached(
+        self,
+        stem: str,
+        load: Callable[[], ModuleResult | None],
+        recheck: Callable[[], bool] | None = None,
+    ) -> ModuleResult | None:
         result = load()
         if result is not None:
             return result
         negative = self.read_negative(stem)
-        if negative is not None:
-            status, detail = negative
-            return ModuleResult(status, detail=detail, cached=True)
-        return None
+        if negative is None:
+            return None
+        status, detail, checked = negative
+        if (
+            recheck is not None
+            and status is ModuleStatus.MISSING
+            and self.claim_recheck(stem, checked)
+        ):
+            found = recheck()
+            metrics.incr("diskcache.recheck", tags=[f"result:{'found' if found else 'missing'}"])
+            if found:
+                logger.info("module %s is on a symbol server now; fetching it", stem)
+                self.remove_entry(stem, (".missing",))
+                return None
+        return ModuleResult(status, detail=detail, cached=True)
 
     def get_or_compute(
         self,
@@ -364,6 +418,7 @@ class DiskCache:
         load: Callable[[], ModuleResult | None],
         compute: Callable[[], ModuleResult],
         lock_timeout: float,
+        recheck: Callable[[], bool] | None = None,
     ) -> ModuleResult:
         """The entry ``stem`` as ``load()`` finds it on disk, else its live
         negative entry, else what ``compute()`` makes of it. ``compute`` runs
@@ -376,9 +431,14 @@ class DiskCache:
         from ``compute`` is our own disk failing (full, read-only, gone): not
         the module's fault, so an ERROR that is not remembered.
 
+        A live MISSING entry whose last check is ``recheck_interval`` seconds
+        old is rechecked first (:meth:`claim_recheck`, once per period and
+        host): when ``recheck()`` says a symbol server has the module now, the
+        entry is dropped and the module computed.
+
         A new tier (a raw ``.sym`` cache, a shared cache in storage) is a new
         ``load``/``compute`` pair."""
-        result = self._cached(stem, load)
+        result = self._cached(stem, load, recheck)
         if result is not None:
             return result
         with self.lock(stem, lock_timeout) as got:

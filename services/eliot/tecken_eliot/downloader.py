@@ -2,9 +2,13 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Download of sym files from the configured symbol servers, through
+"""Download of symbol files from the configured symbol servers, through
 :mod:`tecken_shared.httpfetch`: streamed to a file with a size limit, retried
-on 429/5xx and connection errors, one keep-alive session per source."""
+on 429/5xx and connection errors, one keep-alive session per source. Each
+module's symbols are looked for in the configured forms (sym file, debug
+file...: :func:`tecken_eliot.naming.format_filename`), each form on every
+server before the next; :meth:`SymbolDownloader.exists` asks the same
+questions with HEAD requests (a remembered miss being rechecked)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import markus
 from everett.manager import ConfigManager
 
-from tecken_eliot.naming import symbol_url
+from tecken_eliot.naming import format_filename, symbol_url
 from tecken_eliot.settings import DownloaderConfig, default_of, read_options
 from tecken_eliot.status import ModuleStatus
 from tecken_shared.httpfetch import (
@@ -94,14 +99,20 @@ class LineLimitedWriter:
 
 @dataclass
 class DownloadResult:
-    """``status`` is FOUND (the destination file holds ``size`` bytes),
-    MISSING (every source said 404), ERROR (some source failed otherwise, or
-    the deadline passed; ``errors`` says how) or TOO_LARGE (the file, or one
-    of its lines, is over a limit)."""
+    """``status`` is FOUND (the destination file holds ``size`` bytes of the
+    symbols in the form ``format``), MISSING (every source said 404 for every
+    form), ERROR (some source failed otherwise, or the deadline passed;
+    ``errors`` says how) or TOO_LARGE (the file, or one of its lines, is over
+    a limit)."""
 
     status: ModuleStatus
     size: int = 0
     errors: list[str] = field(default_factory=list)
+    format: str = ""
+
+
+#: One try of one URL: (outcome, detail, size).
+Attempt = tuple[ModuleStatus, str, int]
 
 
 class SymbolDownloader:
@@ -115,6 +126,8 @@ class SymbolDownloader:
         max_size: int,
         deadline: float = default_of(DownloaderConfig, "download_deadline"),
         max_line: int = default_of(DownloaderConfig, "max_sym_line_length"),
+        formats: Sequence[str] = default_of(DownloaderConfig, "symbol_formats"),
+        max_debug_size: int = default_of(DownloaderConfig, "max_debug_file_size"),
         pool_size: int = 10,
     ) -> None:
         self.source_urls = source_urls
@@ -125,6 +138,10 @@ class SymbolDownloader:
         #: seconds one module's download may take in all
         self.deadline = deadline
         self.max_line = max_line
+        #: the forms looked for, in order (ELIOT_SYMBOL_FORMATS)
+        self.formats = tuple(formats)
+        #: the size limit of every form but ``sym`` (ELIOT_MAX_DEBUG_FILE_SIZE)
+        self.max_debug_size = max_debug_size
         self.sessions = {url: make_session(USER_AGENT, pool_size) for url in source_urls}
 
     @classmethod
@@ -140,6 +157,8 @@ class SymbolDownloader:
             max_size=options["max_download_size"],
             deadline=options["download_deadline"],
             max_line=options["max_sym_line_length"],
+            formats=options["symbol_formats"],
+            max_debug_size=options["max_debug_file_size"],
             pool_size=pool_size,
         )
 
@@ -151,42 +170,106 @@ class SymbolDownloader:
             ids.append(debug_id)
         return ids
 
-    def download(
-        self, debug_filename: str, debug_id: str, dest: Path, deadline: float | None = None
+    def _each_url(
+        self,
+        debug_filename: str,
+        debug_id: str,
+        formats: Sequence[str],
+        deadline: float,
+        attempt: Callable[[str, str, str], Attempt],
     ) -> DownloadResult:
-        """Fetch the module's sym file into ``dest`` (overwritten), within
+        """``attempt(source, url, fmt)`` for each form, on each source, for
+        each spelling of the id, until one is not MISSING; a source that fails
+        (ERROR) is not asked again. Stops when the deadline has passed and
+        something failed."""
+        errors: list[str] = []
+        broken: set[str] = set()
+        for fmt in formats:
+            if format_filename(fmt, debug_filename) is None:
+                continue
+            for source in self.source_urls:
+                if source in broken:
+                    continue
+                if errors and time.monotonic() >= deadline:
+                    return DownloadResult(ModuleStatus.ERROR, 0, errors)  # out of time
+                for did in self._ids_to_try(debug_id):
+                    url = symbol_url(source, debug_filename, did, fmt)
+                    outcome, detail, size = attempt(source, url, fmt)
+                    if outcome is ModuleStatus.FOUND:
+                        return DownloadResult(outcome, size, errors, fmt)
+                    if outcome is ModuleStatus.TOO_LARGE:
+                        return DownloadResult(outcome, size, [detail], fmt)
+                    if outcome is ModuleStatus.ERROR:
+                        errors.append(detail)
+                        broken.add(source)
+                        break  # a broken source: no point trying another spelling there
+        status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
+        return DownloadResult(status, 0, errors)
+
+    def download(
+        self,
+        debug_filename: str,
+        debug_id: str,
+        dest: Path,
+        deadline: float | None = None,
+        formats: Sequence[str] | None = None,
+    ) -> DownloadResult:
+        """Fetch the module's symbols into ``dest`` (overwritten), in the first
+        of ``formats`` (default: ``self.formats``) a source has, within
         ``self.deadline`` seconds and by ``deadline`` (a :func:`time.monotonic`
         time, the request's) if given. Every URL in ``errors`` is
         :func:`public_url`'d."""
         own = time.monotonic() + self.deadline
         deadline = own if deadline is None else min(own, deadline)
-        errors: list[str] = []
-        for source in self.source_urls:
-            if errors and time.monotonic() >= deadline:
-                break  # out of time: what failed so far is the answer
-            for did in self._ids_to_try(debug_id):
-                url = symbol_url(source, debug_filename, did)
-                outcome, detail, size = self._fetch(source, url, dest, deadline)
-                if outcome is ModuleStatus.FOUND:
-                    return DownloadResult(outcome, size, errors)
-                if outcome is ModuleStatus.TOO_LARGE:
-                    return DownloadResult(outcome, size, [detail])
-                if outcome is ModuleStatus.ERROR:
-                    errors.append(detail)
-                    break  # a broken source: no point trying another spelling there
-        status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
-        return DownloadResult(status, 0, errors)
+        return self._each_url(
+            debug_filename,
+            debug_id,
+            self.formats if formats is None else formats,
+            deadline,
+            lambda source, url, fmt: self._fetch(source, url, dest, deadline, fmt),
+        )
 
-    def _fetch(
-        self, source: str, url: str, dest: Path, deadline: float
-    ) -> tuple[ModuleStatus, str, int]:
+    def exists(self, debug_filename: str, debug_id: str) -> DownloadResult:
+        """Whether a source has the module's symbols in one of ``self.formats``,
+        asked with HEAD requests (no retries, redirects not followed: a
+        redirect counts as found), within ``self.timeout`` seconds in all.
+        FOUND, MISSING or ERROR."""
+        deadline = time.monotonic() + self.timeout
+        return self._each_url(
+            debug_filename,
+            debug_id,
+            self.formats,
+            deadline,
+            lambda source, url, fmt: self._head(source, url, deadline),
+        )
+
+    def _head(self, source: str, url: str, deadline: float) -> Attempt:
+        try:
+            with open_url(
+                self.sessions[source],
+                url,
+                method="HEAD",
+                timeout=self.timeout,
+                deadline=deadline,
+                follow_redirects=False,
+            ) as resp:
+                status = resp.status_code
+        except FetchError as exc:
+            return ModuleStatus.ERROR, redact(str(exc)), 0
+        if status == 200 or (status in REDIRECT_STATUSES and resp.headers.get("Location")):
+            return ModuleStatus.FOUND, "", 0
+        if status == 404:
+            return ModuleStatus.MISSING, "", 0
+        return ModuleStatus.ERROR, f"HTTP {status} from {public_url(url)} (HEAD)", 0
+
+    def _fetch(self, source: str, url: str, dest: Path, deadline: float, fmt: str) -> Attempt:
         """One URL with retries: (outcome, detail, size). ``open_url`` retries
         what fails before the body; a body that breaks off is tried again here
         while attempts are left."""
         timer = _AttemptTimer()
         while True:
             try:
-                return self._fetch_once(source, url, dest, timer, deadline)
+                return self._fetch_once(source, url, dest, timer, deadline, fmt)
             except LineTooLong as exc:
                 timer.done("fail")
                 logger.warning("symbol download %s: %s", public_url(url), exc)
@@ -214,8 +297,8 @@ class SymbolDownloader:
                 time.sleep(random.uniform(0, self.backoff * (2 ** (timer.attempts - 1))))
 
     def _fetch_once(
-        self, source: str, url: str, dest: Path, timer: _AttemptTimer, deadline: float
-    ) -> tuple[ModuleStatus, str, int]:
+        self, source: str, url: str, dest: Path, timer: _AttemptTimer, deadline: float, fmt: str
+    ) -> Attempt:
         with open_url(
             self.sessions[source],
             url,
@@ -228,11 +311,13 @@ class SymbolDownloader:
             if resp.status_code == 200:
                 timer.streaming = True
                 with open(dest, "wb") as fp:
-                    writer = LineLimitedWriter(fp, self.max_line)
+                    # Lines are a sym file's; other forms are binary (a
+                    # gzipped sym file's lines are checked as it is unpacked).
+                    text = fmt == "sym"
                     size = stream_to(
                         resp,
-                        writer,  # type: ignore[arg-type]
-                        max_size=self.max_size,
+                        LineLimitedWriter(fp, self.max_line) if text else fp,  # type: ignore[arg-type]
+                        max_size=self.max_size if text else self.max_debug_size,
                         deadline=deadline,
                     )
                 timer.done("success")

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import string
 
-from tecken_shared.breakpad import symbol_key
+from tecken_shared.breakpad import sym_filename
 
 _SAFE = set(string.ascii_letters + string.digits + "_-.")
 #: Longest encoded path component we keep as is; longer ones are shortened
@@ -21,13 +21,38 @@ _SAFE = set(string.ascii_letters + string.digits + "_-.")
 _MAX_COMPONENT = 180
 
 
-def symbol_url(source_url: str, debug_filename: str, debug_id: str) -> str:
-    """``<source>/<debug_filename>/<debug_id>/<sym_filename>``: the module's
-    symbol key under a symbol server (the source URL gets a trailing ``/`` if
-    it has none)."""
+def format_filename(fmt: str, debug_filename: str) -> str | None:
+    """The file name of ``debug_filename``'s symbols in the form ``fmt`` (one
+    of :data:`tecken_eliot.settings.SYMBOL_FORMATS`), or None where that form does not exist: CAB
+    files are Windows debug files (``.pdb``), ``.dbg.gz`` and dSYM bundles
+    are not."""
+    is_pdb = debug_filename.lower().endswith(".pdb")
+    if fmt == "sym":
+        return sym_filename(debug_filename)
+    if fmt == "sym.gz":
+        return sym_filename(debug_filename) + ".gz"
+    if fmt == "debug":
+        return debug_filename
+    if fmt == "pd_":
+        return debug_filename[:-1] + "_" if is_pdb else None
+    if fmt == "dbg.gz":
+        return None if is_pdb else debug_filename + ".dbg.gz"
+    if fmt == "dsym":
+        return None if is_pdb else debug_filename + ".dSYM.tar.bz2"
+    raise ValueError(f"unknown symbol format {fmt!r}")
+
+
+def symbol_url(source_url: str, debug_filename: str, debug_id: str, fmt: str = "sym") -> str:
+    """``<source>/<debug_filename>/<debug_id>/<file name>``: the module's
+    symbols in the form ``fmt`` under a symbol server (the source URL gets a
+    trailing ``/`` if it has none). The default form is the sym file, whose
+    key is :func:`tecken_shared.breakpad.symbol_key`."""
+    filename = format_filename(fmt, debug_filename)
+    if filename is None:
+        raise ValueError(f"{debug_filename!r} has no {fmt} form")
     if not source_url.endswith("/"):
         source_url += "/"
-    return source_url + symbol_key(debug_filename, debug_id)
+    return f"{source_url}{debug_filename}/{debug_id}/{filename}"
 
 
 def encode_component(value: str) -> str:

@@ -51,6 +51,28 @@ def parse_url_list(value: str) -> list[str]:
     return urls
 
 
+#: The forms a module's symbols can take on a symbol server, by the name of
+#: the file under ``<debug_filename>/<DEBUG_ID>/`` (see
+#: :func:`tecken_eliot.naming.format_filename`): the Breakpad sym file, gzipped
+#: or not; the debug file itself (ELF, PDB, Mach-O); gzipped as Mozilla stores
+#: Linux ones (``.dbg.gz``); CAB-compressed as symstore stores Windows ones
+#: (``xul.pd_``); Mozilla's tarred dSYM bundle (``.dSYM.tar.bz2``).
+SYMBOL_FORMATS = ("sym", "sym.gz", "dbg.gz", "debug", "pd_", "dsym")
+
+
+def parse_symbol_formats(value: str) -> tuple[str, ...]:
+    """Comma-separated forms from :data:`SYMBOL_FORMATS`, in the order tried."""
+    formats = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not formats:
+        raise ValueError("at least one symbol format is needed")
+    unknown = [fmt for fmt in formats if fmt not in SYMBOL_FORMATS]
+    if unknown:
+        raise ValueError(
+            f"unknown symbol format(s) {', '.join(unknown)}; known: {', '.join(SYMBOL_FORMATS)}"
+        )
+    return formats
+
+
 def read_options(manager: ConfigManager, options: type) -> dict[str, Any]:
     """``{option name: parsed value}`` of an option class, read with Eliot's
     namespace."""
@@ -172,6 +194,27 @@ class DownloaderConfig:
             parser=parse_data_size,
             doc="Largest sym file that is downloaded; bigger ones count as malformed.",
         )
+        symbol_formats = Option(
+            default="sym,sym.gz,dbg.gz,debug,pd_,dsym",
+            parser=parse_symbol_formats,
+            doc="The forms of a module's symbols symbolication looks for, in this order, "
+            "each on every symbol server before the next form: ``sym`` "
+            "(``xul.sym``), ``sym.gz`` (``xul.sym.gz``), ``dbg.gz`` (a gzipped ELF debug "
+            "file, ``libxul.so.dbg.gz``), ``debug`` (the debug file itself: ``libxul.so``, "
+            "``xul.pdb``, a Mach-O binary), ``pd_`` (a CAB-compressed PDB, ``xul.pd_``) and "
+            "``dsym`` (a tarred dSYM bundle, ``XUL.dSYM.tar.bz2``). ``pd_`` is tried for "
+            "``.pdb`` modules only, ``dbg.gz`` and ``dsym`` for the others. Each form costs "
+            "one request per server for a module no server has; ``sym`` alone is Mozilla "
+            "Eliot's behaviour. POST /minidump always uses ``sym`` files.",
+        )
+        max_debug_file_size = Option(
+            default="1gb",
+            parser=parse_data_size,
+            doc="Largest symbol file in any form but ``sym`` that is downloaded, and "
+            "largest file unpacking one may write (a gzip, CAB or tar member); bigger ones "
+            "count as malformed. Symcache building reads the whole debug file (memory-"
+            "mapped), so this also bounds its time and memory.",
+        )
 
 
 class StoreConfig:
@@ -244,7 +287,19 @@ class CacheConfig:
             default="1h",
             parser=parse_time_period,
             doc="How long a module every symbol server answered 404 for is remembered as "
-            "missing (no download is tried meanwhile). 0 turns it off.",
+            "missing (no download is tried meanwhile, but see "
+            "ELIOT_MISSING_SYMBOLS_RECHECK). 0 turns it off.",
+        )
+        missing_symbols_recheck = Option(
+            default="10s",
+            parser=parse_time_period,
+            doc="A module remembered as missing is rechecked on the symbol servers (a "
+            "HEAD request per server and symbol format, not logged as a missing symbol "
+            "there) when it is requested and its last check is at least this old, at most "
+            "once per this period per module and host; if a server has it now, it is "
+            "downloaded at once. So a module uploaded after a miss is symbolicated by the "
+            "first request this long after the upload, not after ELIOT_MISSING_SYMBOLS_TTL. "
+            "0 turns rechecks off.",
         )
         malformed_symbols_ttl = Option(
             default="24h",

@@ -127,7 +127,10 @@ class SymFileCache:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".download-")
             os.close(fd)
             try:
-                result = self.downloader.download(module.debug_file, module.debug_id, Path(tmp))
+                # The stackwalker reads Breakpad sym files only.
+                result = self.downloader.download(
+                    module.debug_file, module.debug_id, Path(tmp), formats=("sym",)
+                )
                 if result.status is ModuleStatus.FOUND:
                     os.replace(tmp, path)
                 elif result.status is ModuleStatus.MISSING and self.missing_ttl > 0:

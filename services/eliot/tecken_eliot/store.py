@@ -24,6 +24,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import markus
 import symbolic
 from everett.manager import ConfigManager
 
@@ -38,9 +39,11 @@ from tecken_eliot.symfile import (
     build_symcache,
     module_filename,
     normalize_debug_id,
+    unpack,
 )
 
 logger = logging.getLogger(__name__)
+metrics = markus.get_metrics("eliot")
 
 
 @dataclass
@@ -222,7 +225,20 @@ class SymcacheStore:
                 debug_filename, debug_id, stem, normalized, stats, deadline
             ),
             lock_timeout=max(0.0, min(self.lock_timeout, deadline - time.monotonic())),
+            recheck=lambda: self._recheck(debug_filename, debug_id),
         )
+
+    def _recheck(self, debug_filename: str, debug_id: str) -> bool:
+        """Whether a symbol server has a module remembered as missing now (HEAD
+        requests: :meth:`SymbolDownloader.exists`)."""
+        found = self.downloader.exists(debug_filename, debug_id)
+        if found.status is ModuleStatus.ERROR:
+            logger.warning(
+                "recheck of missing module %s failed: %s",
+                module_key(debug_filename, debug_id),
+                "; ".join(found.errors),
+            )
+        return found.status is ModuleStatus.FOUND
 
     def _load(self, stem: str, normalized: str, stats: Stats) -> ModuleResult | None:
         """The disk tier: a verified symcache from the disk cache, kept open
@@ -249,16 +265,32 @@ class SymcacheStore:
         stats: Stats,
         deadline: float,
     ) -> ModuleResult:
-        """The fetch tier: download the sym file, build its symcache and store
-        it (negative results are remembered by ``DiskCache.get_or_compute``)."""
+        """The fetch tier: download the module's symbols (a sym file or a
+        debug file, maybe in a container), build its symcache and store it
+        (negative results are remembered by ``DiskCache.get_or_compute``;
+        malformed ones are logged and counted here)."""
         key = module_key(debug_filename, debug_id)
-        sym_tmp = self.disk.tmp_file(".sym")
+        result = self._fetch_and_build(debug_filename, debug_id, stem, normalized, stats, deadline)
+        if result.status is ModuleStatus.MALFORMED:
+            logger.warning("module %s has malformed symbols: %s", key, result.detail)
+        return result
+
+    def _fetch_and_build(
+        self,
+        debug_filename: str,
+        debug_id: str,
+        stem: str,
+        normalized: str,
+        stats: Stats,
+        deadline: float,
+    ) -> ModuleResult:
+        key = module_key(debug_filename, debug_id)
+        tmps: list[Path] = []
         try:
+            sym_tmp = self.disk.tmp_file(".sym")
+            tmps.append(sym_tmp)
             symc_tmp = self.disk.tmp_file(".symc")
-        except OSError:
-            sym_tmp.unlink()
-            raise
-        try:
+            tmps.append(symc_tmp)
             if self.tier is not None:
                 found = self._from_tier(stem, normalized, symc_tmp, key, stats)
                 if found is not None:
@@ -272,6 +304,7 @@ class SymcacheStore:
             else:
                 stats.add("download_fail", key, elapsed)
             if download.status is ModuleStatus.TOO_LARGE:
+                metrics.incr("symbolicate.parse_sym_file.error", tags=["reason:too_large"])
                 return ModuleResult(ModuleStatus.MALFORMED, detail="; ".join(download.errors))
             if download.status is ModuleStatus.MISSING:
                 return ModuleResult(ModuleStatus.MISSING, detail="no symbol server has this module")
@@ -280,14 +313,26 @@ class SymcacheStore:
                 return ModuleResult(ModuleStatus.ERROR, detail="; ".join(download.errors))
             start = time.perf_counter()
             try:
-                filename = module_filename(sym_tmp, debug_filename)
-                build_symcache(sym_tmp, normalized, symc_tmp)
+                unpacked_tmp = self.disk.tmp_file(".unpacked")
+                tmps.append(unpacked_tmp)
+                symbols = unpack(
+                    sym_tmp,
+                    unpacked_tmp,
+                    max_size=self.downloader.max_debug_size,
+                    max_line=self.downloader.max_line,
+                )
+                filename = module_filename(symbols, debug_filename)
+                build_symcache(symbols, normalized, symc_tmp)
             except MalformedSymbols as exc:
                 stats.add("parse_fail", key, time.perf_counter() - start)
-                return ModuleResult(ModuleStatus.MALFORMED, detail=exc.detail)
+                detail = exc.detail
+                if download.format != "sym":
+                    detail += f" (the {download.format} form)"
+                return ModuleResult(ModuleStatus.MALFORMED, detail=detail)
             stats.add("parse", key, time.perf_counter() - start)
-            with contextlib.suppress(OSError):
-                os.remove(sym_tmp)
+            for path in (sym_tmp, unpacked_tmp):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
             # Mapped before it is placed: the mapping outlives a rename, an
             # eviction right after it, or the unlinking of a file the cache
             # could not store (then it serves this worker only, path None).
@@ -295,7 +340,7 @@ class SymcacheStore:
                 self.tier.publish(stem, symc_tmp, filename, normalized)
             return self._store_built(stem, symc_tmp, filename, normalized, key, stats)
         finally:
-            for path in (sym_tmp, symc_tmp):
+            for path in tmps:
                 with contextlib.suppress(OSError):
                     os.remove(path)
 

@@ -2,16 +2,25 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Turning a downloaded Breakpad sym file into a symcache file with symbolic."""
+"""Turning downloaded symbols into a symcache file with symbolic: a Breakpad
+sym file or a debug file (ELF, PDB, Mach-O), after :func:`unpack` has taken
+it out of its container (gzip, CAB, a tarred dSYM bundle) if it is in one."""
 
 from __future__ import annotations
 
+import gzip
 import logging
+import struct
+import tarfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
+import cabarchive
 import markus
 import symbolic
 
+from tecken_eliot.downloader import LineLimitedWriter, LineTooLong
 from tecken_shared.breakpad import read_header
 
 logger = logging.getLogger(__name__)
@@ -73,3 +82,126 @@ def build_symcache(sym_path: Path, normalized_debug_id: str, out_path: Path) -> 
             raise MalformedSymbols("sym_malformed", f"malformed sym file: {first}") from exc
         with open(out_path, "wb") as fp:
             symcache.dump_into(fp)
+
+
+#: Containers :func:`unpack` recognises, by their first bytes.
+GZIP_MAGIC = b"\x1f\x8b"
+CAB_MAGIC = b"MSCF"
+BZIP2_MAGIC = b"BZh"
+#: An MSZIP block of a CAB file unpacks to at most 32 KiB.
+CAB_BLOCK = 32768
+#: Where a dSYM bundle keeps its Mach-O debug file.
+DSYM_DWARF = "/Contents/Resources/DWARF/"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _copy(src: BinaryIO, out: Path, max_size: int, max_line: int) -> None:
+    """``src`` into ``out``, at most ``max_size`` bytes; a sym file (``MODULE``
+    first) with lines of at most ``max_line`` bytes."""
+    size = 0
+    with open(out, "wb") as fp:
+        writer: BinaryIO | LineLimitedWriter = fp
+        while chunk := src.read(1 << 20):
+            if size == 0 and chunk.startswith(b"MODULE "):
+                writer = LineLimitedWriter(fp, max_line)
+            size += len(chunk)
+            if size > max_size:
+                raise _TooLarge(f"unpacks to more than {max_size} bytes")
+            writer.write(chunk)
+
+
+def _cab_bounds(data: bytes, max_size: int) -> None:
+    """Refuse a CAB file whose header promises more than ``max_size`` bytes,
+    before anything is decompressed."""
+    try:
+        coff_files, folders, files, flags = struct.unpack_from("<16xI6xHHH", data)
+        offset = 36
+        folder_reserve = 0
+        if flags & 0x4:
+            header_reserve, folder_reserve = struct.unpack_from("<HB", data, offset)
+            offset += 4 + header_reserve
+        blocks = 0
+        for _ in range(folders):
+            blocks += struct.unpack_from("<4xH", data, offset)[0]
+            offset += 8 + folder_reserve
+        declared = 0
+        offset = coff_files
+        for _ in range(files):
+            declared += struct.unpack_from("<I", data, offset)[0]
+            end = data.index(b"\0", offset + 16)
+            offset = end + 1
+    except (struct.error, ValueError) as exc:
+        raise cabarchive.CorruptionError(f"bad CAB header: {exc}") from exc
+    if declared > max_size or blocks > max_size // CAB_BLOCK + folders:
+        raise _TooLarge(f"unpacks to more than {max_size} bytes")
+
+
+def _uncab(path: Path, out: Path, max_size: int) -> None:
+    """The largest file of a CAB archive (``xul.pd_`` holds ``xul.pdb``)."""
+    data = path.read_bytes()
+    _cab_bounds(data, max_size)
+    archive = cabarchive.CabArchive(data)
+    members = [f for f in archive.values() if f.buf is not None]
+    if not members:
+        raise cabarchive.CorruptionError("the CAB file holds no file")
+    out.write_bytes(max(members, key=lambda f: len(f.buf or b"")).buf or b"")
+
+
+def _untar_dsym(path: Path, out: Path, max_size: int, max_line: int) -> None:
+    """The Mach-O debug file of a tarred dSYM bundle (the first regular file
+    under ``*.dSYM/Contents/Resources/DWARF/``)."""
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and DSYM_DWARF in "/" + member.name:
+                if member.size > max_size:
+                    raise _TooLarge(f"unpacks to more than {max_size} bytes")
+                src = tar.extractfile(member)
+                assert src is not None  # a regular file
+                _copy(src, out, max_size, max_line)
+                return
+    raise tarfile.ReadError(f"no file under *.dSYM{DSYM_DWARF} in the archive")
+
+
+def unpack(path: Path, out: Path, *, max_size: int, max_line: int) -> Path:
+    """Where symbolic finds the symbols downloaded into ``path``: ``path``
+    itself (a sym file or a debug file), or ``out``, where the content of a
+    gzip file, a CAB file or a tar.bz2 of a dSYM bundle is written (at most
+    ``max_size`` bytes; a sym file's lines at most ``max_line`` bytes). Raises
+    MalformedSymbols for a broken or too large container; an OSError is our
+    own disk failing."""
+    with open(path, "rb") as fp:
+        magic = fp.read(4)
+    try:
+        if magic.startswith(GZIP_MAGIC):
+            with gzip.open(path, "rb") as src:
+                _copy(src, out, max_size, max_line)  # type: ignore[arg-type]
+        elif magic == CAB_MAGIC:
+            _uncab(path, out, max_size)
+        elif magic.startswith(BZIP2_MAGIC):
+            _untar_dsym(path, out, max_size, max_line)
+        else:
+            return path
+    except _TooLarge as exc:
+        metrics.incr("symbolicate.parse_sym_file.error", tags=["reason:too_large"])
+        raise MalformedSymbols(
+            "too_large", f"the symbol file {exc} (ELIOT_MAX_DEBUG_FILE_SIZE)"
+        ) from exc
+    except LineTooLong as exc:
+        metrics.incr("symbolicate.parse_sym_file.error", tags=["reason:too_large"])
+        raise MalformedSymbols("too_large", str(exc)) from exc
+    except (
+        EOFError,
+        zlib.error,
+        tarfile.TarError,
+        cabarchive.CorruptionError,
+        cabarchive.NotSupportedError,
+        OSError,
+    ) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # our disk, not the file
+        metrics.incr("symbolicate.parse_sym_file.error", tags=["reason:bad_container"])
+        raise MalformedSymbols("bad_container", f"cannot unpack the symbol file: {exc}") from exc
+    return out

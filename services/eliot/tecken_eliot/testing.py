@@ -66,12 +66,14 @@ def build_symbol_tree(root: Path) -> Path:
 
 
 class SymbolServer:
-    """A WSGI symbol server over a directory. ``hits`` counts GETs per path;
-    ``faults`` maps a path prefix to a status (e.g. 500) or "slow:<s>"."""
+    """A WSGI symbol server over a directory. ``hits`` counts GETs per path,
+    ``heads`` HEAD requests; ``faults`` maps a path prefix to a status (e.g.
+    500) or "slow:<s>"."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.hits: Counter[str] = Counter()
+        self.heads: Counter[str] = Counter()
         self.faults: dict[str, str] = {}
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -88,12 +90,14 @@ class SymbolServer:
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         path = environ.get("PATH_INFO", "")
+        head = environ.get("REQUEST_METHOD") == "HEAD"
         with self.lock:
-            self.hits[path] += 1
+            (self.heads if head else self.hits)[path] += 1
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
         try:
-            return self._respond(path, start_response)
+            body = self._respond(path, start_response)
+            return [] if head else body
         finally:
             with self.lock:
                 self.inflight -= 1

@@ -34,6 +34,7 @@ def _symbol_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SymbolS
 def symbol_server(_symbol_server: SymbolServer) -> SymbolServer:
     """The session's symbol server with its counters and faults reset."""
     _symbol_server.hits.clear()
+    _symbol_server.heads.clear()
     _symbol_server.faults.clear()
     _symbol_server.delay = 0.0
     _symbol_server.max_inflight = 0
