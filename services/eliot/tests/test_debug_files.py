@@ -1,0 +1,279 @@
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at https://mozilla.org/MPL/2.0/.
+
+"""Symbols in every form a store holds them (gzipped sym files, ELF, PDB in
+CAB, dSYM bundles, debug files built here with the system compiler), and a
+remembered miss rechecked with HEAD requests. A real symbol server over HTTP
+(``tecken_eliot.testing.SymbolServer``) on a tree of its own."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import webtest
+
+from tecken_eliot.app import create_app
+from tecken_eliot.naming import format_filename
+from tecken_eliot.testing import CPPFILT, DYLIB, FIXTURES, QIPCAP, SOURCES, SSLTUNNEL, SymbolServer
+from tecken_shared.config import build_config_manager
+from tecken_shared.testing import realclients
+from tecken_shared.testing.servers import wsgi_server
+
+FIXTURE_DIRS = {module: FIXTURES / Path(rel).parent for module, rel in SOURCES.items()}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SymbolServer]:
+    """A symbol server over an empty tree (``store.root``) of its own."""
+    root = tmp_path / "store"
+    root.mkdir()
+    server = SymbolServer(root)
+    with wsgi_server(server) as url:
+        server.url = url + "/"
+        yield server
+
+
+def put(store: SymbolServer, module: tuple[str, str], fmt: str, data: bytes) -> None:
+    name = format_filename(fmt, module[0])
+    assert name is not None
+    dest = store.root / module[0] / module[1] / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+
+
+def make(store: SymbolServer, tmp_path: Path, **extra: str) -> webtest.TestApp:
+    cache = tmp_path / f"cache{len(list(tmp_path.glob('cache*')))}"
+    cache.mkdir()
+    env = {
+        "ELIOT_SYMBOL_URLS": store.url,
+        "ELIOT_SYMBOLS_CACHE_DIR": str(cache),
+        "ELIOT_DOWNLOAD_RETRIES": "0",
+        "ELIOT_DOWNLOAD_TIMEOUT": "2",
+        "ELIOT_METRICS_BACKEND": "none",
+        **extra,
+    }
+    return webtest.TestApp(create_app(build_config_manager(env, str(tmp_path / "none.env"))))
+
+
+def v5(app: webtest.TestApp, module: tuple[str, str], *offsets: int) -> dict:
+    payload = {"jobs": [{"memoryMap": [list(module)], "stacks": [[[0, o] for o in offsets]]}]}
+    return app.post_json("/symbolicate/v5", payload).json["results"][0]
+
+
+def fixture(module: tuple[str, str], name: str) -> bytes:
+    return (FIXTURE_DIRS[module] / name).read_bytes()
+
+
+def test_a_store_with_only_debug_files_symbolicates(store, symbol_server, tmp_path):
+    """The fixtures' real debug files, each in the form its platform's stores
+    use, give the answers of their sym files."""
+    put(store, SSLTUNNEL, "dbg.gz", fixture(SSLTUNNEL, "ssltunnel.dbg.gz"))  # ELF, gzipped
+    put(store, QIPCAP, "pd_", fixture(QIPCAP, "qipcap64.pd_"))  # PDB in a CAB
+    put(store, CPPFILT, "sym.gz", gzip.compress(fixture(CPPFILT, "c++filt.sym")))
+    put(store, DYLIB, "dsym", fixture(DYLIB, "libxul_correct_buildid.dylib.dSYM.tar.bz2"))
+    from_debug = make(store, tmp_path)
+    from_sym = make(symbol_server, tmp_path)
+
+    assert v5(from_debug, CPPFILT, 0x2000, 0x3000) == v5(from_sym, CPPFILT, 0x2000, 0x3000)
+    # A PDB: the sym file's functions, files and lines (the module keeps its
+    # debug file name: only the sym file's INFO line names the DLL).
+    got = v5(from_debug, QIPCAP, 0x1010, 0x1020, 0x1140)["stacks"][0]
+    want = v5(from_sym, QIPCAP, 0x1010, 0x1020, 0x1140)["stacks"][0]
+    assert [f["module"] for f in got] == ["qipcap64.pdb"] * 3
+    for frame, expected in zip(got, want, strict=True):
+        for key in ("function", "function_offset", "line"):
+            assert frame.get(key) == expected.get(key), (key, frame, expected)
+        # The PDB has the build's paths, the sym file its source-server ones.
+        basename = re.split(r"[\\/]", frame["file"])[-1]
+        assert basename and basename in expected["file"], (frame, expected)
+
+    # ELF: the same function, offset, file and line as dump_syms's sym file;
+    # the name as the debug file has it (mangled; demangling is not this path's).
+    got = v5(from_debug, SSLTUNNEL, 0x50D4)
+    want = v5(from_sym, SSLTUNNEL, 0x50D4)
+    assert got["found_modules"] == {"ssltunnel/8A07C88A3DA44E20A3490D88791183060": True}
+    frame, expected = got["stacks"][0][0], want["stacks"][0][0]
+    assert (
+        frame["function"] == "_ZNSt6__ndk16vectorI13server_info_tNS_9allocatorIS1_EEED2B8dn210000Ev"
+    )
+    assert expected["function"].endswith("::~vector[abi:dn210000]()")
+    for key in ("function_offset", "file", "line"):
+        assert frame[key] == expected[key], key
+
+    # Mach-O from a dSYM bundle: found (its sym file has no functions either).
+    assert v5(from_debug, DYLIB, 0x10)["found_modules"] == {"/".join(DYLIB): True}
+
+
+def test_the_plain_pdb_is_read_too(store, tmp_path):
+    import cabarchive
+
+    pdb = cabarchive.CabArchive(fixture(QIPCAP, "qipcap64.pd_"))["qipcap64.pdb"].buf
+    put(store, QIPCAP, "debug", pdb)
+    frame = v5(make(store, tmp_path), QIPCAP, 0x1010)["stacks"][0][0]
+    assert frame["function"] == "DllMain(void*, unsigned long, void*)"
+    assert frame["file"].endswith("dummydll.cpp") and frame["line"] == 11
+
+
+def _breakpad_id(elf: Path) -> str:
+    """The Breakpad debug id of an ELF file from its GNU build id (readelf's
+    reading of it, not symbolic's): the first 16 bytes as a GUID, age 0."""
+    notes = subprocess.run(["readelf", "-n", str(elf)], capture_output=True, text=True).stdout
+    build_id = bytes.fromhex(notes.split("Build ID:")[1].split()[0])[:16]
+    guid = build_id[3::-1] + build_id[5:3:-1] + build_id[7:5:-1] + build_id[8:16]
+    return guid.hex().upper() + "0"
+
+
+def _address(elf: Path, function: str) -> int:
+    for line in subprocess.run(
+        ["nm", str(elf)], capture_output=True, text=True
+    ).stdout.splitlines():
+        parts = line.split()
+        if parts[-1] == function:
+            return int(parts[0], 16)
+    raise AssertionError(f"{function} not in {elf}")
+
+
+def _line_of(source: Path, marker: str) -> int:
+    lines = source.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if marker in line)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> realclients.Build:
+    if not shutil.which("readelf") or not shutil.which("nm"):
+        pytest.fail("readelf and nm are needed (Debian: apt-get install binutils)", pytrace=False)
+    try:
+        return realclients.build_crasher(tmp_path_factory.mktemp("build"))
+    except realclients.MissingClient as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.mark.parametrize("fmt", ["debug", "dbg.gz"])
+def test_an_elf_built_here_symbolicates_from_its_debug_file(build, store, tmp_path, fmt):
+    lib = build.crashlib  # cc -g, with a GNU build id
+    module = (lib.name, _breakpad_id(lib))
+    data = lib.read_bytes()
+    put(store, module, fmt, gzip.compress(data) if fmt == "dbg.gz" else data)
+    address = _address(lib, "crash_here")
+    frame = v5(make(store, tmp_path), module, address + 2)["stacks"][0][0]
+    assert frame["function"] == "crash_here"
+    assert frame["function_offset"] == "0x2"
+    assert frame["file"].endswith("crashlib.c")
+    source = realclients.CRASHER_SOURCES / "crashlib.c"
+    assert frame["line"] in range(_line_of(source, "crash_here") - 0, _line_of(source, "CRASH") + 1)
+
+
+def test_a_sym_file_is_preferred_and_each_form_costs_a_request(store, tmp_path):
+    put(store, SSLTUNNEL, "sym", fixture(SSLTUNNEL, "ssltunnel.sym"))
+    put(store, SSLTUNNEL, "dbg.gz", fixture(SSLTUNNEL, "ssltunnel.dbg.gz"))
+    frame = v5(make(store, tmp_path), SSLTUNNEL, 0x50D4)["stacks"][0][0]
+    assert frame["function"].endswith("::~vector[abi:dn210000]()")  # the sym file's name
+    assert [p for p in store.hits if "dbg.gz" in p] == []
+
+    missing = ("nothere.pdb", "A" * 33)
+    v5(make(store, tmp_path), missing, 1)
+    tried = sorted(p.rsplit("/", 1)[1] for p in store.hits if p.startswith("/nothere.pdb/"))
+    assert tried == ["nothere.pd_", "nothere.pdb", "nothere.sym", "nothere.sym.gz"]
+    store.hits.clear()
+    v5(make(store, tmp_path, ELIOT_SYMBOL_FORMATS="sym"), missing, 1)
+    assert list(store.hits) == ["/nothere.pdb/" + "A" * 33 + "/nothere.sym"]
+
+
+def test_unknown_symbol_format_is_a_configuration_error(store, tmp_path):
+    with pytest.raises(Exception, match="unknown symbol format"):
+        make(store, tmp_path, ELIOT_SYMBOL_FORMATS="sym,zip")
+
+
+def test_malformed_debug_files_are_logged_counted_and_remembered(
+    store, tmp_path, capfd, metricsmock
+):
+    broken_cab = ("broken.pdb", "B" * 33)
+    put(store, broken_cab, "pd_", b"MSCF" + b"\0" * 60)
+    wrong_elf = ("wrong", "C" * 33)  # a real debug file, of another module
+    put(store, wrong_elf, "dbg.gz", fixture(SSLTUNNEL, "ssltunnel.dbg.gz"))
+    app = make(store, tmp_path)
+    payload = {
+        "jobs": [{"memoryMap": [list(broken_cab), list(wrong_elf)], "stacks": [[[0, 1], [1, 1]]]}]
+    }
+    for _ in range(2):
+        result = app.post_json("/symbolicate/v5", payload, headers={"Debug": "1"}).json
+        assert set(result["results"][0]["found_modules"].values()) == {False}
+    statuses = result["debug"]["modules"]["status_per_module"]
+    assert statuses["broken.pdb/" + "B" * 33]["status"] == "malformed"
+    assert statuses["broken.pdb/" + "B" * 33]["cached"] is True
+    assert "cannot unpack" in statuses["broken.pdb/" + "B" * 33]["detail"]
+    assert "no module with debug id" in statuses["wrong/" + "C" * 33]["detail"]
+    assert store.hits["/broken.pdb/" + "B" * 33 + "/broken.pd_"] == 1  # remembered
+    reasons = {
+        tag
+        for record in metricsmock.filter_records("incr", "eliot.symbolicate.parse_sym_file.error")
+        for tag in record.tags
+    }
+    assert {"reason:bad_container", "reason:sym_debug_id_lookup_error"} <= reasons
+    logged = capfd.readouterr()
+    warnings = [
+        line for line in (logged.out + logged.err).splitlines() if "malformed symbols" in line
+    ]
+    assert len(warnings) == 2 and any("broken.pdb" in w for w in warnings)
+
+
+def test_debug_files_are_bounded(store, tmp_path):
+    put(store, SSLTUNNEL, "dbg.gz", fixture(SSLTUNNEL, "ssltunnel.dbg.gz"))  # 65 kB -> 198 kB
+    app = make(store, tmp_path, ELIOT_MAX_DEBUG_FILE_SIZE="100kb")
+    result = app.post_json(
+        "/symbolicate/v5",
+        {"jobs": [{"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}]},
+        headers={"Debug": "1"},
+    ).json
+    (status,) = result["debug"]["modules"]["status_per_module"].values()
+    assert status["status"] == "malformed"
+    assert "unpacks to more than 100000 bytes (ELIOT_MAX_DEBUG_FILE_SIZE)" in status["detail"]
+    app = make(store, tmp_path, ELIOT_MAX_DEBUG_FILE_SIZE="10kb")  # the download itself
+    assert v5(app, SSLTUNNEL, 0x50D4)["found_modules"] == {"/".join(SSLTUNNEL): False}
+
+
+def test_a_missing_module_is_rechecked_and_found_once_uploaded(store, tmp_path, metricsmock):
+    app = make(store, tmp_path, ELIOT_MISSING_SYMBOLS_RECHECK="1s")
+    assert v5(app, QIPCAP, 0x1010)["found_modules"] == {"/".join(QIPCAP): False}
+    gets = sum(store.hits.values())
+    put(store, QIPCAP, "sym", fixture(QIPCAP, "qipcap64.sym"))
+    # Within the period: the remembered miss is served, nothing is asked.
+    assert v5(app, QIPCAP, 0x1010)["found_modules"] == {"/".join(QIPCAP): False}
+    assert sum(store.heads.values()) == 0 and sum(store.hits.values()) == gets
+    time.sleep(1.05)
+    frame = v5(app, QIPCAP, 0x1010)["stacks"][0][0]
+    assert frame["function"] == "DllMain(void*, unsigned long, void*)"
+    assert store.heads["/qipcap64.pdb/293A285ED25871934C4C44205044422E1/qipcap64.sym"] == 1
+    assert metricsmock.has_record("incr", "eliot.diskcache.recheck", value=1, tags=["result:found"])
+
+
+def test_a_recheck_that_finds_nothing_asks_once_per_period(store, tmp_path, metricsmock):
+    missing = ("nothere.pdb", "D" * 33)
+    app = make(store, tmp_path, ELIOT_MISSING_SYMBOLS_RECHECK="1s")
+    v5(app, missing, 1)
+    gets = sum(store.hits.values())
+    time.sleep(1.05)
+    for _ in range(3):
+        assert v5(app, missing, 1)["found_modules"] == {"/".join(missing): False}
+    # One HEAD per form (4 for a .pdb), once; no download.
+    assert sum(store.heads.values()) == 4 and sum(store.hits.values()) == gets
+    assert metricsmock.has_record(
+        "incr", "eliot.diskcache.recheck", value=1, tags=["result:missing"]
+    )
+
+
+def test_rechecks_can_be_turned_off(store, tmp_path):
+    app = make(store, tmp_path, ELIOT_MISSING_SYMBOLS_RECHECK="0")
+    v5(app, QIPCAP, 0x1010)
+    put(store, QIPCAP, "sym", fixture(QIPCAP, "qipcap64.sym"))
+    time.sleep(1.05)
+    assert v5(app, QIPCAP, 0x1010)["found_modules"] == {"/".join(QIPCAP): False}
+    assert sum(store.heads.values()) == 0
