@@ -13,11 +13,13 @@ import gzip
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import webtest
 
 from tecken_eliot.app import create_app
@@ -26,6 +28,7 @@ from tecken_eliot.testing import CPPFILT, DYLIB, FIXTURES, QIPCAP, SOURCES, SSLT
 from tecken_shared.config import build_config_manager
 from tecken_shared.testing import realclients
 from tecken_shared.testing.servers import wsgi_server
+from tecken_shared.testing.services import RunningService, running_service, service_env
 
 FIXTURE_DIRS = {module: FIXTURES / Path(rel).parent for module, rel in SOURCES.items()}
 
@@ -277,3 +280,73 @@ def test_rechecks_can_be_turned_off(store, tmp_path):
     time.sleep(1.05)
     assert v5(app, QIPCAP, 0x1010)["found_modules"] == {"/".join(QIPCAP): False}
     assert sum(store.heads.values()) == 0
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningService, ...]]:
+    """The symbols service and eliot under gunicorn (their shipped confs), eliot
+    asking the symbols service and rechecking misses after 1 s."""
+    tmp = tmp_path_factory.mktemp("deployed")
+    with running_service("symbols", tmp / "symbols", workers=1) as symbols:
+        extra = {"ELIOT_SYMBOL_URLS": symbols.url + "/", "ELIOT_MISSING_SYMBOLS_RECHECK": "1s"}
+        with running_service("eliot", tmp / "eliot", workers=1, extra_env=extra) as eliot:
+            yield symbols, eliot
+
+
+def _upload(symbols: RunningService, tree: Path) -> None:
+    """``tree`` uploaded with the tecken-upload-symbols CLI, with a token made
+    by the symbols admin CLI."""
+    env = service_env("symbols", symbols.workdir, symbols.port, 1)
+    run = {"env": env, "cwd": symbols.workdir, "capture_output": True, "text": True}
+    admin = [sys.executable, "-m", "tecken_symbols.cli"]
+    assert subprocess.run([*admin, "superuser", "ci@example.com"], **run).returncode == 0
+    made = subprocess.run([*admin, "create-token", "ci@example.com"], **run)
+    assert made.returncode == 0, made.stderr
+    cli = Path(sys.executable).parent / "tecken-upload-symbols"
+    done = subprocess.run(
+        [str(cli), "--url", symbols.url, str(tree)],
+        **{**run, "env": {**env, "TECKEN_AUTH_TOKEN": made.stdout.strip()}},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_upload_after_a_miss_symbolicates_the_next_request(build, deployed, tmp_path):
+    """request -> miss -> upload with the CLI -> the next request is
+    symbolicated: a sym file, and an ELF debug file built here (``.dbg.gz``,
+    the only form of that module on the server)."""
+    symbols, eliot = deployed
+    lib = build.crashlib
+    elf = (lib.name, _breakpad_id(lib))
+    payload = {
+        "jobs": [
+            {
+                "memoryMap": [list(CPPFILT), list(elf)],
+                "stacks": [[[0, 0x2000], [1, _address(lib, "crash_here") + 2]]],
+            }
+        ]
+    }
+
+    def ask() -> dict:
+        resp = requests.post(f"{eliot.url}/symbolicate/v5", json=payload, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["results"][0]
+
+    assert set(ask()["found_modules"].values()) == {False}
+    missed = time.monotonic()
+
+    tree = tmp_path / "upload"
+    key = f"{CPPFILT[0]}/{CPPFILT[1]}/c++filt.sym"
+    (tree / key).parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / SOURCES[CPPFILT], tree / key)
+    debug = tree / elf[0] / elf[1] / f"{elf[0]}.dbg.gz"
+    debug.parent.mkdir(parents=True)
+    debug.write_bytes(gzip.compress(lib.read_bytes()))
+    _upload(symbols, tree)
+
+    time.sleep(max(0.0, missed + 1.05 - time.monotonic()))  # the recheck period
+    result = ask()
+    assert set(result["found_modules"].values()) == {True}
+    cppfilt, crash = result["stacks"][0]
+    assert cppfilt["function"] and cppfilt["module"] == "c++filt"
+    assert crash["function"] == "crash_here" and crash["file"].endswith("crashlib.c")
