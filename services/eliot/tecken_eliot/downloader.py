@@ -229,16 +229,18 @@ class SymbolDownloader:
             lambda source, url, fmt: self._fetch(source, url, dest, deadline, fmt),
         )
 
-    def exists(self, debug_filename: str, debug_id: str) -> DownloadResult:
-        """Whether a source has the module's symbols in one of ``self.formats``,
-        asked with HEAD requests (no retries, redirects not followed: a
-        redirect counts as found), within ``self.timeout`` seconds in all.
-        FOUND, MISSING or ERROR."""
+    def exists(
+        self, debug_filename: str, debug_id: str, formats: Sequence[str] | None = None
+    ) -> DownloadResult:
+        """Whether a source has the module's symbols in one of ``formats``
+        (default: ``self.formats``), asked with HEAD requests (no retries,
+        redirects not followed: a redirect counts as found), within
+        ``self.timeout`` seconds in all. FOUND, MISSING or ERROR."""
         deadline = time.monotonic() + self.timeout
         return self._each_url(
             debug_filename,
             debug_id,
-            self.formats,
+            self.formats if formats is None else formats,
             deadline,
             lambda source, url, fmt: self._head(source, url, deadline),
         )

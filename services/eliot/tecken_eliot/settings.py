@@ -299,7 +299,7 @@ class CacheConfig:
             "once per this period per module and host; if a server has it now, it is "
             "downloaded at once. So a module uploaded after a miss is symbolicated by the "
             "first request this long after the upload, not after ELIOT_MISSING_SYMBOLS_TTL. "
-            "0 turns rechecks off.",
+            "POST /minidump rechecks its missing sym files the same way. 0 turns rechecks off.",
         )
         malformed_symbols_ttl = Option(
             default="24h",

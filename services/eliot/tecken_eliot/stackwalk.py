@@ -17,6 +17,7 @@ modules share one download. The stackwalker then reads the tree with
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -68,15 +69,29 @@ class FetchReport:
 class SymFileCache:
     """Breakpad tree ``<root>/<debug_file>/<DEBUG_ID>/<sym file>`` of downloaded
     symbol files, bounded to ``max_size`` bytes (least recently used first out),
-    with ``.missing`` markers remembered for ``missing_ttl`` seconds."""
+    with ``.missing`` markers remembered for ``missing_ttl`` seconds since the
+    module was last found missing: a marker ``recheck`` seconds old is
+    rechecked with HEAD requests when the module is asked for (and touched,
+    so the other workers wait for the next period); found, it is dropped and
+    the sym file downloaded."""
+
+    #: The stackwalker reads Breakpad sym files only.
+    FORMATS = ("sym",)
 
     def __init__(
-        self, root: Path, downloader: SymbolDownloader, *, max_size: int, missing_ttl: float
+        self,
+        root: Path,
+        downloader: SymbolDownloader,
+        *,
+        max_size: int,
+        missing_ttl: float,
+        recheck: float = 0.0,
     ) -> None:
         self.root = root
         self.downloader = downloader
         self.max_size = max_size
         self.missing_ttl = missing_ttl
+        self.recheck = recheck
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".locks").mkdir(exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
@@ -95,17 +110,31 @@ class SymFileCache:
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _state(self, path: Path) -> str | None:
+    def _state(self, path: Path, module: DumpModule | None = None) -> str | None:
+        """``cached``, ``missing`` (remembered), or None: it must be fetched.
+        With ``module``, a marker due for a recheck is rechecked."""
         if path.exists():
             os.utime(path)  # the LRU order
             return "cached"
         marker = path.with_name(path.name + ".missing")
         try:
-            if time.time() - marker.stat().st_mtime < self.missing_ttl:
-                return "missing"
+            age = time.time() - marker.stat().st_mtime
         except FileNotFoundError:
-            pass
-        return None
+            return None
+        if age >= self.missing_ttl:
+            return None
+        if module is not None and 0 < self.recheck <= age:
+            with contextlib.suppress(OSError):
+                os.utime(marker)  # this period's recheck is ours
+            found = self.downloader.exists(module.debug_file, module.debug_id, self.FORMATS)
+            metrics.incr(
+                "diskcache.recheck",
+                tags=[f"result:{'found' if found.status is ModuleStatus.FOUND else 'missing'}"],
+            )
+            if found.status is ModuleStatus.FOUND:
+                marker.unlink(missing_ok=True)
+                return None
+        return "missing"
 
     def state(self, module: DumpModule) -> str | None:
         """``cached``, ``missing`` (remembered), or None: it must be fetched."""
@@ -116,7 +145,7 @@ class SymFileCache:
         its status: cached, found (downloaded now), missing, error, too_large."""
         key = symbol_key(module.debug_file, module.debug_id)
         path = self.root / key
-        state = self._state(path)
+        state = self._state(path, module)
         if state:
             return state
         with self._module_lock(key):
@@ -129,7 +158,7 @@ class SymFileCache:
             try:
                 # The stackwalker reads Breakpad sym files only.
                 result = self.downloader.download(
-                    module.debug_file, module.debug_id, Path(tmp), formats=("sym",)
+                    module.debug_file, module.debug_id, Path(tmp), formats=self.FORMATS
                 )
                 if result.status is ModuleStatus.FOUND:
                     os.replace(tmp, path)
@@ -199,6 +228,7 @@ class Stackwalker:
             downloader,
             max_size=options["stackwalk_symbols_max_size"],
             missing_ttl=cache["missing_symbols_ttl"],
+            recheck=cache["missing_symbols_recheck"],
         )
         return cls(
             options["stackwalker_path"],

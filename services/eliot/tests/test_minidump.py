@@ -8,6 +8,8 @@ The full path from a real Crashpad crash is in realclients/."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.minidump import DumpModule, NotAMinidump, read_modules
 from tecken_eliot.stackwalk import SymFileCache
 from tecken_eliot.testing import SSLTUNNEL
+from tecken_shared.breakpad import symbol_key
 from tecken_shared.testing import FIXTURES_DIR, realclients
 
 #: A minidump without a thread list: the stackwalker refuses it.
@@ -178,3 +181,29 @@ def test_a_walk_over_its_time_is_killed(make_app, crashpad_dump, tmp_path) -> No
 def test_a_walk_over_its_memory_fails(make_app, stackwalker, crashpad_dump) -> None:  # type: ignore[no-untyped-def]
     small = make_app(ELIOT_STACKWALKER_PATH=stackwalker, ELIOT_STACKWALK_MEMORY_LIMIT="8mb")
     assert "exited with" in post_dump(small, crashpad_dump, status=422).json["title"]
+
+
+def test_a_missing_sym_file_is_rechecked_once_per_period(tmp_path: Path, symbol_server) -> None:  # type: ignore[no-untyped-def]
+    downloader = SymbolDownloader(
+        [symbol_server.url], timeout=5, retries=0, backoff=0.01, max_size=10**9
+    )
+    cache = SymFileCache(
+        tmp_path / "tree", downloader, max_size=10**9, missing_ttl=3600, recheck=60
+    )
+    module = DumpModule("late.so", "late.so", "F" * 33)
+    key = symbol_key(module.debug_file, module.debug_id)
+    assert cache.ensure(module) == "missing"
+    uploaded = symbol_server.root / key
+    uploaded.parent.mkdir(parents=True)
+    shutil.copy(symbol_server.root / symbol_key(*SSLTUNNEL), uploaded)
+    try:
+        assert cache.ensure(module) == "missing"  # within the period: not asked
+        assert sum(symbol_server.heads.values()) == 0
+        marker = tmp_path / "tree" / (key + ".missing")
+        old = time.time() - 61
+        os.utime(marker, (old, old))
+        assert cache.ensure(module) == "found"
+        assert symbol_server.heads["/" + key] == 1
+        assert (tmp_path / "tree" / key).is_file() and not marker.exists()
+    finally:
+        shutil.rmtree(uploaded.parent.parent)
