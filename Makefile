@@ -53,7 +53,7 @@ run-collector: setup  ## Start the collector and its crashmover
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
 
 .PHONY: pytest
-pytest: setup chromium  ## Run every test of the shared library and the services (no lint, no docs)
+pytest: setup chromium compiler  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers
@@ -67,6 +67,18 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "the browser tests need Chromium: apt-get install chromium (or set TECKEN_CHROMIUM)"; exit 1; \
+	  fi; }
+
+# The debug-file and real-client tests build ELF files with the system C
+# compiler and read them with binutils (readelf, nm): install both when root.
+.PHONY: compiler
+compiler:
+	@{ command -v cc && command -v readelf && command -v nm; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing gcc and binutils for the tests that build ELF files"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils >/dev/null; \
+	  else \
+	    echo "the debug-file tests need a C compiler and binutils: apt-get install gcc binutils"; exit 1; \
 	  fi; }
 
 .PHONY: screenshots
