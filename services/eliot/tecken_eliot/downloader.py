@@ -221,12 +221,23 @@ class SymbolDownloader:
         :func:`public_url`'d."""
         own = time.monotonic() + self.deadline
         deadline = own if deadline is None else min(own, deadline)
+
+        def attempt(source: str, url: str, fmt: str) -> Attempt:
+            if fmt != "sym":
+                # A symbol server may count each GET 404 as a missing symbol
+                # (the symbols service does): only the sym file's, as for
+                # Mozilla's Eliot. Other forms are asked for with HEAD first.
+                head = self._head(source, url, deadline)
+                if head[0] is not ModuleStatus.FOUND:
+                    return head
+            return self._fetch(source, url, dest, deadline, fmt)
+
         return self._each_url(
             debug_filename,
             debug_id,
             self.formats if formats is None else formats,
             deadline,
-            lambda source, url, fmt: self._fetch(source, url, dest, deadline, fmt),
+            attempt,
         )
 
     def exists(

@@ -204,7 +204,8 @@ class DownloaderConfig:
             "``xul.pdb``, a Mach-O binary), ``pd_`` (a CAB-compressed PDB, ``xul.pd_``) and "
             "``dsym`` (a tarred dSYM bundle, ``XUL.dSYM.tar.bz2``). ``pd_`` is tried for "
             "``.pdb`` modules only, ``dbg.gz`` and ``dsym`` for the others. Each form costs "
-            "one request per server for a module no server has; ``sym`` alone is Mozilla "
+            "one request per server for a module no server has (a HEAD for every form but "
+            "``sym``, so servers count only sym files as missing); ``sym`` alone is Mozilla "
             "Eliot's behaviour. POST /minidump always uses ``sym`` files.",
         )
         max_debug_file_size = Option(
