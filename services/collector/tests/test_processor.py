@@ -22,11 +22,10 @@ from tecken_collector.crashmover import build_crashmover
 from tecken_collector.multipart import encode_multipart
 from tecken_collector.processor import main as process_crash_main
 from tecken_collector.processor import processed_path
-from tecken_eliot.app import create_app as create_eliot
-from tecken_eliot.testing import SymbolServer
 from tecken_shared.config import build_config_manager
 from tecken_shared.testing import realclients
-from tecken_shared.testing.servers import free_port, wsgi_server
+from tecken_shared.testing.servers import free_port
+from tecken_shared.testing.services import running_service
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +39,15 @@ def crashpad_dump(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @pytest.fixture(scope="module")
 def eliot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real eliot with /minidump on, over an empty symbol server."""
+    """A real eliot (its own gunicorn process) with /minidump on, whose symbol
+    server refuses connections: every module is missing."""
     try:
         stackwalker = realclients.stackwalker()
     except realclients.MissingClient as exc:
         pytest.fail(str(exc), pytrace=False)
-    tmp = tmp_path_factory.mktemp("eliot")
-    (tmp / "symbols").mkdir()
-    with wsgi_server(SymbolServer(tmp / "symbols")) as symbols:
-        env = {
-            "ELIOT_SYMBOL_URLS": symbols + "/",
-            "ELIOT_SYMBOLS_CACHE_DIR": str(tmp / "cache"),
-            "ELIOT_STACKWALKER_PATH": stackwalker,
-            "ELIOT_METRICS_BACKEND": "none",
-        }
-        with wsgi_server(create_eliot(build_config_manager(env, str(tmp / "none.env")))) as url:
-            yield url
+    extra = {"ELIOT_STACKWALKER_PATH": stackwalker, "ELIOT_METRICS_BACKEND": "none"}
+    with running_service("eliot", tmp_path_factory.mktemp("eliot"), 1, extra) as eliot:
+        yield eliot.url
 
 
 def submit(app, dump: bytes) -> str:  # type: ignore[no-untyped-def]
