@@ -325,10 +325,17 @@ class DiskCache:
                     raise
 
     def write_entry(
-        self, stem: str, symcache_tmp: Path, filename: str, normalized_debug_id: str
+        self,
+        stem: str,
+        symcache_tmp: Path,
+        filename: str,
+        normalized_debug_id: str,
+        crc32: int | None = None,
     ) -> Path | None:
         """Move a freshly built symcache into the cache; returns its path, or
-        None if it could not be stored (too big for the cache, disk error)."""
+        None if it could not be stored (too big for the cache, disk error).
+        ``crc32`` is the file's, when the writer computed it on the way (the
+        file is not read again)."""
         start = time.perf_counter()
         result = "fail"
         try:
@@ -345,7 +352,7 @@ class DiskCache:
                 "filename": filename,
                 "debug_id": normalized_debug_id,
                 "size": size,
-                "crc32": _crc32_of(symcache_tmp),
+                "crc32": _crc32_of(symcache_tmp) if crc32 is None else crc32,
                 "created": time.time(),
             }
             self.make_room(size + 512, keep=stem)

@@ -9,8 +9,13 @@ instead of downloading and parsing the ``.sym`` (which for a 100 MB module is
 seconds of CPU).
 
 * Keys: ``<prefix>/symbolic-<version>/<encoded file>/<ID>.symc.zst``
-  (zstd: it decompresses several times faster than gzip): a new
-  symbolic (and so possibly a new symcache format) starts a new tier.
+  (zstd: it decompresses several times faster than gzip; frames carry their
+  content checksum): a new symbolic (and so possibly a new symcache format)
+  starts a new tier.
+* A read streams: storage -> zstd -> the node's cache file, never read back:
+  the CRC-32 the disk cache records comes with the object (its metadata;
+  zstd's own checksum of the frame vouches that the bytes are the ones it was
+  computed over), or for an object without one is computed on the way.
 * Writes go through a bounded background queue that drops when full (a tier
   is an optimisation: a request never waits for an upload); the first write of
   a key wins, later nodes skip it.
@@ -26,8 +31,10 @@ import logging
 import os
 import queue
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import markus
 import zstandard
@@ -38,6 +45,57 @@ logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
 
 SYMBOLIC_VERSION = importlib.metadata.version("symbolic")
+#: zstd level of uploads: 1 packs symcaches about as small as 3 does, in
+#: less than half the time (services/eliot/bench/bench_shared_tier.py
+#: ``--levels``); decompression speed does not depend on it.
+ZSTD_LEVEL = 1
+#: Bytes read from storage, and written to the cache file, at a time.
+CHUNK = 1 << 20
+
+
+@dataclass
+class Fetched:
+    """A symcache written by :meth:`SharedTier.fetch`."""
+
+    filename: str
+    debug_id: str
+    size: int
+    crc32: int
+
+
+def decompress_into(stream: BinaryIO, out: BinaryIO, crc32: int | None = None) -> tuple[int, int]:
+    """Decompress the zstd ``stream`` into ``out``; (size, CRC-32) of what
+    was written, the CRC-32 computed unless given. Raises ZstdError for a
+    corrupt frame (a content checksum that does not match too)."""
+    reader = zstandard.ZstdDecompressor().stream_reader(stream, read_size=CHUNK, closefd=False)
+    size = crc = 0
+    while chunk := reader.read(4 * CHUNK):
+        out.write(chunk)
+        if crc32 is None:
+            crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+    return size, crc if crc32 is None else crc32
+
+
+def compress_into(src: BinaryIO, out: BinaryIO) -> tuple[int, int]:
+    """Compress ``src`` into ``out`` (one zstd frame with its size and
+    content checksum); (size, CRC-32) of what was read."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    total = os.fstat(src.fileno()).st_size
+    size = crc = 0
+    with compressor.stream_writer(out, size=total, closefd=False) as writer:
+        while chunk := src.read(4 * CHUNK):
+            writer.write(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -71,10 +129,11 @@ class SharedTier:
 
     # -- reading -------------------------------------------------------------
 
-    def fetch(self, stem: str, dest: Path) -> tuple[str, str] | None:
-        """Write the symcache of ``stem`` to ``dest``; (module filename, debug
-        id) it was stored with, or None when the tier doesn't have it or
-        can't be read (then the caller computes it)."""
+    def fetch(self, stem: str, dest: Path) -> Fetched | None:
+        """Write the symcache of ``stem`` to ``dest`` (an empty file); what
+        was written and the module filename and debug id it was stored with,
+        or None when the tier doesn't have it or can't be read (then the
+        caller computes it)."""
         key = self.key(stem)
         with metrics.timer("shared_tier.fetch"):
             try:
@@ -82,15 +141,21 @@ class SharedTier:
                 if info is None:
                     metrics.incr("shared_tier.lookup", tags=["result:miss"])
                     return None
-                with self.storage.open(key) as stream, open(dest, "wb") as out:
-                    zstandard.ZstdDecompressor().copy_stream(stream, out)
-            except (StorageError, OSError, zstandard.ZstdError) as exc:
+                meta = info.metadata
+                # Written with zstd's content checksum whenever with a CRC-32.
+                checksum = _int(meta.get("crc32"))
+                # Not "wb": truncating makes ext4 flush the file on close.
+                with self.storage.open(key) as stream, open(dest, "r+b") as out:
+                    size, crc = decompress_into(stream, out, checksum)
+                    out.truncate()
+                if _int(meta.get("size")) not in (None, size):
+                    raise ValueError(f"{size} bytes, not the {meta['size']} stored")
+            except (StorageError, OSError, ValueError, zstandard.ZstdError) as exc:
                 logger.warning("shared tier %s: cannot read %s: %s", self.name, key, exc)
                 metrics.incr("shared_tier.lookup", tags=["result:error"])
                 return None
         metrics.incr("shared_tier.lookup", tags=["result:hit"])
-        meta = info.metadata
-        return meta.get("filename", ""), meta.get("debug_id", "")
+        return Fetched(meta.get("filename", ""), meta.get("debug_id", ""), size, crc)
 
     # -- writing -------------------------------------------------------------
 
@@ -132,13 +197,18 @@ class SharedTier:
             packed = item.path.with_name(item.path.name + ".zst")
             try:
                 with open(item.path, "rb") as src, open(packed, "wb") as out:
-                    zstandard.ZstdCompressor(level=3).copy_stream(src, out)
+                    size, crc = compress_into(src, out)
                 with open(packed, "rb") as data:
                     self.storage.put(
                         key,
                         data,
                         content_type="application/octet-stream",
-                        metadata={"filename": item.filename, "debug_id": item.debug_id},
+                        metadata={
+                            "filename": item.filename,
+                            "debug_id": item.debug_id,
+                            "size": str(size),
+                            "crc32": str(crc),
+                        },
                     )
             finally:
                 with contextlib.suppress(OSError):

@@ -345,17 +345,26 @@ class SymcacheStore:
                     os.remove(path)
 
     def _store_built(
-        self, stem: str, symc_tmp: Path, filename: str, normalized: str, key: str, stats: Stats
+        self,
+        stem: str,
+        symc_tmp: Path,
+        filename: str,
+        normalized: str,
+        key: str,
+        stats: Stats,
+        symcache: symbolic.SymCache | None = None,
+        crc32: int | None = None,
     ) -> ModuleResult:
-        """Map a symcache just built (or fetched from the shared tier) and place it
-        in the disk cache."""
+        """Map a symcache just built (or fetched from the shared tier: then
+        already mapped, its CRC-32 known) and place it in the disk cache."""
         # Mapped before it is placed: the mapping outlives a rename, an
         # eviction right after it, or the unlinking of a file the cache
         # could not store (then it serves this worker only, path None).
-        symcache = symbolic.SymCache.open(str(symc_tmp))
+        if symcache is None:
+            symcache = symbolic.SymCache.open(str(symc_tmp))
         st = symc_tmp.stat()
         start = time.perf_counter()
-        stored = self.disk.write_entry(stem, symc_tmp, filename, normalized)
+        stored = self.disk.write_entry(stem, symc_tmp, filename, normalized, crc32)
         stats.add("save", key, time.perf_counter() - start)
         entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
         self._remember(stem, entry)
@@ -371,10 +380,9 @@ class SymcacheStore:
         got = self.tier.fetch(stem, symc_tmp)
         if got is None:
             return None
-        filename, stored_id = got
         try:
             symcache = symbolic.SymCache.open(str(symc_tmp))
-            if stored_id != normalized or symcache.debug_id != normalized:
+            if got.debug_id != normalized or symcache.debug_id != normalized:
                 raise ValueError(f"symcache of {symcache.debug_id}, not {normalized}")
             if not symcache.is_latest_version:
                 raise ValueError(f"symcache format {symcache.version} is outdated")
@@ -382,4 +390,6 @@ class SymcacheStore:
             logger.warning("shared tier: unusable symcache for %s: %s", stem, exc)
             return None
         stats.add("shared_tier", key, time.perf_counter() - start)
-        return self._store_built(stem, symc_tmp, filename or stem, normalized, key, stats)
+        return self._store_built(
+            stem, symc_tmp, got.filename or stem, normalized, key, stats, symcache, got.crc32
+        )

@@ -5,6 +5,7 @@
 """The deployed shape: gunicorn with deploy/gunicorn-eliot.conf.py and
 several worker processes, plus the cache manager, on 127.0.0.1."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,23 +19,26 @@ from pathlib import Path
 import pytest
 
 from tecken_eliot.testing import SSLTUNNEL
-from tecken_shared.testing.servers import free_port, wait_for_port
+from tecken_shared.testing.servers import free_port, wait_for_http, wait_for_port
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def gunicorn(symbol_server, cache_dir, tmp_path):
+@contextlib.contextmanager
+def eliot_node(symbol_server, cache_dir, tmp_path, workers=3, **extra):
+    """One eliot node as deployed: gunicorn and the cache manager over
+    ``cache_dir``; yields its base URL once a worker answers."""
     port = free_port()
     env = dict(
         os.environ,
         ELIOT_GUNICORN_BIND=f"127.0.0.1:{port}",
-        ELIOT_GUNICORN_WORKERS="3",
+        ELIOT_GUNICORN_WORKERS=str(workers),
         ELIOT_SYMBOL_URLS=symbol_server.url,
         ELIOT_SYMBOLS_CACHE_DIR=str(cache_dir),
         ELIOT_METRICS_BACKEND="none",
         ELIOT_CACHE_MANAGER_HEARTBEAT_INTERVAL="0.5",
         TECKEN_ENV_FILE=str(tmp_path / "none.env"),
+        **extra,
     )
     procs = [
         subprocess.Popen(
@@ -62,6 +66,7 @@ def gunicorn(symbol_server, cache_dir, tmp_path):
     ]
     try:
         wait_for_port("127.0.0.1", port, 30)
+        wait_for_http(f"http://127.0.0.1:{port}/__lbheartbeat__", 30)
         yield f"http://127.0.0.1:{port}"
     finally:
         for proc in procs:
@@ -72,6 +77,12 @@ def gunicorn(symbol_server, cache_dir, tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+@pytest.fixture
+def gunicorn(symbol_server, cache_dir, tmp_path):
+    with eliot_node(symbol_server, cache_dir, tmp_path) as url:
+        yield url
 
 
 def post(url, payload):
@@ -152,3 +163,31 @@ def test_a_symcache_truncated_in_place_does_not_kill_workers(gunicorn, symbol_se
     os.truncate(symc, 100)
     for _ in range(12):
         assert post(gunicorn, payload) == first  # no worker died mid-request
+
+
+def test_two_nodes_share_a_symcache_tier(symbol_server, tmp_path):
+    """Two eliot instances on one machine, each with its own disk cache,
+    sharing a ``file://`` symcache tier: node B answers a module node A
+    built from the tier, without fetching its sym file."""
+    from tecken_eliot.naming import cache_stem
+
+    tier = tmp_path / "tier"
+    payload = {"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}
+    caches = [tmp_path / "a", tmp_path / "b"]
+    with eliot_node(
+        symbol_server, caches[0], tmp_path, workers=1, ELIOT_SHARED_CACHE_URL=f"file://{tier}"
+    ) as node_a:
+        first = post(node_a, payload)
+        deadline = time.monotonic() + 30
+        while not list(tier.rglob("*.symc.zst")):
+            assert time.monotonic() < deadline, "node A never added the symcache to the tier"
+            time.sleep(0.05)
+    assert symbol_server.downloads(*SSLTUNNEL) == 1
+    with eliot_node(
+        symbol_server, caches[1], tmp_path, workers=1, ELIOT_SHARED_CACHE_URL=f"file://{tier}"
+    ) as node_b:
+        assert post(node_b, payload) == first
+    assert symbol_server.downloads(*SSLTUNNEL) == 1  # node B never fetched the sym file
+    stem = cache_stem(*SSLTUNNEL)
+    assert (caches[1] / "cache" / (stem + ".symc")).exists()
+    assert (caches[1] / "cache" / (stem + ".meta")).exists()

@@ -8,9 +8,14 @@ parsing its sym file."""
 
 from __future__ import annotations
 
+import json
+import zlib
+
 import pytest
 import webtest
 
+from tecken_eliot.naming import cache_stem
+from tecken_eliot.symfile import normalize_debug_id
 from tecken_eliot.testing import SSLTUNNEL
 
 JOB = {"memoryMap": [list(SSLTUNNEL)], "stacks": [[[0, 0x50D4]]]}
@@ -60,3 +65,58 @@ def test_without_a_tier_nothing_changes(make_node, symbol_server):
     assert app.app.store.tier is None
     frame(app)
     assert symbol_server.downloads(*SSLTUNNEL) == 1
+
+
+def test_a_flipped_bit_in_a_tier_object_is_caught(make_node, symbol_server, tmp_path):
+    """zstd checks each frame's content checksum: damage that still
+    decompresses is not taken for a symcache."""
+    tier = f"file://{tmp_path}/tier"
+    node_a = make_node("a", ELIOT_SHARED_CACHE_URL=tier)
+    cold = frame(node_a)
+    assert node_a.app.store.tier.drain()
+    (stored,) = (tmp_path / "tier").rglob("*.symc.zst")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    node_b = make_node("b", ELIOT_SHARED_CACHE_URL=tier)
+    assert frame(node_b)["results"] == cold["results"]
+    assert symbol_server.downloads(*SSLTUNNEL) == 2  # rebuilt from the sym file
+
+
+def test_node_b_records_the_checksum_of_what_it_wrote(make_node, symbol_server, tmp_path):
+    """The CRC-32 computed while decompressing is the cache file's: the entry
+    verifies when the next worker opens it."""
+    tier = f"file://{tmp_path}/tier"
+    node_a = make_node("a", ELIOT_SHARED_CACHE_URL=tier)
+    frame(node_a)
+    assert node_a.app.store.tier.drain()
+    node_b = make_node("b", ELIOT_SHARED_CACHE_URL=tier, ELIOT_VERIFY_CACHE_CHECKSUMS="true")
+    frame(node_b)
+    disk = node_b.app.store.disk
+    stem = cache_stem(*SSLTUNNEL)
+    meta = json.loads(disk.path(stem, ".meta").read_text())
+    assert meta["crc32"] == zlib.crc32(disk.path(stem, ".symc").read_bytes())
+    assert disk.open_entry(stem, normalize_debug_id(SSLTUNNEL[1])) is not None
+
+
+def test_an_object_without_a_recorded_checksum_is_used(make_node, symbol_server, tmp_path):
+    """A tier object stored without its CRC-32 (an older node wrote it):
+    node B computes the CRC-32 while it decompresses."""
+    tier = f"file://{tmp_path}/tier"
+    node_a = make_node("a", ELIOT_SHARED_CACHE_URL=tier)
+    cold = frame(node_a)
+    tier_a = node_a.app.store.tier
+    assert tier_a.drain()
+    stem = cache_stem(*SSLTUNNEL)
+    key = tier_a.key(stem)
+    data = tier_a.storage.get(key)
+    meta = tier_a.storage.metadata(key).metadata
+    assert {"crc32", "size"} <= meta.keys()
+    old = {"filename": meta["filename"], "debug_id": meta["debug_id"]}
+    tier_a.storage.put(key, data, metadata=old)
+    node_b = make_node("b", ELIOT_SHARED_CACHE_URL=tier)
+    assert frame(node_b)["results"] == cold["results"]
+    assert symbol_server.downloads(*SSLTUNNEL) == 1
+    disk = node_b.app.store.disk
+    meta_b = json.loads(disk.path(stem, ".meta").read_text())
+    assert meta_b["crc32"] == zlib.crc32(disk.path(stem, ".symc").read_bytes())

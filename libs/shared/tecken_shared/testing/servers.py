@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,23 @@ def wait_for_port(host: str, port: int, timeout: float = 15) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def wait_for_http(url: str, timeout: float = 15) -> None:
+    """Wait until ``url`` answers 200: a gunicorn master binds its port
+    before its workers have loaded the app, so an open port is not a
+    ready server."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=max(0.1, deadline - time.monotonic())) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+        time.sleep(0.05)
 
 
 def _drop_privileges_prefix(owner: str) -> list[str]:
