@@ -281,6 +281,14 @@ class UploadConfig:
             doc="Compressed output up to this size is kept in memory per worker; "
             "bigger output spills to a temporary file (bounds memory per worker).",
         )
+        identity_max_size = Option(
+            default="512mb",
+            parser=parse_data_size,
+            doc="Largest object parsed for the identity index (symsrv, SSQP and debuginfod "
+            "keys) when it is stored, and largest object expanded (CAB, gzip, tar member) "
+            "into a derived object when such a key is asked for. Bigger Windows objects "
+            "still get the symsrv keys their Tecken key names.",
+        )
         compress_extensions = Option(
             default="sym",
             parser=parse_extensions,
