@@ -53,7 +53,7 @@ run-collector: setup  ## Start the collector and its crashmover
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
 
 .PHONY: pytest
-pytest: setup chromium  ## Run every test of the shared library and the services (no lint, no docs)
+pytest: setup chromium debuginfod  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers
@@ -67,6 +67,18 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "the browser tests need Chromium: apt-get install chromium (or set TECKEN_CHROMIUM)"; exit 1; \
+	  fi; }
+
+# The symsrv/SSQP/debuginfod real-client tests (realclients/test_protocol_clients.py)
+# drive Debian's debuginfod-find and gdb: install them when root, else say what to install.
+.PHONY: debuginfod
+debuginfod:
+	@{ command -v debuginfod-find >/dev/null 2>&1 && command -v gdb >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing debuginfod and gdb for the real-client tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debuginfod gdb >/dev/null; \
+	  else \
+	    echo "the debuginfod real-client tests need: apt-get install debuginfod gdb"; exit 1; \
 	  fi; }
 
 .PHONY: screenshots
