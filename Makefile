@@ -70,15 +70,16 @@ chromium:
 	  fi; }
 
 # The symsrv/SSQP/debuginfod real-client tests (realclients/test_protocol_clients.py)
-# drive Debian's debuginfod-find and gdb: install them when root, else say what to install.
+# drive Debian's debuginfod-find, gdb and LLVM 19 (llvm-debuginfod-find, llvm-symbolizer):
+# install them when root, else say what to install.
 .PHONY: debuginfod
 debuginfod:
-	@{ command -v debuginfod-find >/dev/null 2>&1 && command -v gdb >/dev/null 2>&1; } || { \
+	@{ command -v debuginfod-find && command -v gdb && command -v llvm-debuginfod-find-19; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing debuginfod and gdb for the real-client tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debuginfod gdb >/dev/null; \
+	    echo "installing debuginfod, gdb and llvm-19 for the real-client tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debuginfod gdb llvm-19 >/dev/null; \
 	  else \
-	    echo "the debuginfod real-client tests need: apt-get install debuginfod gdb"; exit 1; \
+	    echo "the debuginfod real-client tests need: apt-get install debuginfod gdb llvm-19"; exit 1; \
 	  fi; }
 
 .PHONY: screenshots

@@ -8,14 +8,15 @@ service over loopback HTTP, from one Tecken-style upload made with
 
 * elfutils' ``debuginfod-find`` fetches the debuginfo and the executable of a
   program built here with the system compiler (its debug file uploaded
-  gzipped, as Mozilla uploads ``.dbg.gz``), and ``gdb`` with
-  ``DEBUGINFOD_URLS`` finds the line of ``main`` in the stripped program;
+  gzipped, as Mozilla uploads ``.dbg.gz``), LLVM's ``llvm-debuginfod-find``
+  the debuginfo, ``llvm-symbolizer --build-id`` and ``gdb`` with
+  ``DEBUGINFOD_URLS`` the source line of a function of the stripped program;
 * Mozilla's ``dump_syms --symbol-server 'SRV*cache*http://...'`` fetches a PDB
   and a PE uploaded as CABs (``.pd_``/``.dl_``) and writes their symbols;
 * the PyPI ``symstore`` tool's layout for the same Windows files, plain and
   compressed, is compared key by key with what ``/symsrv/`` answers.
 
-``debuginfod-find`` and ``gdb`` come from Debian (``make debuginfod``
+``debuginfod-find``, ``gdb`` and LLVM 19 come from Debian (``make debuginfod``
 installs them); ``dump_syms`` from ``make setup``; ``symstore`` is a dev
 dependency."""
 
@@ -48,7 +49,7 @@ PDB_KEY = "qipcap64.pdb/293A285ED25871934C4C44205044422E1/qipcap64.pd_"
 DLL_KEY = "libEGL.dll/6A4B8EEE10000/libEGL.dl_"
 EXE_KEY = "ShowSSEConfig.exe/6A4B9A365000/ShowSSEConfig.ex_"
 WINDOWS_KEYS = (PDB_KEY, DLL_KEY, EXE_KEY)
-DEBIAN_CLIENTS = "run `make debuginfod` (apt-get install debuginfod gdb)"
+DEBIAN_CLIENTS = "run `make debuginfod` (apt-get install debuginfod gdb llvm-19)"
 
 PROGRAM = """\
 #include <stdio.h>
@@ -198,6 +199,43 @@ def test_debuginfod_find_gets_the_debuginfo_and_the_executable(
     )
     assert done.returncode != 0
     assert "No such file" in done.stderr or "404" in done.stderr
+
+
+def _llvm(name: str) -> str:
+    for candidate in (f"{name}-19", name):
+        if path := shutil.which(candidate):
+            return path
+    pytest.fail(f"{name} is not installed: {DEBIAN_CLIENTS}", pytrace=False)
+
+
+def test_llvm_debuginfod_find_and_symbolizer(
+    program: Program, server: Server, tmp_path: Path
+) -> None:
+    env = _debuginfod_env(server, tmp_path / "cache")
+    done = subprocess.run(
+        [_llvm("llvm-debuginfod-find"), "--debuginfo", program.build_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).read_bytes() == program.debug.read_bytes()
+    # The symbolizer finds the file and line of square() by build id alone.
+    symbols = subprocess.run(
+        ["nm", program.full], check=True, capture_output=True, text=True
+    ).stdout
+    address = next(line.split()[0] for line in symbols.splitlines() if line.endswith(" square"))
+    done = subprocess.run(
+        [_llvm("llvm-symbolizer"), f"--build-id={program.build_id}", f"0x{address}"],
+        env={**env, "DEBUGINFOD_CACHE_PATH": str(tmp_path / "cache2")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = next(n for n, text in enumerate(PROGRAM.splitlines(), 1) if "static int square" in text)
+    assert done.stdout.splitlines()[0] == "square", done.stdout + done.stderr
+    assert f"square.c:{line}:" in done.stdout, done.stdout
 
 
 def test_gdb_finds_the_source_line_through_debuginfod(

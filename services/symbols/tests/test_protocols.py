@@ -10,6 +10,7 @@ The real clients are driven in test_protocol_clients.py."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 from urllib.parse import urlsplit
 
 import pytest
@@ -214,3 +215,20 @@ def test_a_real_http_server_answers_too(fs_service):
         path = urlsplit(resp.headers["Location"]).path
         body = requests.get(base + path, timeout=10).content
         assert body == gzip.decompress(fixture(DBG_GZ_KEY))
+
+
+def test_v2_uploads_are_indexed_too(fs_service):
+    """A v2 PUT (the body stored as sent) gets its identities like a v1 member."""
+    svc = fs_service
+    token = make_token(svc.ctx, ["upload_symbols"])
+    data = fixture(DBG_GZ_KEY)
+    declared = {"key": DBG_GZ_KEY, "size": len(data), "md5_hash": hashlib.md5(data).hexdigest()}
+    body = svc.app.post_json(
+        "/upload/v2/", {"files": [declared]}, headers={"Auth-Token": token}, status=201
+    ).json
+    (action,) = (f["action"] for f in body["files"])
+    svc.app.put(
+        action["url"].replace("http://symbols.test", ""), data, headers={"Auth-Token": token}
+    )
+    resp = svc.app.get(f"/buildid/{BUILD_ID}/debuginfo", status=302)
+    assert fetch(resp.headers["Location"], svc) == gzip.decompress(data)
