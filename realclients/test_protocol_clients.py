@@ -10,7 +10,9 @@ service over loopback HTTP, from one Tecken-style upload made with
   program built here with the system compiler (its debug file uploaded
   gzipped, as Mozilla uploads ``.dbg.gz``), LLVM's ``llvm-debuginfod-find``
   the debuginfo, ``llvm-symbolizer --build-id`` and ``gdb`` with
-  ``DEBUGINFOD_URLS`` the source line of a function of the stripped program;
+  ``DEBUGINFOD_URLS`` the source line of a function of the stripped program,
+  and ``debuginfod-find source`` a source file from the program's source
+  bundle (``sentry-cli debug-files bundle-sources``, a dev dependency);
 * Mozilla's ``dump_syms --symbol-server 'SRV*cache*http://...'`` fetches a PDB
   and a PE uploaded as CABs (``.pd_``/``.dl_``) and writes their symbols;
 * the PyPI ``symstore`` tool's layout for the same Windows files, plain and
@@ -145,6 +147,14 @@ def server(program: Program, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     (tree / key).write_bytes(sym)
     (prefix / "square.dbg.gz").write_bytes(gzip.compress(program.debug.read_bytes()))
     shutil.copy(program.stripped, prefix / "square")
+    bundled = subprocess.run(
+        [_sentry_cli(), "debug-files", "bundle-sources", "--output", str(tmp), str(program.full)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bundled.returncode == 0, bundled.stderr
+    shutil.copy(tmp / "square.src.zip", prefix / "square.src.zip")
     for windows in WINDOWS_KEYS:
         (tree / windows).parent.mkdir(parents=True)
         shutil.copy(SYMBOLS_DIR / windows, tree / windows)
@@ -161,6 +171,27 @@ def server(program: Program, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert done.returncode == 0, done.stdout + done.stderr
         yield Server(url, ctx)
     ctx.close()  # type: ignore[attr-defined]
+
+
+def _sentry_cli() -> str:
+    path = shutil.which("sentry-cli", path=str(Path(sys.executable).parent))
+    if path is None:
+        pytest.fail("sentry-cli (a dev dependency) is missing: run `make setup`", pytrace=False)
+    return path
+
+
+def test_debuginfod_find_gets_a_source_file_from_the_source_bundle(
+    program: Program, server: Server, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [_tool("debuginfod-find"), "source", program.build_id, str(program.source)],
+        env=_debuginfod_env(server, tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).read_text() == PROGRAM
 
 
 def _debuginfod_env(server: Server, cache: Path) -> dict[str, str]:

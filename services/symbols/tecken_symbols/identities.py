@@ -15,6 +15,7 @@ PDB           ``name.pdb/<guid><age>/name.pdb`` (symsrv, SSQP)
 PE            ``name.dll/<TIMESTAMP><size>/name.dll`` (symsrv, SSQP)
 CAB form      ``name.pd_`` etc. on the same path: the stored object as is
 ELF           ``buildid/<id>/debuginfo|executable`` (debuginfod),
+source bundle ``buildid/<id>/sources`` (debuginfod ``/source/<path>``)
               ``name/elf-buildid-<id>/name``, ``_.debug/elf-buildid-sym-<id>/_.debug`` (SSQP)
 Mach-O        ``name/mach-uuid-<uuid>/name``, ``_.dwarf/mach-uuid-sym-<uuid>/_.dwarf`` (SSQP)
 ============  =========================================================
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
+import posixpath
 import tarfile
+import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +52,8 @@ TAR_PREFIX = "tar:"
 #: Kinds of file a key serves.
 DEBUGINFO = "debuginfo"
 EXECUTABLE = "executable"
+#: A source bundle (``sentry-cli debug-files bundle-sources``): the sources of a build id.
+SOURCES = "sources"
 #: Where materialised (transformed) objects are written.
 DERIVED_PREFIX = "_derived"
 #: Members of one tar archive looked at, at most.
@@ -191,6 +197,8 @@ def _object_identities(obj, served: str, transform: str, size: int) -> list[Iden
         if kind in ("exe", "lib"):
             add(debuginfod_key(code_id, EXECUTABLE), EXECUTABLE)
             add(symstore_key(served, f"elf-buildid-{ssqp_build_id(code_id)}"), EXECUTABLE)
+    elif fmt == "sourcebundle" and code_id:
+        add(debuginfod_key(code_id, SOURCES), SOURCES)
     elif fmt == "macho" and code_id:
         if kind == "dbg":
             add(symstore_key("_.dwarf", f"mach-uuid-sym-{code_id}"), DEBUGINFO)
@@ -366,3 +374,29 @@ def find(db: Database, lookup_key: str) -> IndexEntry | None:
     if row is None:
         return None
     return IndexEntry(**{**row, "try_symbols": bool(row["try_symbols"])})
+
+
+def normalise_source_path(path: str) -> str:
+    """debuginfod's source path: absolute, dot segments removed, ``//`` folded."""
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+def bundle_source(bundle: bytes, path: str, max_size: int) -> tuple[str, bytes] | None:
+    """(member name, bytes) of the file a source bundle holds for the
+    absolute ``path``; None when it holds none. Raises TransformError for
+    a bundle that cannot be read."""
+    wanted = normalise_source_path(path)
+    try:
+        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+            for member, info in (manifest.get("files") or {}).items():
+                if not isinstance(info, dict) or not isinstance(info.get("path"), str):
+                    continue
+                if normalise_source_path(info["path"]) != wanted:
+                    continue
+                if zf.getinfo(member).file_size > max_size:
+                    raise TransformError(f"{member} is larger than {max_size} bytes")
+                return member, zf.read(member)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, zlib.error) as exc:
+        raise TransformError(f"unreadable source bundle: {exc!r}") from exc
+    return None

@@ -123,13 +123,20 @@ class Resolver:
                 self._locks.clear()
             return self._locks.setdefault(key, threading.Lock())
 
-    def _materialise(self, entry: IndexEntry, backend: Backend, derived: str) -> None:
+    def read(self, entry: IndexEntry, backend: Backend) -> bytes:
+        """The stored bytes of ``entry``'s object, at most
+        ``SYMBOLS_IDENTITY_MAX_SIZE``. Raises StorageError, TransformError."""
         max_size = self.ctx.upload.identity_max_size
+        with backend.storage.open(entry.object_key) as stream:
+            data = stream.read(max_size + 1)
+        if len(data) > max_size:
+            raise TransformError(f"{entry.object_key} is larger than {max_size} bytes")
+        return data
+
+    def _materialise(self, entry: IndexEntry, backend: Backend, derived: str) -> None:
         with metrics.timer("identities.materialise"):
-            with backend.storage.open(entry.object_key) as stream:
-                data = stream.read(max_size + 1)
-            if len(data) > max_size:
-                raise TransformError(f"{entry.object_key} is larger than {max_size} bytes")
+            data = self.read(entry, backend)
+            max_size = self.ctx.upload.identity_max_size
             self.ctx.writer.put_derived(derived, identities.apply(entry.transform, data, max_size))
         logger.info("materialised %s from %s", derived, entry.object_key)
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import json
+import zipfile
 from urllib.parse import urlsplit
 
 import pytest
@@ -158,9 +161,48 @@ def test_debuginfod(svc):
     app.get(f"/buildid/{BUILD_ID}/other", status=404)
     svc.ctx.missing.flush()
     rows = app.get("/api/missingsymbols/").json["missing_symbols"]
-    assert [(r["debug_id"], r["symbols_file"], r["protocol"]) for r in rows] == [
-        (BUILD_ID.upper(), "executable", "debuginfod")
+    assert sorted((r["debug_id"], r["symbols_file"], r["protocol"]) for r in rows) == [
+        (BUILD_ID.upper(), "executable", "debuginfod"),
+        (BUILD_ID.upper(), "source", "debuginfod"),
     ]
+
+
+def source_bundle(files: dict[str, bytes]) -> bytes:
+    """A source bundle as sentry-cli writes one: ``SYSB``, version 2, a zip
+    with the files and a manifest naming their original paths."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        manifest = {"files": {}, "code_id": BUILD_ID, "object_name": "ssltunnel"}
+        manifest["debug_id"] = "8a07c88a-3da4-4e20-a349-0d8879118306"
+        for path, data in files.items():
+            member = "files" + path
+            zf.writestr(member, data)
+            manifest["files"][member] = {"type": "source", "path": path}
+        zf.writestr("manifest.json", json.dumps(manifest))
+    return b"SYSB\x02\x00\x00\x00" + buf.getvalue()
+
+
+def test_debuginfod_sources_from_a_source_bundle(fs_service, tmp_path):
+    svc = fs_service
+    key = "ssltunnel/8A07C88A3DA44E20A3490D88791183060/ssltunnel.src.zip"
+    bundle = source_bundle({"/build/src/ssl tunnel.c": b"int main() {}\n"})
+    token = make_token(svc.ctx, ["upload_symbols"])
+    svc.app.post(
+        "/upload/",
+        upload_files=[("f.zip", "f.zip", make_zip({key: bundle}))],
+        headers={"Auth-Token": token},
+        status=201,
+    )
+    for path in ("/build/src/ssl%20tunnel.c", "/build/./src//x/../ssl%20tunnel.c"):
+        resp = svc.app.get(f"/buildid/{BUILD_ID}/source{path}", status=200)
+        assert resp.body == b"int main() {}\n"
+        assert resp.headers["X-DEBUGINFOD-ARCHIVE"] == key
+        assert resp.headers["X-DEBUGINFOD-FILE"] == "/build/src/ssl tunnel.c"
+    assert svc.app.head(f"/buildid/{BUILD_ID}/source/build/src/ssl%20tunnel.c").status_int == 200
+    svc.app.get(f"/buildid/{BUILD_ID}/source/build/src/other.c", status=404)
+    # A damaged bundle is a 404, never a 5xx.
+    svc.ctx.storages.regular.storage.put(key, b"SYSB\x02\x00\x00\x00not a zip")
+    svc.app.get(f"/buildid/{BUILD_ID}/source/build/src/ssl%20tunnel.c", status=404)
 
 
 def test_a_deleted_object_is_a_miss_and_a_reupload_is_seen(fs_service):
