@@ -216,7 +216,7 @@ def test_a_deleted_object_is_a_miss_and_a_reupload_is_seen(fs_service):
 
 
 def test_backfill_indexes_objects_stored_before(make_service, tmp_path, monkeypatch):
-    svc = make_service()
+    svc = make_service({"SYMBOLS_CACHE_INVALIDATION_POLL_INTERVAL": "0"})
     backend = svc.ctx.storages.regular
     for key in (PDB_KEY, DBG_GZ_KEY, SYM_KEY):
         backend.storage.put(key, fixture(key))
@@ -228,8 +228,7 @@ def test_backfill_indexes_objects_stored_before(make_service, tmp_path, monkeypa
     }.items():
         monkeypatch.setenv(name, value)
     assert admin(["index-identities"]) == 0
-    # The service's caches learn it through the invalidation log.
-    svc.ctx.lookups.invalidations._next_poll = 0
+    # The service's caches (its misses cached) learn it through the invalidation log.
     svc.app.get(f"/buildid/{BUILD_ID}/debuginfo", status=302)
     svc.app.get("/symsrv/qipcap64.pdb/293A285ED25871934C4C44205044422E1/qipcap64.pdb", status=302)
     assert identities.find(

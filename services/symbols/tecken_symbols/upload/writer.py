@@ -11,9 +11,10 @@ It owns the three duties of a write, so no caller can forget one:
 2. the FileUpload row (:mod:`tecken_symbols.upload.records`) and the
    object's rows of the identity index (:mod:`tecken_symbols.identities`),
    in one transaction;
-3. the lookup caches (identity index answers included): right after an object write or delete its existence
-   answers are dropped here and in a shared cache, and the keys (existence and,
-   for a .sym, the syminfo pairs of its header) are appended to the
+3. the lookup caches: right after an object write or delete its existence
+   answers are dropped here and in a shared cache, and the keys (existence,
+   for a .sym the syminfo pairs of its header, and the identity index answers
+   it changed) are appended to the
    invalidation log in the transaction that records the row, for every other
    worker (:mod:`tecken_symbols.invalidations`)."""
 
