@@ -53,36 +53,33 @@ run-collector: setup  ## Start the collector and its crashmover
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
 
 .PHONY: pytest
-pytest: setup chromium compiler  ## Run every test of the shared library and the services (no lint, no docs)
+pytest: setup test-tools  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-# The browser tests drive Debian's Chromium (Playwright cannot download browsers
-# here): use the one on PATH, else install it when root, else say what to install.
-.PHONY: chromium
-chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  [ -n "$$TECKEN_CHROMIUM" ] || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "the browser tests need Chromium: apt-get install chromium (or set TECKEN_CHROMIUM)"; exit 1; \
-	  fi; }
-
-# The debug-file and real-client tests build ELF files with the system C
-# compiler and read them with binutils (readelf, nm): install both when root.
-.PHONY: compiler
-compiler:
-	@{ command -v cc && command -v readelf && command -v nm; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing gcc and binutils for the tests that build ELF files"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils >/dev/null; \
-	  else \
-	    echo "the debug-file tests need a C compiler and binutils: apt-get install gcc binutils"; exit 1; \
-	  fi; }
+# Debian programs the tests drive, as command:package. Chromium for the browser
+# tests (Playwright cannot download browsers here; TECKEN_CHROMIUM names another),
+# the C compiler and binutils for the tests that build ELF files, debuginfod-find,
+# gdb and LLVM 19 for the symsrv/SSQP/debuginfod real-client tests. Installed when
+# root, else named.
+TEST_TOOLS := chromium:chromium cc:gcc readelf:binutils nm:binutils \
+  debuginfod-find:debuginfod gdb:gdb llvm-debuginfod-find-19:llvm-19
+.PHONY: test-tools
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do \
+	  tool=$${pair%%:*}; package=$${pair#*:}; \
+	  if [ "$$tool" = chromium ] && { [ -n "$$TECKEN_CHROMIUM" ] || command -v chromium-browser >/dev/null 2>&1; }; then continue; fi; \
+	  command -v "$$tool" >/dev/null 2>&1 || case " $$missing " in *" $$package "*) ;; *) missing="$$missing $$package";; esac; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing for the tests:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "the tests need: apt-get install$$missing"; exit 1; \
+	fi
 
 .PHONY: screenshots
-screenshots: setup chromium  ## Refresh the UI screenshots in docs/_static/ui/ from the browser tests
+screenshots: setup test-tools  ## Refresh the UI screenshots in docs/_static/ui/ from the browser tests
 	TECKEN_UPDATE_SCREENSHOTS=1 $(RUN) pytest -q services/symbols/tests/test_browser.py
 
 .PHONY: systemtest

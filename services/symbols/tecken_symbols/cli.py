@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tecken_symbols.people.cli import add_people_commands
 
     add_people_commands(sub)
+    # The identity index (issue 14): objects stored before it existed.
+    from tecken_symbols.identity_backfill import add_backfill_command
+
+    add_backfill_command(sub)
     return parser
 
 

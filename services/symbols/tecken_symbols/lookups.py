@@ -35,6 +35,7 @@ import markus
 
 from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
+from tecken_symbols import identities
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
 from tecken_symbols.storages import Backend, Storages
@@ -301,3 +302,34 @@ class Lookups:
             generator=row["generator"],
             try_symbols=bool(row["try_symbols"]),
         )
+
+    # -- the identity index (symsrv, SSQP, debuginfod keys) -----------------
+
+    @staticmethod
+    def identity_cache_key(lookup_key: str) -> str:
+        return f"ident:{lookup_key}"
+
+    def identity(self, lookup_key: str, refresh: bool = False) -> identities.IndexEntry | None:
+        """The stored object answering a protocol key (lower case), from the
+        identity index. Found entries stay cached ``syminfo_ttl`` seconds,
+        misses ``negative_ttl`` (the writer invalidates both, in every worker,
+        when it records an object's identities)."""
+        ckey = self.identity_cache_key(lookup_key)
+        cache = self.cache if self.shared or self._in_memory() is not None else None
+        generation = self._generation
+        if not refresh and cache is not None:
+            cached = cache.get(ckey)
+            if cached is not None:
+                metrics.incr("identities.lookup", tags=["result:cached"])
+                if cached == MISS:
+                    return None
+                return identities.IndexEntry(**json.loads(cached))
+        metrics.incr("identities.lookup", tags=["result:uncached"])
+        entry = identities.find(self.db, lookup_key)
+        if cache is None or generation != self._generation:
+            return entry
+        if entry is None:
+            cache.set(ckey, MISS, self.negative_ttl)
+        else:
+            cache.set(ckey, json.dumps(entry.__dict__), self.syminfo_ttl)
+        return entry

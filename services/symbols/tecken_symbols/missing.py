@@ -42,16 +42,20 @@ PRUNE_EVERY = 3600.0  # seconds between a worker's retention deletes
 CSV_BATCH = 1000
 
 UPDATE_ONLY = (
-    "UPDATE missing_symbols SET count = count + ?, modified_at = ? WHERE debug_file = ? "
-    "AND debug_id = ? AND symbols_file = ? AND code_file = ? AND code_id = ?"
+    "UPDATE missing_symbols SET count = count + ?, modified_at = ?, protocol = ? "
+    "WHERE debug_file = ? AND debug_id = ? AND symbols_file = ? AND code_file = ? "
+    "AND code_id = ?"
 )
 
 UPSERT = (
     "INSERT INTO missing_symbols (debug_file, debug_id, symbols_file, code_file, code_id, "
-    "count, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "protocol, count, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (debug_file, debug_id, symbols_file, code_file, code_id) DO UPDATE SET "
-    "count = missing_symbols.count + excluded.count, modified_at = excluded.modified_at"
+    "count = missing_symbols.count + excluded.count, modified_at = excluded.modified_at, "
+    "protocol = excluded.protocol"
 )
+#: The protocol of the Tecken download routes (the others: symsrv, ssqp, debuginfod).
+TECKEN = "tecken"
 
 
 @dataclass
@@ -79,7 +83,7 @@ class MissingSymbols:
         self.enabled = enabled
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
-        self._pending: dict[tuple[str, str, str, str, str], _Pending] = {}
+        self._pending: dict[tuple[str, str, str, str, str, str], _Pending] = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -94,15 +98,17 @@ class MissingSymbols:
         symbols_file: str,
         code_file: str = "",
         code_id: str = "",
+        protocol: str = TECKEN,
     ) -> bool:
-        """Count one 404. Returns False when ignored (field too long or holding
-        a NUL, which PostgreSQL text cannot store; disabled; buffer full)."""
+        """Count one 404 of ``protocol``. Returns False when ignored (field too
+        long or holding a NUL, which PostgreSQL text cannot store; disabled;
+        buffer full)."""
         if not self.enabled:
             return False
         fields = (debug_file, debug_id, symbols_file, code_file or "", code_id or "")
         if any(len(f) > MAX_FIELD_LENGTH or "\x00" in f for f in fields):
             return False
-        fields = (debug_file, debug_id, symbols_file, *clean_code(code_file, code_id))
+        fields = (debug_file, debug_id, symbols_file, *clean_code(code_file, code_id), protocol)
         now = utcnow()
         with self._lock:
             pending = self._pending.get(fields)
@@ -166,7 +172,7 @@ class MissingSymbols:
                         self.db.executemany(
                             UPDATE_ONLY,
                             [
-                                (p.count, p.last_seen, *fields)
+                                (p.count, p.last_seen, fields[-1], *fields[:-1])
                                 for fields, p in sorted(batch.items())
                             ],
                         )
@@ -274,7 +280,7 @@ def list_page(
     direction = "DESC" if reverse else "ASC"
     total = int(db.fetchval(f"SELECT COUNT(*) FROM missing_symbols{clause}", params) or 0)  # noqa: S608
     rows = db.fetchall(
-        "SELECT id, debug_file, debug_id, symbols_file, code_file, code_id, count, "  # noqa: S608
+        "SELECT id, debug_file, debug_id, symbols_file, code_file, code_id, protocol, count, "  # noqa: S608
         f"created_at, modified_at FROM missing_symbols{clause} "
         f"ORDER BY {order} {direction}, id {direction} LIMIT ? OFFSET ?",
         [*params, batch_size, (page - 1) * batch_size],

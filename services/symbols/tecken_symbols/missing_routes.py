@@ -136,6 +136,7 @@ class MissingSymbolsListResource:
                     "symbols_file": r["symbols_file"],
                     "code_file": r["code_file"] or None,
                     "code_id": r["code_id"] or None,
+                    "protocol": r["protocol"],
                     "count": int(r["count"]),
                     "created_at": _iso(r["created_at"]),
                     "modified_at": _iso(r["modified_at"]),

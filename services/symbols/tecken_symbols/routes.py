@@ -15,11 +15,13 @@ from collections.abc import Callable
 import falcon
 
 from tecken_symbols.context import AppContext
+from tecken_symbols.debuginfod import add_debuginfod_routes
 from tecken_symbols.download import add_download_routes
 from tecken_symbols.files import add_files_routes
 from tecken_symbols.missing_routes import add_missing_routes
 from tecken_symbols.people.routes import add_people_routes
 from tecken_symbols.syminfo import add_syminfo_routes
+from tecken_symbols.symstore import add_symstore_routes
 from tecken_symbols.upload.routes import add_upload_routes
 from tecken_symbols.webui import add_webui_routes
 
@@ -27,6 +29,8 @@ RouteInstaller = Callable[[falcon.App, AppContext], None]
 
 ROUTE_INSTALLERS: list[RouteInstaller] = [
     add_download_routes,
+    add_symstore_routes,
+    add_debuginfod_routes,
     add_files_routes,
     add_syminfo_routes,
     add_missing_routes,

@@ -281,6 +281,16 @@ class UploadConfig:
             doc="Compressed output up to this size is kept in memory per worker; "
             "bigger output spills to a temporary file (bounds memory per worker).",
         )
+        identity_max_size = Option(
+            default="256mb",
+            parser=parse_data_size,
+            doc="Largest object parsed for the identity index (symsrv, SSQP and debuginfod "
+            "keys) when it is stored, and largest object expanded (CAB, gzip, tar member) "
+            "into a derived object when such a key is asked for. Parsing holds the file "
+            "and its expanded form in memory: up to about 3x this per upload worker. "
+            "Bigger Windows objects still get the symsrv keys their Tecken key names; "
+            "bigger ELF and Mach-O files get no keys.",
+        )
         compress_extensions = Option(
             default="sym",
             parser=parse_extensions,

@@ -37,6 +37,7 @@ class UploadSettings:
     gzip_level: int = _option("upload_gzip_level")
     spool_size: int = _option("upload_spool_size")
     compress_extensions: tuple[str, ...] = _option("compress_extensions")
+    identity_max_size: int = _option("identity_max_size")
     mime_overrides: dict[str, str] = _option("mime_overrides")
     disallowed_snippets: tuple[str, ...] = _option("disallowed_symbols_snippets")
     allow_any_domain: bool = _option("allow_upload_by_any_domain")

@@ -31,6 +31,7 @@ import markus
 
 from tecken_shared.breakpad import HEADER_LIMIT, SymHeader, parse_header
 from tecken_shared.storage import ObjectInfo, Storage, StorageError
+from tecken_symbols.identities import Identity, identify_stream
 from tecken_symbols.upload.archive import UNREADABLE, Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
@@ -72,6 +73,8 @@ class FileResult:
     error: str | None = None
     bad_input: bool = False  # the error is the archive's: retrying can't help
     completed_at: float = 0.0
+    #: The keys other protocols find it under (None: not parsed, e.g. skipped).
+    identities: list[Identity] | None = None
 
 
 def extension(key: str) -> str:
@@ -262,6 +265,7 @@ class FileStorer:
             if ext == "sym":
                 result.header = parse_header(hashing.head)
             result.stored_size = spool.tell()
+            result.identities = self._identities(result, spool)
             if compressed and any(
                 "original_size" not in info.metadata and info.size == result.stored_size
                 for info in found
@@ -351,6 +355,7 @@ class FileStorer:
                 is_update=in_target is not None,
                 header=parse_header(head) if key.lower().endswith(".sym") else SymHeader(),
             )
+            result.identities = self._identities(result, spool)
             try:
                 self._put(result, spool)
             except StorageError as exc:
@@ -360,6 +365,17 @@ class FileStorer:
             spool.close()
         result.completed_at = time.time()
         return result
+
+    def _identities(self, result: FileResult, spool: IO[bytes]) -> list[Identity]:
+        """The identity index rows of a spooled file (parsed once, here)."""
+        with metrics.timer("identities.parse"):
+            return identify_stream(
+                result.key,
+                spool,
+                size=result.original_size,
+                gzipped=result.compressed,
+                max_size=self.settings.identity_max_size,
+            )
 
     def _put(self, result: FileResult, spool: IO[bytes]) -> None:
         """Write the spooled bytes of ``result`` with the stored-object

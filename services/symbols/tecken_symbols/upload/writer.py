@@ -8,21 +8,29 @@ written or deleted (v1 archives, upload by URL, v2 PUTs, ``cleanup-uploads``).
 It owns the three duties of a write, so no caller can forget one:
 
 1. the object, with the stored-object convention (:class:`FileStorer`);
-2. the FileUpload row (:mod:`tecken_symbols.upload.records`);
+2. the FileUpload row (:mod:`tecken_symbols.upload.records`) and the
+   object's rows of the identity index (:mod:`tecken_symbols.identities`),
+   in one transaction;
 3. the lookup caches: right after an object write or delete its existence
-   answers are dropped here and in a shared cache, and the keys (existence and,
-   for a .sym, the syminfo pairs of its header) are appended to the
+   answers are dropped here and in a shared cache, and the keys (existence,
+   for a .sym the syminfo pairs of its header, and the identity index answers
+   it changed) are appended to the
    invalidation log in the transaction that records the row, for every other
    worker (:mod:`tecken_symbols.invalidations`)."""
 
 from __future__ import annotations
 
-from tecken_symbols.db import Database
+import logging
+
+from tecken_symbols import identities
+from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.storages import Backend, Storages
 from tecken_symbols.upload import records
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.store import FileResult, FileStorer, Target
+
+logger = logging.getLogger(__name__)
 
 
 def target_of(backend: Backend) -> Target:
@@ -59,6 +67,7 @@ class SymbolWriter:
         keys = self.lookups.cache_keys(result.key, result.header)
         with self.db.transaction() as tx:
             records.add_file_upload(tx, upload_id, bucket_name, result, try_symbols)
+            keys += self._index(tx, result, try_symbols)
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
 
@@ -68,16 +77,51 @@ class SymbolWriter:
         keys = self.lookups.cache_keys(result.key, result.header)
         with self.db.transaction() as tx:
             records.complete_file_upload(tx, file_id, result)
+            row = tx.fetchone("SELECT try_symbols FROM file_uploads WHERE id = ?", (file_id,))
+            keys += self._index(tx, result, bool(row and row["try_symbols"]))
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
         # After the commit: concurrent PUTs of the last files must see each
         # other's rows completed.
         return records.mark_completed_if_done(self.db, upload_id)
 
+    def _index(self, tx: Cursorish, result: FileResult, try_symbols: bool) -> list[str]:
+        """Record the identities of a stored file; the cache keys made stale."""
+        if result.identities is None:
+            return []
+        changed = identities.record(tx, result.key, try_symbols, result.md5, result.identities)
+        return [self.lookups.identity_cache_key(k) for k in changed]
+
+    def record_identities(
+        self, key: str, try_symbols: bool, md5: str | None, found: list[identities.Identity]
+    ) -> int:
+        """Backfill: replace the identity rows of an object stored earlier;
+        how many lookup keys changed."""
+        with self.db.transaction() as tx:
+            changed = identities.record(tx, key, try_symbols, md5, found)
+            keys = [self.lookups.identity_cache_key(k) for k in changed]
+            self.lookups.log_forget(tx, keys)
+        self.lookups.drop(keys)
+        return len(changed)
+
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Write a derived object (an expanded CAB, gunzipped or untarred
+        file; :func:`tecken_symbols.identities.derived_key`) to regular
+        storage and forget any cached miss of it. Raises StorageError."""
+        self.storages.regular.storage.put(
+            key, data, content_type="application/octet-stream", metadata={}
+        )
+        self.lookups.forget(key)
+
     def delete(self, key: str, *, try_symbols: bool) -> bool:
         """Delete an object from the try or regular backend and forget it in
-        every worker. Raises StorageError; False when there was no object."""
+        every worker (its identity rows too). Raises StorageError; False when
+        there was no object."""
         deleted = self.storer(try_symbols).delete(key)
+        try:
+            self.record_identities(key, try_symbols, None, [])
+        except DatabaseError as exc:  # the rows then point at nothing: a 404 later
+            logger.error("cannot drop the identity rows of %s: %s", key, exc)
         self.lookups.forget(key)
         return deleted
 
