@@ -281,7 +281,7 @@ def test_stats_page_draws_svg(svc):
     assert "Log in to see upload statistics" in app.get("/stats").text
     login(app, "s@example.com")
     text = app.get("/stats?days=90").text
-    assert text.count("<svg") == 3 and "uploads per day" in text and "<title>" in text
+    assert text.count('<svg class="chart"') == 4 and "uploads per day" in text and "<title>" in text
 
 
 def test_api_auth_endpoint(svc):

@@ -21,7 +21,7 @@ from tecken_symbols import accounts, tokens
 from tecken_symbols.accounts import ALL_PERMISSIONS, AccountError, User
 from tecken_symbols.auth import JSONError, Principal
 from tecken_symbols.context import AppContext
-from tecken_symbols.people import charts, store
+from tecken_symbols.people import charts, downloads, store
 from tecken_symbols.people.html import (
     Raw,
     checkbox,
@@ -717,6 +717,14 @@ class StatsPage:
                 )
         else:
             body.append(message("Log in to see upload statistics."))
+        body.append(
+            "<h3>Downloads found and missing per day</h3>"
+            + charts.bar_chart(
+                downloads.per_day(db, days),
+                [("found", "found"), ("missing", "missing")],
+                "downloads",
+            )
+        )
         missing = charts.missing_per_day(db, days)
         body.append(
             "<h3>Missing symbols first seen per day</h3>"
