@@ -366,3 +366,39 @@ def test_stored_data_is_inert_and_pages_fit_a_phone(site):
     walk.shot(page, "users-phone")
     phone.close()
     assert walk.problems == []
+
+
+def test_uploads_in_progress_refresh_until_complete(site):
+    walk, ctx, provider, tmp = site
+    walk.problems.clear()
+    key, _ = tokens.create_token(ctx.db, "root@example.com", ["upload_symbols"])
+    upload_with_cli(walk.base, key, tmp, debug_file="slow.pdb")
+    upload_id = ctx.db.fetchval("SELECT MAX(id) FROM uploads")
+    done = ctx.db.fetchval("SELECT completed_at FROM uploads WHERE id = ?", (upload_id,))
+
+    def in_progress(flag: bool) -> None:
+        ctx.db.execute(
+            "UPDATE uploads SET completed_at = ? WHERE id = ?", (None if flag else done, upload_id)
+        )
+
+    browser_ctx = walk.context()
+    page = walk.page(browser_ctx)
+    walk.local_login(page, "root@example.com")
+    # The list refreshes itself while an upload is in progress, keeping what
+    # is typed in the filter form, and stops once it completes.
+    in_progress(True)
+    walk.go(page, "/ui/#/uploads")
+    assert "1 upload in progress" in page.inner_text("#refreshing")
+    page.fill("input[name=user]", "typed, not submitted")
+    in_progress(False)
+    page.wait_for_selector("#refreshing", state="detached", timeout=15_000)
+    assert page.input_value("input[name=user]") == "typed, not submitted"
+    # So does an upload's own page.
+    in_progress(True)
+    walk.go(page, f"/ui/#/uploads/{upload_id}")
+    page.wait_for_selector("#refreshing")
+    in_progress(False)
+    page.wait_for_selector("#refreshing", state="detached", timeout=15_000)
+    assert "Completed" in page.inner_text("main")
+    browser_ctx.close()
+    assert walk.problems == []
