@@ -262,6 +262,19 @@ def test_invitation_link(svc):
     assert "invitee@example.com" in guest.get("/").text
     browser(svc).get(path, status=404)  # used once
     login(browser(svc), "invitee@example.com")
+    # Opened in a browser that already has a session: its form carries that
+    # session's CSRF token, so it is accepted (and the new session replaces it).
+    resp = app.post(
+        "/users/invite", {"email": "second@example.com", "csrf_token": csrf(app, "/users")}
+    )
+    path = urlsplit(re.search(r'id="invite-link">([^<]+)<', resp.text).group(1)).path
+    app.post(path, {"password": PASSWORD, "csrf_token": csrf(app, path)}, status=303)
+    assert "second@example.com" in app.get("/").text
+    root = accounts.get_user_by_email(svc.ctx.db, "root@example.com")
+    assert store.count_user_sessions(svc.ctx.db, root.id) == 0
+    # The login form, likewise.
+    login_form = {"email": "invitee@example.com", "password": PASSWORD}
+    app.post("/login", {**login_form, "csrf_token": csrf(app, "/login")}, status=303)
 
 
 def test_stored_data_is_rendered_inert(svc):

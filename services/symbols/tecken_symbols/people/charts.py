@@ -148,7 +148,8 @@ def bar_chart(series: list[dict[str, Any]], field: str | list[tuple[str, str]], 
         if total
     )
     data = (
-        f'<details><summary>{esc(desc)}</summary><table><thead><tr><th scope="col">Day</th>'
+        f"<details><summary>The numbers by day ({esc(label)})</summary><table>"
+        f'<caption class="muted">{esc(desc)}</caption><thead><tr><th scope="col">Day</th>'
         f"{heads}</tr></thead><tbody>{rows}</tbody></table></details>"
     )
     return f'<figure>{svg}{legend}<figcaption class="muted">{esc(desc)}</figcaption>{data}</figure>'

@@ -70,6 +70,13 @@ class Pages:
     ) -> None:
         page(resp, title, body, user=current_user(req), csrf=csrf_token(req), status=status)
 
+    def log_in(self, req: falcon.Request, resp: falcon.Response, user: User, method: str) -> None:
+        """A new session for ``user``; the session this browser had ends."""
+        session = getattr(req.context, "session", None)
+        if session is not None:
+            store.delete_session(self.ctx.db, session.id)
+        start_session(self.ctx.db, resp, user, method, self.sessions)
+
     def need_user(self, req: falcon.Request) -> User:
         user = current_user(req)
         if user is None:
@@ -226,7 +233,7 @@ class LoginPage:
                 email,
             )
             return
-        start_session(db, resp, user, "password", self.p.sessions)
+        self.p.log_in(req, resp, user, "password")
         raise falcon.HTTPSeeOther(safe_next(req.get_param("next")))
 
 
@@ -265,7 +272,7 @@ class OIDCCallback:
             metrics.incr("people.login_refused", tags=["reason:oidc"])
             LoginPage(self.p).form(req, resp, str(exc), falcon.HTTP_400)
             return
-        start_session(self.p.ctx.db, resp, user, "oidc", self.p.sessions)
+        self.p.log_in(req, resp, user, "oidc")
         raise falcon.HTTPSeeOther(safe_next(nxt))
 
 
@@ -334,7 +341,7 @@ class InvitePage:
             return
         store.use_invitation(db, key)
         store.audit(db, user, "password set from invitation", user.email)
-        start_session(db, resp, user, "password", self.p.sessions)
+        self.p.log_in(req, resp, user, "password")
         raise falcon.HTTPSeeOther("/")
 
 
@@ -507,7 +514,7 @@ class UsersPage:
                 [
                     Raw(f'<a href="/users/{u.id}">{esc(u.email)}</a>'),
                     "yes" if u.is_active else "NO (inactive)",
-                    "yes" if u.is_superuser else "",
+                    "yes" if u.is_superuser else "no",
                     ", ".join(accounts.user_groups(db, u.id)),
                     Raw(perm_list(accounts.user_permissions(db, u))),
                     n_tokens,

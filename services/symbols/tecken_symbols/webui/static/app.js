@@ -121,7 +121,7 @@ function errorBox(err) {
 
 function render(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
 }
 
 function field(label, name, value, attrs) {
@@ -172,13 +172,29 @@ function symbolsFilename(debugFile) {
 
 // ---- pages -----------------------------------------------------------------
 
+// Signed in with a session: the email, a Sign out button (the same form as
+// the server-rendered pages) and, for superusers, the Users link.
+function showSession(span, auth) {
+  span.replaceChildren(
+    el("span", { class: "who" }, `Signed in as ${auth.user.email}`),
+    el("form", { method: "post", action: auth.sign_out_url, class: "inline" },
+      el("input", { type: "hidden", name: "csrf_token", value: auth.csrf_token }),
+      el("button", { type: "submit" }, "Sign out")),
+  );
+  const nav = document.querySelector("header nav");
+  if (auth.user.is_superuser && !nav.querySelector("a[href='/users']")) {
+    nav.insertBefore(el("a", { href: "/users" }, "Users"), nav.querySelector("a[href='#/']"));
+  }
+}
+
 async function refreshWhoami() {
   const span = document.getElementById("whoami");
   if (!getToken()) {
     // A browser session (log in on /login), else nobody.
     try {
       const auth = await call(API.session);
-      span.textContent = auth.user ? `Signed in as ${auth.user.email}` : "Not signed in";
+      if (auth.user) showSession(span, auth);
+      else span.textContent = "Not signed in";
     } catch (err) {
       span.textContent = "Not signed in";
     }
@@ -354,7 +370,7 @@ function showUploads(results, data, filters, page, pending) {
   );
   results.replaceChildren(
     el("p", { class: "muted" }, data.can_view_all ? "All users' uploads." : "Your uploads."),
-    pending ? refreshNote(pending, pending === 1 ? "upload" : "uploads") : null,
+    pending ? refreshNote(pending, pending === 1 ? "upload" : "uploads") : "",
     table(["Id", "File", "User", { label: "Size", num: true }, { label: "Files", num: true }, "Type", "Created", "Completed"], rows),
     pager("/uploads", filters, page, data.has_next, data.total),
   );
@@ -697,7 +713,7 @@ function route() {
   const { path, query } = parseHash();
   for (const link of document.querySelectorAll("nav a[href^='#']")) {
     const target = link.getAttribute("href").slice(1);
-    link.classList.toggle("active", target === "/" ? path === "/" : path.startsWith(target));
+    link.classList.toggle("active", path === target || (target !== "/" && path.startsWith(target + "/")));
   }
   let match;
   if (path === "/") return tokenPage();
@@ -715,6 +731,11 @@ function route() {
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
+  // "#main" is not a route here: the skip link moves the focus itself.
+  document.querySelector("a.skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   route();
   if (location.hash.replace(/^#/, "") !== "" && location.hash !== "#/") {
     refreshWhoami().catch(() => {});
