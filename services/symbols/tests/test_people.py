@@ -390,6 +390,20 @@ def test_oidc_user_blocked_at_the_provider_becomes_inactive(oidc, make_service):
     )
 
 
+def test_unreachable_provider_keeps_users_and_is_not_asked_on_every_request(oidc, caplog):
+    svc, provider = oidc
+    app = browser(svc)
+    oidc_login(app, provider, "away@example.org")
+    provider.stop()
+    svc.ctx.db.execute("UPDATE users SET validated_at = NULL")
+    with caplog.at_level("WARNING", logger="tecken_symbols.people.oidc"):
+        for _ in range(3):
+            assert "away@example.org" in app.get("/").text  # still signed in
+    # Asked once, then left alone for a while (no timeout per request).
+    assert sum("could not re-validate" in r.getMessage() for r in caplog.records) == 1
+    assert accounts.get_user_by_email(svc.ctx.db, "away@example.org").is_active
+
+
 def test_revalidate_users_cli(oidc, monkeypatch, capsys):
     svc, provider = oidc
     oidc_login(browser(svc), provider, "cli@example.org")
