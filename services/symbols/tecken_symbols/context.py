@@ -19,6 +19,7 @@ from tecken_symbols.errors import SECURITY_HEADERS
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
 from tecken_symbols.people.config import PeopleSettings
+from tecken_symbols.people.downloads import DownloadCounts
 from tecken_symbols.settings import (
     NAMESPACE,
     CacheConfig,
@@ -43,6 +44,8 @@ class AppContext:
     writer: SymbolWriter
     upload: UploadSettings
     missing: MissingSymbols
+    #: Downloads found and missing per day (the download route's hook).
+    downloads: DownloadCounts
     allowed_extensions: tuple[str, ...]
     #: Headers every download answer carries (empty when turned off).
     download_headers: dict[str, str]
@@ -52,6 +55,7 @@ class AppContext:
 
     def close(self) -> None:
         self.missing.stop()
+        self.downloads.stop()
         self.db.close()
 
 
@@ -112,6 +116,11 @@ def build_context(manager: ConfigManager) -> AppContext:
         writer=SymbolWriter(upload, storages, db, lookups),
         upload=upload,
         missing=missing,
+        downloads=DownloadCounts(
+            db,
+            enabled=dl_cfg("download_counts_enabled"),
+            flush_interval=dl_cfg("download_counts_flush_interval"),
+        ),
         allowed_extensions=tuple(
             e.strip() for e in dl_cfg("download_file_extensions_allowed") if e.strip()
         ),

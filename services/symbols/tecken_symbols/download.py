@@ -181,6 +181,7 @@ class DownloadResource:
             self._answer(
                 req, resp, params["debug_file"], params["debug_id"], params["symbols_file"]
             )
+        self.ctx.downloads.record(resp)
 
     def on_head(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
         self.on_get(req, resp, **params)

@@ -17,9 +17,7 @@ an hour per worker) and by ``cleanup-uploads``."""
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import re
 import threading
 import time
@@ -30,6 +28,7 @@ from datetime import datetime, timedelta
 import markus
 
 from tecken_symbols.db import Database, DatabaseError, utcnow
+from tecken_symbols.flusher import Flusher
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -86,10 +85,7 @@ class MissingSymbols:
         self._pending: dict[tuple[str, str, str, str, str, str], _Pending] = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._thread_pid: int | None = None
-        self._stop = threading.Event()
-        atexit.register(self.flush)
+        self._flusher = Flusher("missing-symbols-flusher", flush_interval, self.flush)
 
     def record(
         self,
@@ -120,33 +116,12 @@ class MissingSymbols:
             else:
                 pending.count += 1
                 pending.last_seen = now
-        self._ensure_thread()
+        self._flusher.ensure()
         return True
-
-    def _ensure_thread(self) -> None:
-        pid = os.getpid()
-        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
-                return
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, name="missing-symbols-flusher", daemon=True
-            )
-            self._thread_pid = pid
-            self._thread.start()
-
-    def _run(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.flush_interval):
-            self.flush()
 
     def stop(self) -> None:
         """Stop the flusher thread after a last flush (at shutdown)."""
-        atexit.unregister(self.flush)
-        self._stop.set()
-        self.flush()
+        self._flusher.stop()
         self.enabled = False
 
     def pending_count(self) -> int:

@@ -232,6 +232,18 @@ class DownloadConfig:
             "worker at most once an hour, and by ``cleanup-uploads``). 0 keeps them "
             "forever. ``/missingsymbols.csv`` lists the last one or two days only.",
         )
+        download_counts_enabled = Option(
+            default="true",
+            parser=parse_bool,
+            doc="Count downloads found and missing per UTC day (the Stats page's chart): "
+            "in memory per worker, written to the database in batches.",
+        )
+        download_counts_flush_interval = Option(
+            default="30",
+            parser=positive_float,
+            doc="Seconds between writes of a worker's buffered download counts to the "
+            "database (one upsert per day).",
+        )
 
 
 class UploadConfig:

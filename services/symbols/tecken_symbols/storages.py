@@ -19,6 +19,15 @@ from tecken_shared.storage import Storage, storage_from_url
 FILES_PREFIX = "/files"
 
 
+def bucket_of(storage_name: str) -> str:
+    """The bucket named by a storage's name (``s3://bucket/prefix at
+    endpoint`` or ``gs://…``); empty for the filesystem (``file://``)."""
+    scheme, _, rest = storage_name.partition("://")
+    if scheme == "file" or not rest:
+        return ""
+    return rest.split(" at ", 1)[0].split("/", 1)[0]
+
+
 @dataclass
 class Backend:
     """One storage backend and how downloads reach its objects."""
@@ -34,13 +43,11 @@ class Backend:
     @property
     def name(self) -> str:
         """Safe to log, to record as an upload's ``bucket_name`` and to show
-        to any token holder: the bucket (``s3://bucket/prefix``, no endpoint)
-        or, for the filesystem, the label (``regular``, ``try``), never a path
-        of this host (RT-18)."""
-        name = self.storage.name
-        if name.startswith("file://"):
-            return self.label
-        return name.split(" at ", 1)[0]
+        to any token holder: the bucket's name alone, as Tecken records it
+        (``publicbucket``: no scheme, key prefix or endpoint) or, for the
+        filesystem, the label (``regular``, ``try``), never a path of this
+        host (RT-18)."""
+        return bucket_of(self.storage.name) or self.label
 
     def download_url(self, key: str) -> str:
         """Where a download of ``key`` redirects to."""

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webtest
@@ -125,6 +126,12 @@ OIDC_PROVIDER_SCRIPT = Path(__file__).parent / "oidc_provider.py"
 class OIDCProvider:
     url: str
     client_id: str
+    proc: Any = None
+
+    def stop(self) -> None:
+        """End the provider's process: it cannot be reached any more."""
+        self.proc.terminate()
+        self.proc.wait(10)
 
     def admin(self, what: str, **form: str) -> None:
         import requests
@@ -156,7 +163,7 @@ def _oidc_provider_starter() -> Iterator[Callable[[str], OIDCProvider]]:
         )
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        return OIDCProvider(f"http://127.0.0.1:{port}", client_id)
+        return OIDCProvider(f"http://127.0.0.1:{port}", client_id, proc)
 
     yield start
     for proc in procs:

@@ -82,6 +82,14 @@ class Walk:
         page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
         return page
 
+    def open(self, width: int = 1200, height: int = 800, login: str = ""):
+        """A new browser context and its page, logged in as ``login`` if given."""
+        ctx = self.context(width, height)
+        page = self.page(ctx)
+        if login:
+            self.local_login(page, login)
+        return ctx, page
+
     def go(self, page, path: str) -> None:
         page.goto(self.base + path)
         page.wait_for_load_state("networkidle")
@@ -270,13 +278,20 @@ def test_the_walk_ordinary_user_uploader_superuser(site):
     page.wait_for_selector("main .found")
     assert page.evaluate("document.querySelector('progress').value") == 100
     walk.shot(page, "upload-now")
+    # Downloads found and missing (the walk's lookups found some), written
+    # by the workers' flushers (forced here: their interval is longer).
+    for _ in range(2):
+        page.request.get(walk.base + "/nothere.pdb/" + "1" * 33 + "/nothere.sym")
+    ctx.downloads.flush()
+    ctx.missing.flush()
     walk.go(page, "/stats")
-    assert page.locator("svg.chart").count() >= 3
+    assert page.locator("svg.chart").count() >= 4
+    stats = page.inner_text("main")
+    assert re.search(r"found total [1-9]", stats) and re.search(r"missing total [1-9]", stats)
     walk.shot(page, "stats")
     walk.go(page, "/ui/#/missing")
-    # Sign out.
-    walk.go(page, "/")
-    page.click("header >> text=Sign out")
+    # Sign out, from the static UI's header (the same form as the other pages).
+    page.click("header >> button:text('Sign out')")
     page.wait_for_url(re.compile(r".*/login.*"))
     walk.go(page, "/")
     assert "Log in" in page.inner_text("header")
@@ -352,9 +367,25 @@ def test_stored_data_is_inert_and_pages_fit_a_phone(site):
     phone = walk.context(390, 844)
     page = walk.page(phone)
     walk.local_login(page, "root@example.com")
-    for path in ("/", "/users", "/tokens", "/ui/#/uploads", "/ui/#/missing", "/help", "/stats"):
+    upload_id = ctx.db.fetchval("SELECT MAX(id) FROM uploads")
+    paths = (
+        "/",
+        "/users",
+        "/users/1",
+        "/tokens",
+        "/ui/#/uploads",
+        f"/ui/#/uploads/{upload_id}",
+        "/ui/#/files",
+        "/ui/#/upload",
+        "/ui/#/missing",
+        "/ui/#/lookup",
+        "/symbolicate",
+        "/help",
+        "/stats",
+    )
+    for path in paths:
         walk.go(page, path)
-        if path.startswith("/ui/#/uploads"):
+        if path == "/ui/#/uploads":
             page.wait_for_selector("table >> text=.zip")
         if path in ("/tokens", "/ui/#/uploads"):
             assert EVIL in page.inner_text("main"), path  # shown as text
@@ -365,4 +396,101 @@ def test_stored_data_is_inert_and_pages_fit_a_phone(site):
     assert evil_email in page.inner_text("main")
     walk.shot(page, "users-phone")
     phone.close()
+    assert walk.problems == []
+
+
+def test_uploads_in_progress_refresh_until_complete(site):
+    walk, ctx, provider, tmp = site
+    walk.problems.clear()
+    key, _ = tokens.create_token(ctx.db, "root@example.com", ["upload_symbols"])
+    upload_with_cli(walk.base, key, tmp, debug_file="slow.pdb")
+    upload_id = ctx.db.fetchval("SELECT MAX(id) FROM uploads")
+    done = ctx.db.fetchval("SELECT completed_at FROM uploads WHERE id = ?", (upload_id,))
+
+    def in_progress(flag: bool) -> None:
+        ctx.db.execute(
+            "UPDATE uploads SET completed_at = ? WHERE id = ?", (None if flag else done, upload_id)
+        )
+
+    browser_ctx, page = walk.open(login="root@example.com")
+    # The list refreshes itself while an upload is in progress, keeping what
+    # is typed in the filter form, and stops once it completes.
+    in_progress(True)
+    walk.go(page, "/ui/#/uploads")
+    assert "1 upload in progress" in page.inner_text("#refreshing")
+    page.fill("input[name=user]", "typed, not submitted")
+    in_progress(False)
+    page.wait_for_selector("#refreshing", state="detached", timeout=15_000)
+    assert page.input_value("input[name=user]") == "typed, not submitted"
+    # So does an upload's own page.
+    in_progress(True)
+    walk.go(page, f"/ui/#/uploads/{upload_id}")
+    page.wait_for_selector("#refreshing")
+    in_progress(False)
+    page.wait_for_selector("#refreshing", state="detached", timeout=15_000)
+    assert "Completed" in page.inner_text("main")
+    browser_ctx.close()
+    assert walk.problems == []
+
+
+def tab_to(page, selector: str, limit: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus (the keyboard alone)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_invitation_link_and_the_keyboard_alone(site):
+    walk, ctx, provider, tmp = site
+    walk.problems.clear()
+    admin, apage = walk.open(login="root@example.com")
+    walk.go(apage, "/users")
+    apage.fill("input[name=email]", "invited@example.com")
+    apage.click("text=Create invitation link")
+    link = apage.inner_text("#invite-link").strip()
+    assert link.startswith(walk.base + "/invite/")
+    # The invited person, with the keyboard only: choose a password, land home.
+    guest, page = walk.open(390, 844)
+    page.goto(link)
+    page.wait_for_load_state("networkidle")
+    tab_to(page, "a.skip")  # the first stop: skip to content
+    tab_to(page, "input[name=password]")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(walk.base + "/")
+    assert "invited@example.com" in page.inner_text("#email")
+    # A link works once (asked with the superuser's session: a 404 page
+    # would be a console error in the walk).
+    used = admin.request.get(link)
+    assert used.status == 404 and "unknown, used or expired" in used.text()
+    # The superuser grants a permission with the keyboard alone.
+    walk.go(apage, "/users?q=invited")
+    invited = accounts.get_user_by_email(ctx.db, "invited@example.com")
+    tab_to(apage, f"a[href='/users/{invited.id}']")
+    apage.keyboard.press("Enter")
+    apage.wait_for_load_state("networkidle")
+    tab_to(apage, "input[name=groups][value=Uploaders]")
+    apage.keyboard.press("Space")
+    tab_to(apage, "main button[type=submit]")
+    apage.keyboard.press("Enter")
+    apage.wait_for_load_state("networkidle")
+    assert "Saved: 1 change" in apage.inner_text("main")
+    # The new uploader makes a token with the keyboard alone.
+    walk.go(page, "/tokens")
+    tab_to(page, "input[name=permissions][value=upload_symbols]")
+    page.keyboard.press("Space")
+    tab_to(page, "input[name=notes]")
+    page.keyboard.type("typed")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#new-key")
+    # The static UI's skip link moves the focus to the content.
+    walk.go(page, "/ui/#/uploads")
+    tab_to(page, "a.skip", limit=1)
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/uploads")
+    for c in (admin, guest):
+        c.close()
     assert walk.problems == []

@@ -262,6 +262,19 @@ def test_invitation_link(svc):
     assert "invitee@example.com" in guest.get("/").text
     browser(svc).get(path, status=404)  # used once
     login(browser(svc), "invitee@example.com")
+    # Opened in a browser that already has a session: its form carries that
+    # session's CSRF token, so it is accepted (and the new session replaces it).
+    resp = app.post(
+        "/users/invite", {"email": "second@example.com", "csrf_token": csrf(app, "/users")}
+    )
+    path = urlsplit(re.search(r'id="invite-link">([^<]+)<', resp.text).group(1)).path
+    app.post(path, {"password": PASSWORD, "csrf_token": csrf(app, path)}, status=303)
+    assert "second@example.com" in app.get("/").text
+    root = accounts.get_user_by_email(svc.ctx.db, "root@example.com")
+    assert store.count_user_sessions(svc.ctx.db, root.id) == 0
+    # The login form, likewise.
+    login_form = {"email": "invitee@example.com", "password": PASSWORD}
+    app.post("/login", {**login_form, "csrf_token": csrf(app, "/login")}, status=303)
 
 
 def test_stored_data_is_rendered_inert(svc):
@@ -281,7 +294,7 @@ def test_stats_page_draws_svg(svc):
     assert "Log in to see upload statistics" in app.get("/stats").text
     login(app, "s@example.com")
     text = app.get("/stats?days=90").text
-    assert text.count("<svg") == 3 and "uploads per day" in text and "<title>" in text
+    assert text.count('<svg class="chart"') == 4 and "uploads per day" in text and "<title>" in text
 
 
 def test_api_auth_endpoint(svc):
@@ -375,6 +388,20 @@ def test_oidc_user_blocked_at_the_provider_becomes_inactive(oidc, make_service):
     assert store.audit_entries(svc.ctx.db, target="blocked@example.org")[0]["action"] == (
         "deactivated at re-validation"
     )
+
+
+def test_unreachable_provider_keeps_users_and_is_not_asked_on_every_request(oidc, caplog):
+    svc, provider = oidc
+    app = browser(svc)
+    oidc_login(app, provider, "away@example.org")
+    provider.stop()
+    svc.ctx.db.execute("UPDATE users SET validated_at = NULL")
+    with caplog.at_level("WARNING", logger="tecken_symbols.people.oidc"):
+        for _ in range(3):
+            assert "away@example.org" in app.get("/").text  # still signed in
+    # Asked once, then left alone for a while (no timeout per request).
+    assert sum("could not re-validate" in r.getMessage() for r in caplog.records) == 1
+    assert accounts.get_user_by_email(svc.ctx.db, "away@example.org").is_active
 
 
 def test_revalidate_users_cli(oidc, monkeypatch, capsys):

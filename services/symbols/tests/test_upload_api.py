@@ -221,3 +221,28 @@ def test_upload_with_chunked_multipart_body_is_stored(make_service):
     resp = svc.app.do_request(req, status="*")
     assert resp.status_int == 201, resp.text
     assert resp.json["upload"]["filename"] == "s.zip"
+
+
+@pytest.mark.parametrize(
+    "recorded, shown",
+    [
+        ("publicbucket", "publicbucket"),
+        ("regular", "regular"),
+        ("s3://publicbucket/v1/", "publicbucket"),
+        ("gs://symbols/try/v1", "symbols"),
+        ("file:///srv/tecken/storage/v1", "filesystem"),
+    ],
+)
+def test_rows_recorded_with_a_storage_url_show_the_bucket_alone(make_service, recorded, shown):
+    # Rows written before bucket names were Tecken's bare names still answer
+    # with one: no scheme, key prefix or host path (RT-18).
+    svc = make_service({"SYMBOLS_UPLOAD_VALIDATE_CONTENT": "false"})
+    token = make_token(svc.ctx, ["upload_symbols", "view_all_uploads"])
+    post(svc, token, make_zip({sym_key("a"): sym_text("a")}))
+    svc.ctx.db.execute("UPDATE uploads SET bucket_name = ?", (recorded,))
+    svc.ctx.db.execute("UPDATE file_uploads SET bucket_name = ?", (recorded,))
+    assert get(svc, "/api/uploads/", token)["uploads"][0]["bucket_name"] == shown
+    upload = get(svc, "/api/uploads/", token)["uploads"][0]["id"]
+    detail = get(svc, f"/api/uploads/upload/{upload}", token)["upload"]
+    assert detail["bucket_name"] == shown and detail["file_uploads"][0]["bucket_name"] == shown
+    assert get(svc, "/api/uploads/files/", token)["files"][0]["bucket_name"] == shown

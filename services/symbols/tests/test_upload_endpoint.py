@@ -64,6 +64,13 @@ def test_sample_zip_happy_path(service, tmp_path):
     assert (
         upload["completed_at"].endswith("Z") and upload["bucket"] == svc.ctx.storages.regular.name
     )
+    # Tecken's shape: the bucket's bare name (or the label on the filesystem),
+    # never a storage URL, key prefix or path; the API views show the same.
+    storage_name = svc.ctx.storages.regular.storage.name
+    bare = "regular" if storage_name.startswith("file://") else storage_name[5:].split("/")[0]
+    assert upload["bucket"] == bare
+    listed = svc.app.get("/api/uploads/", headers={"Auth-Token": key}).json["uploads"][0]
+    assert listed["bucket_name"] == bare
     regular = svc.ctx.storages.regular.storage
     info = regular.metadata(SYM)
     assert info.content_encoding == "gzip" and info.metadata["original_size"] == "1156"

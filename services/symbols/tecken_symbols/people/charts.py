@@ -9,6 +9,7 @@ under it, so nothing depends on colour."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -80,44 +81,80 @@ def human_bytes(n: int | float) -> str:
     return f"{value} B"
 
 
-def bar_chart(series: list[dict[str, Any]], field: str, label: str) -> str:
-    """An SVG bar chart of ``series[i][field]`` by day, plus its data table
-    (days with a value only) in a <details>."""
+def bar_chart(series: list[dict[str, Any]], field: str | list[tuple[str, str]], label: str) -> str:
+    """An SVG bar chart by day, plus its data table (days with a value only)
+    in a <details>. ``field``: one field of ``series`` (bars of ``label``), or
+    several ``(field, name)`` pairs stacked in each day's bar, the first
+    solid, the next hatched, named in a legend: told apart without colour."""
+    stack = [(field, label)] if isinstance(field, str) else field
     width, height, pad = 600, 160, 30
-    top = max((s[field] for s in series), default=0)
+    totals = [sum(s[f] for f, _ in stack) for s in series]
+    top = max(totals, default=0)
     n = max(len(series), 1)
     bar_w = (width - pad) / n
-    fmt = human_bytes if field == "bytes" else str
+    fmt = human_bytes if stack[0][0] == "bytes" else str
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower())
     bars = []
     for i, s in enumerate(series):
-        value = s[field]
-        bh = 0 if not top else (height - 2 * pad) * value / top
         x = pad + i * bar_w
-        y = height - pad - bh
-        bars.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{bh:.1f}" class="bar">'
-            f"<title>{esc(s['day'].isoformat())}: {esc(fmt(value))} {esc(label)}</title></rect>"
-        )
+        base = height - pad
+        for k, (f, name) in enumerate(stack):
+            value = s[f]
+            bh = 0 if not top else (height - 2 * pad) * value / top
+            base -= bh
+            bars.append(
+                f'<rect x="{x:.1f}" y="{base:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                f'height="{bh:.1f}"{_fill(k, slug)}>'
+                f"<title>{esc(s['day'].isoformat())}: {esc(fmt(value))} {esc(name)}</title></rect>"
+            )
     first = series[0]["day"].isoformat() if series else ""
     last = series[-1]["day"].isoformat() if series else ""
-    total = sum(s[field] for s in series)
-    desc = f"{label} per day from {first} to {last}; total {fmt(total)}, highest day {fmt(top)}"
+    sums = "; ".join(f"{name} total {fmt(sum(s[f] for s in series))}" for f, name in stack)
+    desc = f"{label} per day from {first} to {last}; {sums}; highest day {fmt(top)}"
+    defs = (
+        f'<defs><pattern id="hatch-{slug}" width="5" height="5" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="5" height="5" class="hatch-bg"/>'
+        '<rect width="2" height="5" class="hatch"/></pattern></defs>'
+        if len(stack) > 1
+        else ""
+    )
     svg = (
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(desc)}">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width}" y2="{height - pad}" class="axis"/>'
+        + defs
+        + f'<line x1="{pad}" y1="{height - pad}" x2="{width}" y2="{height - pad}" class="axis"/>'
         f'<text x="0" y="{pad - 8}" class="label">max {esc(fmt(top))}</text>'
         f'<text x="{pad}" y="{height - 8}" class="label">{esc(first)}</text>'
         f'<text x="{width}" y="{height - 8}" class="label end">{esc(last)}</text>'
         + "".join(bars)
         + "</svg>"
     )
+    legend = ""
+    if len(stack) > 1:
+        legend = (
+            '<p class="legend" aria-hidden="true">'
+            + " ".join(
+                f'<span><svg class="swatch" viewBox="0 0 14 14"><rect width="14" height="14"'
+                f"{_fill(k, slug)}/></svg> {esc(name)} ({'solid' if k == 0 else 'hatched'})</span>"
+                for k, (_, name) in enumerate(stack)
+            )
+            + "</p>"
+        )
+    heads = "".join(f'<th scope="col" class="num">{esc(name)}</th>' for _, name in stack)
     rows = "".join(
-        f'<tr><td>{esc(s["day"].isoformat())}</td><td class="num">{esc(fmt(s[field]))}</td></tr>'
-        for s in series
-        if s[field]
+        f"<tr><td>{esc(s['day'].isoformat())}</td>"
+        + "".join(f'<td class="num">{esc(fmt(s[f]))}</td>' for f, _ in stack)
+        + "</tr>"
+        for s, total in zip(series, totals, strict=True)
+        if total
     )
     data = (
-        f'<details><summary>{esc(desc)}</summary><table><thead><tr><th scope="col">Day</th>'
-        f'<th scope="col" class="num">{esc(label)}</th></tr></thead><tbody>{rows}</tbody></table></details>'
+        f"<details><summary>The numbers by day ({esc(label)})</summary><table>"
+        f'<caption class="muted">{esc(desc)}</caption><thead><tr><th scope="col">Day</th>'
+        f"{heads}</tr></thead><tbody>{rows}</tbody></table></details>"
     )
-    return f'<figure>{svg}<figcaption class="muted">{esc(desc)}</figcaption>{data}</figure>'
+    return f'<figure>{svg}{legend}<figcaption class="muted">{esc(desc)}</figcaption>{data}</figure>'
+
+
+def _fill(k: int, slug: str) -> str:
+    """The first series is solid (class ``bar``), the others hatched."""
+    return ' class="bar"' if k == 0 else f' class="bar2" fill="url(#hatch-{slug})"'

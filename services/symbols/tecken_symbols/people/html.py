@@ -62,11 +62,8 @@ def nav(user: User | None, csrf: str) -> str:
     if user is None:
         right = '<a href="/login">Log in</a>'
     else:
-        right = (
-            f'<span class="who">{esc(user.email)}</span>'
-            f'<form method="post" action="/logout" class="inline">'
-            f'<input type="hidden" name="csrf_token" value="{esc(csrf)}">'
-            '<button type="submit">Sign out</button></form>'
+        right = f'<span class="who">{esc(user.email)}</span>' + post_form(
+            "/logout", csrf, '<button type="submit">Sign out</button>', "inline"
         )
     return f'<nav aria-label="Main">{items}</nav><div class="account">{right}</div>'
 
@@ -113,6 +110,24 @@ def table(headers: list[str], rows: list[list[Any]], *, caption: str = "") -> st
 
 def hidden_csrf(csrf: str) -> str:
     return f'<input type="hidden" name="csrf_token" value="{esc(csrf)}">'
+
+
+def post_form(action: str | None, csrf: str, inner: str, cls: str = "") -> str:
+    """A POST form carrying the session's CSRF token; ``inner`` is markup
+    (its values already escaped). No ``action``: it posts to the page itself."""
+    target = f' action="{esc(action)}"' if action is not None else ""
+    klass = f' class="{esc(cls)}"' if cls else ""
+    return f'<form method="post"{target}{klass}>{hidden_csrf(csrf)}{inner}</form>'
+
+
+def checkbox(name: str, value: str, label: str, checked: bool = False, note: str = "") -> str:
+    """One labelled checkbox (``note``: muted text after the label)."""
+    mark = " checked" if checked else ""
+    extra = f' <span class="muted">({esc(note)})</span>' if note else ""
+    return (
+        f'<label class="inline"><input type="checkbox" name="{esc(name)}" value="{esc(value)}"'
+        f"{mark}> {esc(label)}{extra}</label>"
+    )
 
 
 def message(text: str, kind: str = "info") -> str:

@@ -39,6 +39,9 @@ from tecken_symbols.people import store
 
 logger = logging.getLogger(__name__)
 
+#: Seconds re-validation waits after the provider could not be reached.
+UNREACHABLE_BACKOFF = 60.0
+
 DISCOVERY_TTL = 3600
 
 
@@ -65,6 +68,9 @@ class OIDC:
         self._discovery: dict[str, Any] | None = None
         self._discovered_at = 0.0
         self._lock = threading.Lock()
+        #: Until then (monotonic) the provider is not asked again: it could not
+        #: be reached, and requests must not each wait for its timeout.
+        self._unreachable_until = 0.0
 
     @property
     def issuer(self) -> str:
@@ -196,6 +202,8 @@ class OIDC:
             # Nothing to ask with: the person has to log in again.
             store.delete_user_sessions(self.db, user_id)
             return True
+        if time.monotonic() < self._unreachable_until:
+            return True
         try:
             meta = self.metadata()
             token = self._client().fetch_token(
@@ -218,6 +226,7 @@ class OIDC:
             return False
         except (requests.RequestException, ValueError) as exc:
             logger.warning("could not re-validate user %s: %s", user_id, exc)
+            self._unreachable_until = time.monotonic() + UNREACHABLE_BACKOFF
             return True
         store.mark_validated(self.db, user_id, token.get("refresh_token"))
         return True

@@ -21,8 +21,16 @@ from tecken_symbols import accounts, tokens
 from tecken_symbols.accounts import ALL_PERMISSIONS, AccountError, User
 from tecken_symbols.auth import JSONError, Principal
 from tecken_symbols.context import AppContext
-from tecken_symbols.people import charts, store
-from tecken_symbols.people.html import Raw, esc, hidden_csrf, message, page, table
+from tecken_symbols.people import charts, downloads, store
+from tecken_symbols.people.html import (
+    Raw,
+    checkbox,
+    esc,
+    message,
+    page,
+    post_form,
+    table,
+)
 from tecken_symbols.people.oidc import OIDC, LoginError
 from tecken_symbols.people.sessions import (
     SessionSettings,
@@ -61,6 +69,13 @@ class Pages:
         status: str = falcon.HTTP_200,
     ) -> None:
         page(resp, title, body, user=current_user(req), csrf=csrf_token(req), status=status)
+
+    def log_in(self, req: falcon.Request, resp: falcon.Response, user: User, method: str) -> None:
+        """A new session for ``user``; the session this browser had ends."""
+        session = getattr(req.context, "session", None)
+        if session is not None:
+            store.delete_session(self.ctx.db, session.id)
+        start_session(self.ctx.db, resp, user, method, self.sessions)
 
     def need_user(self, req: falcon.Request) -> User:
         user = current_user(req)
@@ -139,9 +154,12 @@ class HomePage:
             f'<dt>Permissions</dt><dd id="permissions">{perm_list(perms)}</dd>'
             f"<dt>Open sessions</dt><dd>{sessions}</dd></dl>"
             f"<h3>What next</h3><ul>{items}</ul>"
-            '<form method="post" action="/logout/everywhere">'
-            f'{hidden_csrf(csrf_token(req))}<button type="submit">Sign out everywhere</button> '
-            '<span class="muted">(ends every session of yours, in every browser)</span></form>'
+            + post_form(
+                "/logout/everywhere",
+                csrf_token(req),
+                '<button type="submit">Sign out everywhere</button> '
+                '<span class="muted">(ends every session of yours, in every browser)</span>',
+            )
         )
         self.p.render(req, resp, "Home", body)
 
@@ -168,11 +186,15 @@ class LoginPage:
                 f'Log in with {esc(self.p.oidc_name)}</a></p><p class="muted">or with a local account:</p>'
             )
         parts.append(
-            f'<form method="post" action="/login?next={esc(quote(nxt, safe=""))}" class="stack">'
-            f'<label>Email <input type="email" name="email" autocomplete="username" required value="{esc(email)}"></label>'
-            '<label>Password <input type="password" name="password" autocomplete="current-password" required></label>'
-            '<button type="submit">Log in</button></form>'
-            '<p class="muted">No password? A superuser can send you an invitation link, or an '
+            post_form(
+                "/login?next=" + quote(nxt, safe=""),
+                csrf_token(req),
+                f'<label>Email <input type="email" name="email" autocomplete="username" required value="{esc(email)}"></label>'
+                '<label>Password <input type="password" name="password" autocomplete="current-password" required></label>'
+                '<button type="submit">Log in</button>',
+                "stack",
+            )
+            + '<p class="muted">No password? A superuser can send you an invitation link, or an '
             "operator can run <code>tecken-symbols-admin set-password EMAIL</code>.</p>"
         )
         self.p.render(req, resp, "Log in", "".join(parts), status)
@@ -211,7 +233,7 @@ class LoginPage:
                 email,
             )
             return
-        start_session(db, resp, user, "password", self.p.sessions)
+        self.p.log_in(req, resp, user, "password")
         raise falcon.HTTPSeeOther(safe_next(req.get_param("next")))
 
 
@@ -250,7 +272,7 @@ class OIDCCallback:
             metrics.incr("people.login_refused", tags=["reason:oidc"])
             LoginPage(self.p).form(req, resp, str(exc), falcon.HTTP_400)
             return
-        start_session(self.p.ctx.db, resp, user, "oidc", self.p.sessions)
+        self.p.log_in(req, resp, user, "oidc")
         raise falcon.HTTPSeeOther(safe_next(nxt))
 
 
@@ -274,7 +296,8 @@ class InvitePage:
     def __init__(self, p: Pages) -> None:
         self.p = p
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+    def invited(self, req: falcon.Request, resp: falcon.Response, key: str) -> User | None:
+        """The invited user, or None after rendering a 404 page."""
         user = store.find_invitation(self.p.ctx.db, key)
         if user is None:
             self.p.render(
@@ -284,30 +307,32 @@ class InvitePage:
                 message("This invitation link is unknown, used or expired.", "error"),
                 falcon.HTTP_404,
             )
-            return
-        self._form(req, resp, key, user)
+        return user
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        user = self.invited(req, resp, key)
+        if user is not None:
+            self._form(req, resp, key, user)
 
     def _form(
         self, req: falcon.Request, resp: falcon.Response, key: str, user: User, error: str = ""
     ) -> None:
         body = (message(error, "error") if error else "") + (
             f"<p>Choose a password for <strong>{esc(user.email)}</strong> (at least {store.MIN_PASSWORD_LENGTH} characters).</p>"
-            f'<form method="post" class="stack"><label>Password <input type="password" name="password" '
-            'autocomplete="new-password" required></label><button type="submit">Set password and log in</button></form>'
+            + post_form(
+                None,
+                csrf_token(req),
+                '<label>Password <input type="password" name="password" autocomplete="new-password" '
+                'required></label><button type="submit">Set password and log in</button>',
+                "stack",
+            )
         )
         self.p.render(req, resp, "Invitation", body, falcon.HTTP_400 if error else falcon.HTTP_200)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         db = self.p.ctx.db
-        user = store.find_invitation(db, key)
+        user = self.invited(req, resp, key)
         if user is None:
-            self.p.render(
-                req,
-                resp,
-                "Invitation",
-                message("This invitation link is unknown, used or expired.", "error"),
-                falcon.HTTP_404,
-            )
             return
         try:
             store.set_password(db, user.email, read_form(req).get("password", ""))
@@ -316,7 +341,7 @@ class InvitePage:
             return
         store.use_invitation(db, key)
         store.audit(db, user, "password set from invitation", user.email)
-        start_session(db, resp, user, "password", self.p.sessions)
+        self.p.log_in(req, resp, user, "password")
         raise falcon.HTTPSeeOther("/")
 
 
@@ -354,17 +379,19 @@ class TokensPage:
             )
         perms = [p for p in ALL_PERMISSIONS if p in principal.permissions]
         if perms:
-            boxes = "".join(
-                f'<label class="inline"><input type="checkbox" name="permissions" value="{esc(p)}"> {esc(PERMISSION_NAMES[p])}</label>'
-                for p in perms
-            )
+            boxes = "".join(checkbox("permissions", p, PERMISSION_NAMES[p]) for p in perms)
             parts.append(
-                '<h3>New token</h3><form method="post" action="/tokens" class="stack">'
-                f"{hidden_csrf(csrf)}<fieldset><legend>Permissions</legend>{boxes}</fieldset>"
-                '<p class="muted">A token cannot hold both upload permissions.</p>'
-                '<label>Expires in (days) <input type="number" name="expires" value="365" min="1" max="36500"></label>'
-                '<label>Notes <input type="text" name="notes" maxlength="1000"></label>'
-                '<button type="submit">Create token</button></form>'
+                "<h3>New token</h3>"
+                + post_form(
+                    "/tokens",
+                    csrf,
+                    f"<fieldset><legend>Permissions</legend>{boxes}</fieldset>"
+                    '<p class="muted">A token cannot hold both upload permissions.</p>'
+                    '<label>Expires in (days) <input type="number" name="expires" value="365" min="1" max="36500"></label>'
+                    '<label>Notes <input type="text" name="notes" maxlength="1000"></label>'
+                    '<button type="submit">Create token</button>',
+                    "stack",
+                )
             )
         else:
             parts.append(
@@ -377,10 +404,21 @@ class TokensPage:
         rows = []
         for t in shown:
             actions = Raw(
-                f'<form method="post" action="/tokens/{t.id}/extend" class="inline">{hidden_csrf(csrf)}'
-                '<input type="hidden" name="days" value="365"><button type="submit">Extend 1 year</button></form> '
-                f'<form method="post" action="/tokens/{t.id}/delete" class="inline">{hidden_csrf(csrf)}'
-                f'<button type="submit" aria-label="Delete token {t.key_prefix}">Delete</button></form>'
+                post_form(
+                    f"/tokens/{t.id}/extend",
+                    csrf,
+                    '<input type="hidden" name="days" value="365">'
+                    f'<button type="submit" aria-label="Extend token {esc(t.key_prefix)} by a year">'
+                    "Extend 1 year</button>",
+                    "inline",
+                )
+                + " "
+                + post_form(
+                    f"/tokens/{t.id}/delete",
+                    csrf,
+                    f'<button type="submit" aria-label="Delete token {esc(t.key_prefix)}">Delete</button>',
+                    "inline",
+                )
             )
             rows.append(
                 [
@@ -476,7 +514,7 @@ class UsersPage:
                 [
                     Raw(f'<a href="/users/{u.id}">{esc(u.email)}</a>'),
                     "yes" if u.is_active else "NO (inactive)",
-                    "yes" if u.is_superuser else "",
+                    "yes" if u.is_superuser else "no",
                     ", ".join(accounts.user_groups(db, u.id)),
                     Raw(perm_list(accounts.user_permissions(db, u))),
                     n_tokens,
@@ -490,9 +528,13 @@ class UsersPage:
             + table(
                 ["Email", "Active", "Superuser", "Groups", "Permissions", "Tokens", "Uploads"], rows
             )
-            + '<h3>Invite someone</h3><form method="post" action="/users/invite">'
-            + hidden_csrf(csrf)
-            + '<label>Email <input type="email" name="email" required></label><button type="submit">Create invitation link</button></form>'
+            + "<h3>Invite someone</h3>"
+            + post_form(
+                "/users/invite",
+                csrf,
+                '<label>Email <input type="email" name="email" required></label>'
+                '<button type="submit">Create invitation link</button>',
+            )
             + "<h3>Audit log</h3>"
             + audit_table(store.audit_entries(db, limit=50))
         )
@@ -545,13 +587,11 @@ class UserPage:
             )
         }
         gboxes = "".join(
-            f'<label class="inline"><input type="checkbox" name="groups" value="{esc(g)}"{" checked" if g in groups else ""}> {esc(g)} '
-            f'<span class="muted">({esc(", ".join(perms))})</span></label>'
+            checkbox("groups", g, g, g in groups, ", ".join(perms))
             for g, perms in accounts.list_groups(db).items()
         )
         pboxes = "".join(
-            f'<label class="inline"><input type="checkbox" name="permissions" value="{esc(p)}"{" checked" if p in direct else ""}> {esc(PERMISSION_NAMES[p])}</label>'
-            for p in ALL_PERMISSIONS
+            checkbox("permissions", p, PERMISSION_NAMES[p], p in direct) for p in ALL_PERMISSIONS
         )
         user_tokens = tokens.list_tokens(db, user.email, "all")
         uploads = int(
@@ -561,12 +601,21 @@ class UserPage:
             notice
             + f"<dl><dt>Email</dt><dd>{esc(user.email)}</dd><dt>Effective permissions</dt><dd>{perm_list(accounts.user_permissions(db, user))}</dd>"
             f"<dt>Uploads</dt><dd>{uploads}</dd><dt>Last login</dt><dd>{esc(user.last_login or 'never')}</dd></dl>"
-            f'<form method="post" class="stack">{hidden_csrf(csrf_token(req))}'
-            f"<fieldset><legend>Groups</legend>{gboxes}</fieldset>"
-            f"<fieldset><legend>Direct permissions</legend>{pboxes}</fieldset>"
-            f'<label class="inline"><input type="checkbox" name="is_active" value="1"{" checked" if user.is_active else ""}> Active '
-            '<span class="muted">(inactive: sessions end and tokens stop at once)</span></label>'
-            '<button type="submit">Save</button></form>'
+            + post_form(
+                None,
+                csrf_token(req),
+                f"<fieldset><legend>Groups</legend>{gboxes}</fieldset>"
+                f"<fieldset><legend>Direct permissions</legend>{pboxes}</fieldset>"
+                + checkbox(
+                    "is_active",
+                    "1",
+                    "Active",
+                    user.is_active,
+                    "inactive: sessions end and tokens stop at once",
+                )
+                + '<button type="submit">Save</button>',
+                "stack",
+            )
             + "<h3>Tokens</h3>"
             + table(
                 ["Key", "Permissions", "Expires", "Notes"],
@@ -675,6 +724,14 @@ class StatsPage:
                 )
         else:
             body.append(message("Log in to see upload statistics."))
+        body.append(
+            "<h3>Downloads found and missing per day</h3>"
+            + charts.bar_chart(
+                downloads.per_day(db, days),
+                [("found", "found"), ("missing", "missing")],
+                "downloads",
+            )
+        )
         missing = charts.missing_per_day(db, days)
         body.append(
             "<h3>Missing symbols first seen per day</h3>"

@@ -73,7 +73,7 @@ class SessionMiddleware:
             clear_cookie(resp, self.settings)
             return
         if session.method == "oidc" and self.oidc is not None:
-            stale = store.stale_oidc_users(self.db, self.oidc.settings.revalidate_interval)
+            stale = store.stale_oidc_users(self.db, self.oidc.settings.revalidate_interval, user.id)
             if user.id in stale and not self.oidc.revalidate(user.id):
                 clear_cookie(resp, self.settings)
                 return

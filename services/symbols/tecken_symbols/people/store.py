@@ -287,13 +287,18 @@ def mark_validated(db: Database, user_id: int, refresh_token: str | None) -> Non
     )
 
 
-def stale_oidc_users(db: Database, interval: float) -> list[int]:
-    rows = db.fetchall(
+def stale_oidc_users(db: Database, interval: float, user_id: int | None = None) -> list[int]:
+    """Active OIDC users not re-validated within ``interval`` (only
+    ``user_id``, when given: the check of one request)."""
+    sql = (
         "SELECT id FROM users WHERE is_active = ? AND oidc_subject IS NOT NULL "
-        "AND (validated_at IS NULL OR validated_at < ?)",
-        (True, utcnow() - timedelta(seconds=interval)),
+        "AND (validated_at IS NULL OR validated_at < ?)"
     )
-    return [int(r["id"]) for r in rows]
+    params: list[Any] = [True, utcnow() - timedelta(seconds=interval)]
+    if user_id is not None:
+        sql += " AND id = ?"
+        params.append(user_id)
+    return [int(r["id"]) for r in db.fetchall(sql, params)]
 
 
 # -- deactivation and the audit log --------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import falcon
 import requests
 
-from tecken_symbols.people.html import Raw, esc, hidden_csrf, message, table
+from tecken_symbols.people.html import Raw, esc, message, post_form, table
 from tecken_symbols.people.pages import Pages
 from tecken_symbols.people.sessions import csrf_token, read_form
 
@@ -100,11 +100,15 @@ class SymbolicatePage:
         body = (
             f"<p>Symbolicates with eliot at <code>{esc(self.eliot_url)}</code>. One module per line "
             "(<code>debug_file debug_id</code>), one frame per line (<code>module_index offset</code>).</p>"
-            f'<form method="post" action="/symbolicate" class="stack">{hidden_csrf(csrf_token(req))}'
-            f'<label>Modules <textarea name="modules" rows="3" required>{esc(modules)}</textarea></label>'
-            f'<label>Stack <textarea name="stack" rows="5" required>{esc(stack)}</textarea></label>'
-            '<button type="submit">Symbolicate</button></form>'
-            f'<div id="result">{result}</div>'
+            + post_form(
+                "/symbolicate",
+                csrf_token(req),
+                f'<label>Modules <textarea name="modules" rows="3" required>{esc(modules)}</textarea></label>'
+                f'<label>Stack <textarea name="stack" rows="5" required>{esc(stack)}</textarea></label>'
+                '<button type="submit">Symbolicate</button>',
+                "stack",
+            )
+            + f'<div id="result">{result}</div>'
         )
         self.p.render(req, resp, "Symbolication", body, status)
 

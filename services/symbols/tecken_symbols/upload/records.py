@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from tecken_symbols.db import Cursorish, Database, from_json, to_json, utcnow
+from tecken_symbols.storages import bucket_of
 from tecken_symbols.upload.store import FileResult
 
 UPLOAD_COLUMNS = (
@@ -208,8 +209,10 @@ def upload_response(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def shown_bucket(name: str | None) -> str | None:
-    """A recorded bucket name as answers show it: rows written before bucket
-    names stopped holding local paths show ``filesystem`` instead (RT-18)."""
-    if name and name.startswith("file://"):
-        return "filesystem"
+    """A recorded bucket name as answers show it, Tecken's bare bucket name:
+    rows written when bucket names held a storage URL show the bucket alone
+    (``s3://bucket/v1/`` → ``bucket``), and a local path ``filesystem``
+    (RT-18)."""
+    if name and "://" in name:
+        return bucket_of(name) or "filesystem"
     return name

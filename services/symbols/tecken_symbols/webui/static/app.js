@@ -121,7 +121,7 @@ function errorBox(err) {
 
 function render(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
 }
 
 function field(label, name, value, attrs) {
@@ -172,13 +172,29 @@ function symbolsFilename(debugFile) {
 
 // ---- pages -----------------------------------------------------------------
 
+// Signed in with a session: the email, a Sign out button (the same form as
+// the server-rendered pages) and, for superusers, the Users link.
+function showSession(span, auth) {
+  span.replaceChildren(
+    el("span", { class: "who" }, `Signed in as ${auth.user.email}`),
+    el("form", { method: "post", action: auth.sign_out_url, class: "inline" },
+      el("input", { type: "hidden", name: "csrf_token", value: auth.csrf_token }),
+      el("button", { type: "submit" }, "Sign out")),
+  );
+  const nav = document.querySelector("header nav");
+  if (auth.user.is_superuser && !nav.querySelector("a[href='/users']")) {
+    nav.insertBefore(el("a", { href: "/users" }, "Users"), nav.querySelector("a[href='#/']"));
+  }
+}
+
 async function refreshWhoami() {
   const span = document.getElementById("whoami");
   if (!getToken()) {
     // A browser session (log in on /login), else nobody.
     try {
       const auth = await call(API.session);
-      span.textContent = auth.user ? `Signed in as ${auth.user.email}` : "Not signed in";
+      if (auth.user) showSession(span, auth);
+      else span.textContent = "Not signed in";
     } catch (err) {
       span.textContent = "Not signed in";
     }
@@ -239,6 +255,41 @@ async function tokenPage() {
   }
 }
 
+// ---- auto-refresh of uploads still in progress ------------------------------
+
+const REFRESH_MS = 5000;
+let refreshTimer = null;
+
+function stopRefresh() {
+  if (refreshTimer !== null) clearTimeout(refreshTimer);
+  refreshTimer = null;
+}
+
+// Calls load(true) in REFRESH_MS, unless the page (hash) changed by then; a
+// hidden tab waits until it is shown again.
+function refreshLater(load) {
+  stopRefresh();
+  const hash = location.hash;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    if (location.hash !== hash) return;
+    if (document.hidden) refreshLater(load);
+    else load(true);
+  }, REFRESH_MS);
+}
+
+// An upload older than this that never completed was interrupted: not waited for.
+const IN_PROGRESS_MAX_AGE_MS = 2 * 3600 * 1000;
+
+function inProgress(upload) {
+  const age = Date.now() - new Date(upload.created_at).getTime();
+  return !upload.completed_at && !upload.error && age < IN_PROGRESS_MAX_AGE_MS;
+}
+
+function refreshNote(count, what) {
+  return el("p", { class: "status", id: "refreshing" }, `${count} ${what} in progress: refreshed every ${REFRESH_MS / 1000} seconds until complete.`);
+}
+
 const UPLOAD_FILTERS = ["user", "size", "created_at", "completed_at", "sort", "reverse"];
 
 async function uploadsPage(query) {
@@ -283,79 +334,108 @@ async function uploadsPage(query) {
   );
   const results = el("div", {}, "Loading…");
   render(el("h2", {}, "Uploads"), form, results);
-  try {
-    const data = await call(API.uploads, {}, { ...filters, page });
-    const rows = data.uploads.map((u) =>
-      el(
-        "tr",
-        {},
-        el("td", {}, hashLink(`/uploads/${encodeURIComponent(u.id)}`, null, String(u.id))),
-        el("td", {}, u.filename || "—"),
-        el("td", {}, u.user.email),
-        el("td", { class: "num" }, formatSize(u.size)),
-        el("td", { class: "num" }, `${u.files_count}${u.files_incomplete_count ? ` (${u.files_incomplete_count} incomplete)` : ""}`),
-        el("td", {}, u.try_symbols ? el("span", { class: "tag" }, "try") : "regular"),
-        el("td", {}, formatDate(u.created_at)),
-        el("td", {}, u.error ? el("span", { class: "notfound" }, u.error) : formatDate(u.completed_at)),
-      ),
-    );
-    results.replaceChildren(
-      el("p", { class: "muted" }, data.can_view_all ? "All users' uploads." : "Your uploads."),
-      table(["Id", "File", "User", { label: "Size", num: true }, { label: "Files", num: true }, "Type", "Created", "Completed"], rows),
-      pager("/uploads", filters, page, data.has_next, data.total),
-    );
-  } catch (err) {
-    results.replaceChildren(errorBox(err));
-  }
+  let last = "";
+  // Only the results are redrawn on a refresh (the filter form keeps what is
+  // typed in it), and only when the answer changed.
+  const load = async (again) => {
+    try {
+      const data = await call(API.uploads, {}, { ...filters, page });
+      const pending = data.uploads.filter(inProgress).length;
+      if (pending) refreshLater(load);
+      const text = JSON.stringify(data);
+      if (again && text === last) return;
+      last = text;
+      showUploads(results, data, filters, page, pending);
+    } catch (err) {
+      results.replaceChildren(errorBox(err));
+    }
+  };
+  await load(false);
+}
+
+function showUploads(results, data, filters, page, pending) {
+  const rows = data.uploads.map((u) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, hashLink(`/uploads/${encodeURIComponent(u.id)}`, null, String(u.id))),
+      el("td", {}, u.filename || "—"),
+      el("td", {}, u.user.email),
+      el("td", { class: "num" }, formatSize(u.size)),
+      el("td", { class: "num" }, `${u.files_count}${u.files_incomplete_count ? ` (${u.files_incomplete_count} incomplete)` : ""}`),
+      el("td", {}, u.try_symbols ? el("span", { class: "tag" }, "try") : "regular"),
+      el("td", {}, formatDate(u.created_at)),
+      el("td", {}, u.error ? el("span", { class: "notfound" }, u.error) : formatDate(u.completed_at)),
+    ),
+  );
+  results.replaceChildren(
+    el("p", { class: "muted" }, data.can_view_all ? "All users' uploads." : "Your uploads."),
+    pending ? refreshNote(pending, pending === 1 ? "upload" : "uploads") : "",
+    table(["Id", "File", "User", { label: "Size", num: true }, { label: "Files", num: true }, "Type", "Created", "Completed"], rows),
+    pager("/uploads", filters, page, data.has_next, data.total),
+  );
 }
 
 async function uploadPage(id) {
   render(el("h2", {}, `Upload ${id}`), el("p", {}, "Loading…"));
-  try {
-    const { upload } = await call(API.upload, { id });
-    const files = upload.file_uploads.map((f) => {
-      const [debugFile, debugId, symbolsFile] = f.key.split("/").slice(-3);
-      return el(
-        "tr",
-        {},
-        el("td", {}, el("span", { class: "mono" }, f.key)),
-        el("td", { class: "num" }, formatSize(f.size)),
-        el("td", {}, f.update ? "update" : "new"),
-        el("td", {}, f.compressed ? "yes" : "no"),
-        el("td", {}, formatDate(f.completed_at)),
-        el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, symbols_file: symbolsFile, try: upload.try_symbols ? "1" : "" }, "look up")),
-      );
-    });
-    const listOf = (items) => (items && items.length ? el("ul", {}, items.map((k) => el("li", { class: "mono" }, k))) : "none");
-    render(
-      el("h2", {}, `Upload ${upload.id}`),
-      definitions([
-        ["File", upload.filename || "—"],
-        ["User", upload.user.email],
-        ["Size", formatSize(upload.size)],
-        ["Type", upload.try_symbols ? "try" : "regular"],
-        ["Protocol", upload.upload_protocol || "—"],
-        ["Storage", upload.try_symbols ? "try symbols" : "regular symbols"],
-        ["Download URL", upload.download_url ? el("span", { class: "mono" }, upload.download_url) : "—"],
-        ["Redirects", listOf(upload.redirect_urls)],
-        ["Created", formatDate(upload.created_at)],
-        ["Completed", formatDate(upload.completed_at)],
-        ["Content hash", upload.content_hash ? el("span", { class: "mono" }, upload.content_hash) : "—"],
-        ["Error", upload.error || "none"],
-        ["Skipped keys", listOf(upload.skipped_keys)],
-        ["Ignored keys", listOf(upload.ignored_keys)],
-      ]),
-      el("h3", {}, `Files (${upload.file_uploads.length})`),
-      table(["Key", { label: "Size", num: true }, "New/update", "Compressed", "Completed", ""], files),
-      el("h3", {}, "Related uploads"),
-      upload.related.length
-        ? el("ul", {}, upload.related.map((r) => el("li", {}, hashLink(`/uploads/${encodeURIComponent(r.id)}`, null, `${r.id}`), ` ${r.filename || ""} · ${formatDate(r.created_at)}`)))
-        : el("p", { class: "muted" }, "None."),
-      el("p", {}, hashLink("/uploads", null, "← All uploads")),
+  let last = "";
+  const load = async (again) => {
+    try {
+      const data = await call(API.upload, { id });
+      if (inProgress(data.upload)) refreshLater(load);
+      const text = JSON.stringify(data);
+      if (again && text === last) return;
+      last = text;
+      showUpload(data.upload);
+    } catch (err) {
+      render(el("h2", {}, `Upload ${id}`), errorBox(err));
+    }
+  };
+  await load(false);
+}
+
+function showUpload(upload) {
+  const files = upload.file_uploads.map((f) => {
+    const [debugFile, debugId, symbolsFile] = f.key.split("/").slice(-3);
+    return el(
+      "tr",
+      {},
+      el("td", {}, el("span", { class: "mono" }, f.key)),
+      el("td", { class: "num" }, formatSize(f.size)),
+      el("td", {}, f.update ? "update" : "new"),
+      el("td", {}, f.compressed ? "yes" : "no"),
+      el("td", {}, formatDate(f.completed_at)),
+      el("td", {}, hashLink("/lookup", { debug_file: debugFile, debug_id: debugId, symbols_file: symbolsFile, try: upload.try_symbols ? "1" : "" }, "look up")),
     );
-  } catch (err) {
-    render(el("h2", {}, `Upload ${id}`), errorBox(err));
-  }
+  });
+  const listOf = (items) => (items && items.length ? el("ul", {}, items.map((k) => el("li", { class: "mono" }, k))) : "none");
+  render(
+    el("h2", {}, `Upload ${upload.id}`),
+    inProgress(upload) ? refreshNote(1, "upload") : null,
+    definitions([
+      ["File", upload.filename || "—"],
+      ["User", upload.user.email],
+      ["Size", formatSize(upload.size)],
+      ["Type", upload.try_symbols ? "try" : "regular"],
+      ["Protocol", upload.upload_protocol || "—"],
+      ["Storage", upload.try_symbols ? "try symbols" : "regular symbols"],
+      ["Download URL", upload.download_url ? el("span", { class: "mono" }, upload.download_url) : "—"],
+      ["Redirects", listOf(upload.redirect_urls)],
+      ["Created", formatDate(upload.created_at)],
+      ["Completed", formatDate(upload.completed_at)],
+      ["Content hash", upload.content_hash ? el("span", { class: "mono" }, upload.content_hash) : "—"],
+      ["Error", upload.error || "none"],
+      ["Skipped keys", listOf(upload.skipped_keys)],
+      ["Ignored keys", listOf(upload.ignored_keys)],
+    ]),
+    el("h3", {}, `Files (${upload.file_uploads.length})`),
+    table(["Key", { label: "Size", num: true }, "New/update", "Compressed", "Completed", ""], files),
+    el("h3", {}, "Related uploads"),
+    upload.related.length
+      ? el("ul", {}, upload.related.map((r) => el("li", {}, hashLink(`/uploads/${encodeURIComponent(r.id)}`, null, `${r.id}`), ` ${r.filename || ""} · ${formatDate(r.created_at)}`)))
+      : el("p", { class: "muted" }, "None."),
+    el("p", {}, hashLink("/uploads", null, "← All uploads")),
+  );
 }
 
 async function statsPage() {
@@ -629,10 +709,11 @@ function parseHash() {
 }
 
 function route() {
+  stopRefresh();
   const { path, query } = parseHash();
   for (const link of document.querySelectorAll("nav a[href^='#']")) {
     const target = link.getAttribute("href").slice(1);
-    link.classList.toggle("active", target === "/" ? path === "/" : path.startsWith(target));
+    link.classList.toggle("active", path === target || (target !== "/" && path.startsWith(target + "/")));
   }
   let match;
   if (path === "/") return tokenPage();
@@ -650,6 +731,11 @@ function route() {
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
+  // "#main" is not a route here: the skip link moves the focus itself.
+  document.querySelector("a.skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   route();
   if (location.hash.replace(/^#/, "") !== "" && location.hash !== "#/") {
     refreshWhoami().catch(() => {});
