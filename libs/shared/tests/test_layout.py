@@ -126,3 +126,25 @@ def test_only_wsgi_imports_a_services_app() -> None:
         and module != target.rpartition(".")[0] + ".wsgi"
     )
     assert importers == []
+
+
+def test_a_services_tests_and_benches_do_not_import_another_service() -> None:
+    """Tests drive another service as a user would: over HTTP, as its own process
+    (``tecken_shared.testing.services``), never through its modules."""
+    crossings = []
+    for package in SERVICES:
+        own = PACKAGES[package].parent
+        for path in [*own.glob("tests/**/*.py"), *own.glob("bench/**/*.py")]:
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                crossings += [
+                    (str(path.relative_to(ROOT)), name)
+                    for name in names
+                    if name.split(".")[0] in SERVICES - {package}
+                ]
+    assert crossings == []

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tecken_shared.testing.servers import free_port, wsgi_server
+from tecken_shared.testing.services import running_service
 from tecken_symbols import accounts, tokens
 from tecken_symbols.people import store
 from tecken_symbols.upload.testing import DEBUG_ID, make_zip, sym_key, sym_text
@@ -119,18 +120,25 @@ class Walk:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    provider_fixture = request.getfixturevalue("start_oidc_provider_module")
+    provider = provider_fixture(base + "/oidc/callback")
+    # eliot as deployed (its own gunicorn), symbolicating from this symbols service.
+    eliot_env = {"ELIOT_SYMBOL_URLS": base + "/"}
+    with running_service("eliot", tmp / "eliot", 1, eliot_env) as eliot:
+        yield from _site(tmp, base, port, provider, eliot.url)
+
+
+def _site(tmp: Path, base: str, port: int, provider, eliot_url: str):  # type: ignore[no-untyped-def]
+    """The symbols service in-process (its context is the tests' to inspect) and a browser."""
     from playwright.sync_api import sync_playwright
 
     from tecken_shared.config import build_config_manager
     from tecken_symbols.app import create_app_and_context
 
     executable = chromium_path()
-    tmp = tmp_path_factory.mktemp("browser")
-    port, eliot_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
-    eliot_base = f"http://127.0.0.1:{eliot_port}"
-    provider_fixture = request.getfixturevalue("start_oidc_provider_module")
-    provider = provider_fixture(base + "/oidc/callback")
     env = {
         "SYMBOLS_DATABASE_URL": f"sqlite:///{tmp}/symbols.db",
         "SYMBOLS_PUBLIC_URL": base,
@@ -140,26 +148,13 @@ def site(tmp_path_factory, request):
         "SYMBOLS_LOG_FORMAT": "text",
         "SYMBOLS_MISSING_SYMBOLS_FLUSH_INTERVAL": "3600",
         "SYMBOLS_SESSION_COOKIE_SECURE": "false",
-        "SYMBOLS_ELIOT_URL": eliot_base,
+        "SYMBOLS_ELIOT_URL": eliot_url,
         **provider.env(),
     }
-    from tecken_eliot.app import create_app as create_eliot
-
-    eliot = create_eliot(
-        build_config_manager(
-            {
-                "ELIOT_SYMBOL_URLS": base + "/",
-                "ELIOT_SYMBOLS_CACHE_DIR": str(tmp / "eliot"),
-                "ELIOT_METRICS_BACKEND": "none",
-                "ELIOT_LOG_FORMAT": "text",
-            },
-            str(tmp / "none.env"),
-        )
-    )
     app, ctx = create_app_and_context(build_config_manager(env, str(tmp / "none.env")))
     accounts.create_user(ctx.db, "root@example.com", is_superuser=True)
     store.set_password(ctx.db, "root@example.com", PASSWORD)
-    with wsgi_server(app, port), wsgi_server(eliot, eliot_port), sync_playwright() as pw:
+    with wsgi_server(app, port), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             yield Walk(browser, base), ctx, provider, tmp
