@@ -53,7 +53,7 @@ run-collector: setup  ## Start the collector and its crashmover
 test: setup lint docs pytest  ## Lint, build the docs, run every test (what CI runs)
 
 .PHONY: pytest
-pytest: setup chromium  ## Run every test of the shared library and the services (no lint, no docs)
+pytest: setup chromium llvm  ## Run every test of the shared library and the services (no lint, no docs)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers
@@ -67,6 +67,18 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "the browser tests need Chromium: apt-get install chromium (or set TECKEN_CHROMIUM)"; exit 1; \
+	  fi; }
+
+# eliot's demangling test takes llvm-symbolizer as its oracle; Debian 12's
+# default one (LLVM 14) cannot demangle recent clang names, LLVM 19's can.
+.PHONY: llvm
+llvm:
+	@[ -x /usr/lib/llvm-19/bin/llvm-symbolizer ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing llvm-19 (llvm-symbolizer) for eliot's demangling test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null; \
+	  else \
+	    echo "eliot's demangling test needs LLVM 19's llvm-symbolizer: apt-get install llvm-19"; exit 1; \
 	  fi; }
 
 .PHONY: screenshots

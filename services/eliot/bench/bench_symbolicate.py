@@ -513,6 +513,7 @@ def main() -> int:
         "--workdir", default=os.path.join(tempfile.gettempdir(), "eliot-bench-data")
     )
     parser.add_argument("--synth-tool", default=str(SYNTHETIC_SYM_TOOL))
+    parser.add_argument("--json-out", help="also write every run's figures to this file")
     args = parser.parse_args()
 
     workdir = Path(args.workdir)
@@ -542,6 +543,8 @@ def main() -> int:
             log(f"run {run}/{args.runs}")
             runs.append(one_run(args, run, url + "/", synth, rows))
     summary(runs)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(runs, indent=1))
     return 0
 
 
