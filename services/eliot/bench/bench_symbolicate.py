@@ -187,6 +187,7 @@ class Row:
         frames: list[tuple[int, int]],
         frames_per_request: int,
         clients: int = 1,
+        warm: bytes | None = None,
     ) -> None:
         self.name = name
         self.memory_map = memory_map
@@ -194,6 +195,9 @@ class Row:
         self.frames = frames
         self.frames_per_request = frames_per_request
         self.clients = clients
+        #: fresh rows: a body apart that opens the modules; each of
+        #: ``bodies`` is then sent once at most (nothing memoised helps)
+        self.warm = warm
 
 
 def fresh_rows(args, mid: dict, modules: list[dict], rng: random.Random) -> list[Row]:
@@ -207,7 +211,9 @@ def fresh_rows(args, mid: dict, modules: list[dict], rng: random.Random) -> list
         body_of(mid_map, [[[0, o] for o in offsets[4000 * (i + 1) : 4000 * (i + 2)]]])
         for i in range(n)
     ]
-    rows.append(Row("distinct", mid_map, bodies, [(0, o) for o in offsets[:4000]], 4000))
+    baseline = [(0, o) for o in offsets[:4000]]
+    warm = body_of(mid_map, [[list(f) for f in baseline]])
+    rows.append(Row("distinct", mid_map, bodies, baseline, 4000, warm=warm))
     ranges = [func_ranges(Path(m["path"])) for m in modules]
     for count, per_module in ((100, 40), (350, 3)):
         memory_map = [m["module"] for m in modules[:count]]
@@ -217,9 +223,13 @@ def fresh_rows(args, mid: dict, modules: list[dict], rng: random.Random) -> list
             rng.shuffle(out)
             return out
 
-        baseline = [tuple(f) for f in frames()]
+        first = frames()
+        baseline = [tuple(f) for f in first]
         bodies = [body_of(memory_map, [frames()]) for _ in range(n)]
-        rows.append(Row(f"modules{count}", memory_map, bodies, baseline, count * per_module))
+        warm = body_of(memory_map, [first])
+        rows.append(
+            Row(f"modules{count}", memory_map, bodies, baseline, count * per_module, warm=warm)
+        )
     return rows
 
 
@@ -311,6 +321,22 @@ class Gunicorn:
         )
         wait_for_port("127.0.0.1", self.port, 30)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the workers: what a
+        request costs the service however busy the machine is."""
+        total = 0
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return 0.0
+        for pid in children.split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -389,9 +415,10 @@ def raw_parse(sym_path: Path, debug_id: str) -> float:
 
 def raw_lookups(
     cache_dir: Path, memory_map: list, frames: list[tuple[int, int]], seconds: float
-) -> float:
+) -> tuple[float, float]:
     """symbolic lookups/s for ``frames`` on the service's symcache files,
-    opened in-process (memory-mapped), every frame looked up (no memo)."""
+    opened in-process (memory-mapped), every frame looked up (no memo); and
+    the CPU seconds of one lookup."""
     caches = {
         i: symbolic.SymCache.open(str(cache_dir / "cache" / (cache_stem(*memory_map[i]) + ".symc")))
         for i in {i for i, _off in frames}
@@ -399,11 +426,12 @@ def raw_lookups(
     resolved = [(caches[i], off) for i, off in frames]
     count = 0
     start = time.perf_counter()
+    cpu = time.process_time()
     while time.perf_counter() - start < seconds:
         for symcache, offset in resolved:
             symcache.lookup(offset)
         count += len(resolved)
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count
 
 
 # -- one run -------------------------------------------------------------------
@@ -411,11 +439,14 @@ def raw_lookups(
 
 def measure(args, server: Gunicorn, cache_dir: Path, row: Row, result: dict) -> None:
     """Warm the row's modules in every worker, then its baseline and its load."""
-    for body in row.bodies[:1] * (2 * max(1, args.workers or 2)):
+    for body in [row.warm or row.bodies[0]] * (2 * max(1, args.workers or 2)):
         status, text = post(server.port, body)
         assert status == 200, text
-    raw = raw_lookups(cache_dir, row.memory_map, row.frames, args.baseline_seconds)
-    stats = load(server.port, row.bodies, row.clients, args.requests, args.seconds)
+    raw, raw_cpu = raw_lookups(cache_dir, row.memory_map, row.frames, args.baseline_seconds)
+    cpu = server.cpu_seconds()
+    requests = args.requests if row.warm is None else min(args.requests, len(row.bodies))
+    stats = load(server.port, row.bodies, row.clients, requests, args.seconds)
+    cpu_frame = (server.cpu_seconds() - cpu) / (stats["requests"] * row.frames_per_request)
     fps = stats["rps"] * row.frames_per_request
     key = f"{row.name}-{row.clients}"
     result[key] = {
@@ -424,11 +455,16 @@ def measure(args, server: Gunicorn, cache_dir: Path, row: Row, result: dict) -> 
         "us_per_frame": 1e6 / fps,
         "raw_lookups": raw,
         "ratio": fps / raw,
+        "cpu_us_per_frame": cpu_frame * 1e6,
+        "raw_cpu_us": raw_cpu * 1e6,
+        "cpu_ratio": raw_cpu / cpu_frame if cpu_frame else 0.0,
     }
     log(
         f"  {key:14s} {stats['requests']:4d} req, {stats['rps']:7.1f} req/s, "
         f"{fps:8.0f} frames/s ({1e6 / fps:6.2f} us/frame), p50 {stats['p50']:7.2f} ms"
         f" | raw symbolic {raw:6.0f} lookups/s ({1e6 / raw:5.2f} us) | ratio {fps / raw:.3f}"
+        f" | CPU us/frame: worker {cpu_frame * 1e6:6.2f}, raw lookup {raw_cpu * 1e6:5.2f},"
+        f" ratio {result[key]['cpu_ratio']:.3f}"
         + (f" | errors {stats['errors']}" if stats["errors"] else "")
     )
 
@@ -480,6 +516,11 @@ def summary(runs: list[dict]) -> None:
             f"   req/s: {mmm([r[key]['rps'] for r in runs], '.1f')}"
             f"   us/frame: {mmm([r[key]['us_per_frame'] for r in runs], '.2f')}"
             f"   p50 ms: {mmm([r[key]['p50'] for r in runs], '.2f')}"
+        )
+        log(
+            f"  {'':14s} CPU: raw lookup / worker per frame: "
+            f"{mmm([r[key]['cpu_ratio'] for r in runs])}"
+            f"   worker us/frame: {mmm([r[key]['cpu_us_per_frame'] for r in runs], '.2f')}"
         )
     for c in (1, 4):
         if f"large-{c}" in runs[0] and f"small-{c}" in runs[0]:

@@ -23,7 +23,8 @@ import pycxxfilt
 import pydemumble
 import symbolic
 from symbolic._lowlevel import ffi, lib
-from symbolic.utils import rustcall
+from symbolic.exceptions import exceptions_by_code
+from symbolic.utils import decode_str
 
 #: Addresses are 64-bit; symbolic cannot look up anything larger.
 MAX_ADDRESS = 2**64 - 1
@@ -41,8 +42,43 @@ class Location(NamedTuple):
     sym_addr: int
 
 
-def _text(s: ffi.CData) -> str:
-    return ffi.unpack(s.data, s.len).decode("utf-8", "replace") if s.len else ""
+_unpack = ffi.unpack
+_addressof = ffi.addressof
+_str_free = lib.symbolic_str_free
+_err_clear = lib.symbolic_err_clear
+_err_code = lib.symbolic_err_get_last_code
+_lookup = lib.symbolic_symcache_lookup
+_result_free = lib.symbolic_lookup_result_free
+
+
+def _lookup_raw(ptr: ffi.CData, offset: int) -> list[tuple[str, str, int, int]]:
+    """``(symbol, path, line, sym_addr)`` of each location, innermost first:
+    what ``SymCache.lookup`` reads, without its objects (the cost of a frame
+    is mostly this function; symbolic's own lookup is about half of it)."""
+    _err_clear()
+    rv = _lookup(ptr, offset)
+    code = _err_code()
+    if code:  # symbolic's error, as SymCache.lookup raises it
+        message = decode_str(lib.symbolic_err_get_last_message(), free=True)
+        raise exceptions_by_code.get(code, symbolic.SymbolicError)(message)
+    try:
+        out = []
+        items = rv.items
+        for i in range(rv.len):
+            item = items[i]
+            path = item.full_path
+            if path.len:
+                text = _unpack(path.data, path.len).decode("utf-8", "replace")
+            else:
+                text = ""
+            if path.owned:
+                _str_free(_addressof(path))
+            sym = item.symbol
+            name = _unpack(sym.data, sym.len).decode("utf-8", "replace") if sym.len else ""
+            out.append((name, text, item.line, item.sym_addr))
+        return out
+    finally:
+        _result_free(_addressof(rv))
 
 
 class SymcacheFrames:
@@ -66,21 +102,7 @@ class SymcacheFrames:
         """What ``SymCache.lookup(offset)`` finds, innermost first."""
         if not 0 <= offset <= MAX_ADDRESS:
             return []
-        rv = rustcall(lib.symbolic_symcache_lookup, self._ptr, offset)
-        try:
-            out = []
-            for i in range(rv.len):
-                item = rv.items[i]
-                path = item.full_path
-                try:
-                    text = _text(path)
-                finally:
-                    if path.owned:
-                        lib.symbolic_str_free(ffi.addressof(path))
-                out.append(Location(_text(item.symbol), text, item.line, item.sym_addr))
-        finally:
-            rustcall(lib.symbolic_lookup_result_free, ffi.addressof(rv))
-        return out
+        return [Location(*loc) for loc in _lookup_raw(self._ptr, offset)]
 
     def frame(self, offset: int, demangle: bool = False) -> tuple[str, str | None]:
         """``(keys, function)``: the JSON text of the symbolicated keys of the
@@ -98,6 +120,8 @@ class SymcacheFrames:
         return found
 
     def _function(self, name: str, demangle: bool) -> str:
+        """The ``"function": ...`` keys of a name (with ``raw_function`` when
+        demangled)."""
         if demangle:
             both = self._names.get(name, "")
             if both == "":
@@ -109,30 +133,29 @@ class SymcacheFrames:
         return '"function": ' + dumps_str(name)
 
     def _build(self, offset: int, demangle: bool) -> tuple[str, str | None]:
-        locations = self.locations(offset)
+        if not 0 <= offset <= MAX_ADDRESS:
+            return "", None
+        locations = _lookup_raw(self._ptr, offset)
         if not locations:
             return "", None
-        outer = locations[-1]
-        parts = [
-            ", ",
-            self._function(outer.symbol, demangle),
-            f', "function_offset": "{offset - outer.sym_addr:#x}"',
-        ]
-        if outer.path:
-            parts.append(', "file": ' + dumps_str(outer.path))
-            if outer.line:
-                parts.append(f', "line": {outer.line}')
+        function = self._function
+        symbol, path, line, sym_addr = locations[-1]
+        text = f', {function(symbol, demangle)}, "function_offset": "{offset - sym_addr:#x}"'
+        if path:
+            text += ', "file": ' + dumps_str(path)
+            if line:
+                text += f', "line": {line}'
         if len(locations) > 1:
             inlines = []
-            for loc in locations[:-1]:
-                inline = "{" + self._function(loc.symbol, demangle)
-                if loc.path:
-                    inline += ', "file": ' + dumps_str(loc.path)
-                    if loc.line:
-                        inline += f', "line": {loc.line}'
+            for inner, path, line, _addr in locations[:-1]:
+                inline = "{" + function(inner, demangle)
+                if path:
+                    inline += ', "file": ' + dumps_str(path)
+                    if line:
+                        inline += f', "line": {line}'
                 inlines.append(inline + "}")
-            parts.append(', "inlines": [' + ", ".join(inlines) + "]")
-        return "".join(parts), outer.symbol
+            text += ', "inlines": [' + ", ".join(inlines) + "]"
+        return text, symbol
 
 
 def demangle(name: str) -> str | None:
