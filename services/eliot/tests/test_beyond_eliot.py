@@ -252,3 +252,37 @@ def test_answers_are_what_json_dumps_writes(app, symbol_server):
     assert frame["function"] == 'na\u00efve::\u00fcber<"q\\\\">(\t)'
     assert frame["file"] == 'c:\\src\\caf\u00e9\\"quoted\u2028".cpp'
     assert frame["inlines"][0]["function"] == "inl\u00edn\u00e9d<\U0001f600>()"
+
+
+# -- open symcaches, bounded by memory -----------------------------------------
+
+
+def test_open_symcaches_are_bounded_by_memory(make_app, symbol_server):
+    """ELIOT_OPEN_SYMCACHES_MAX_SIZE bounds what a worker keeps open (mapped
+    bytes and memos): under it every module of a request stays open; over
+    it the least recently used are let go, the last one kept whatever its
+    size. ELIOT_OPEN_SYMCACHES still bounds the count."""
+    modules = [SSLTUNNEL, QIPCAP, DYLIB]
+    stacks = [[[i, 0x1010] for i in range(len(modules))]]
+    app = make_app()
+    v5(app, modules, stacks)
+    store = app.app.store
+    assert len(store._open) == 3
+    held = sum(o.weight for o in store._open.values())
+    assert held > sum(o.entry.size for o in store._open.values())  # memos count too
+
+    app = make_app(ELIOT_OPEN_SYMCACHES_MAX_SIZE=str(held - 1))
+    first = v5(app, modules, stacks)
+    store = app.app.store
+    assert 1 <= len(store._open) < 3
+    assert sum(o.weight for o in store._open.values()) <= held - 1 or len(store._open) == 1
+    # Let go of, not lost: asked again, they are opened again from disk.
+    assert v5(app, modules, stacks) == first
+
+    app = make_app(ELIOT_OPEN_SYMCACHES_MAX_SIZE="1")
+    assert v5(app, modules, stacks) == first
+    assert len(app.app.store._open) == 1
+
+    app = make_app(ELIOT_OPEN_SYMCACHES="2")
+    assert v5(app, modules, stacks) == first
+    assert len(app.app.store._open) == 2
