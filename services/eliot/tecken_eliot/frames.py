@@ -93,8 +93,8 @@ class SymcacheFrames:
         self.max_entries = max_entries
         self.size = 0
         self._ptr = symcache._get_objptr()
-        #: (offset, demangle) -> the frame's JSON keys and its function name
-        self._memo: dict[tuple[int, bool], tuple[str, str | None]] = {}
+        #: 2 * offset + demangle -> the frame's JSON keys and its function name
+        self._memo: dict[int, tuple[str, str | None]] = {}
         #: name -> (demangled, raw) as JSON text, or None when nothing demangles
         self._names: dict[str, str | None] = {}
 
@@ -108,7 +108,7 @@ class SymcacheFrames:
         """``(keys, function)``: the JSON text of the symbolicated keys of the
         frame at ``offset`` (``, "function": ..., "inlines": [...]``, empty
         when no symbol covers it) and its function name (None when none)."""
-        key = (offset, demangle)
+        key = 2 * offset + demangle
         found = self._memo.get(key)
         if found is None:
             found = self._build(offset, demangle)
