@@ -29,6 +29,9 @@ from symbolic.utils import decode_str
 #: Addresses are 64-bit; symbolic cannot look up anything larger.
 MAX_ADDRESS = 2**64 - 1
 
+#: Most bytes (estimated) one symcache's memo holds; past it, it starts again.
+MEMO_MAX_SIZE = 8_000_000
+
 #: json.dumps's encoding of one string (the C function it uses itself).
 dumps_str: Callable[[str], str] = encode_basestring_ascii
 
@@ -84,13 +87,13 @@ def _lookup_raw(ptr: ffi.CData, offset: int) -> list[tuple[str, str, int, int]]:
 class SymcacheFrames:
     """Memoised lookups in one symcache. ``size`` estimates the bytes the
     memo holds (the per-worker cache of open symcaches counts it); the memo
-    is dropped whole when it reaches ``max_entries``."""
+    is dropped whole when it passes ``max_size``."""
 
-    __slots__ = ("symcache", "max_entries", "size", "_ptr", "_memo", "_names")
+    __slots__ = ("symcache", "max_size", "size", "_ptr", "_memo", "_names")
 
-    def __init__(self, symcache: symbolic.SymCache, max_entries: int = 100_000) -> None:
+    def __init__(self, symcache: symbolic.SymCache, max_size: int = MEMO_MAX_SIZE) -> None:
         self.symcache = symcache
-        self.max_entries = max_entries
+        self.max_size = max_size
         self.size = 0
         self._ptr = symcache._get_objptr()
         #: 2 * offset + demangle -> the frame's JSON keys and its function name
@@ -112,8 +115,9 @@ class SymcacheFrames:
         found = self._memo.get(key)
         if found is None:
             found = self._build(offset, demangle)
-            if len(self._memo) >= self.max_entries:
+            if self.size >= self.max_size:
                 self._memo.clear()
+                self._names.clear()
                 self.size = 0
             self._memo[key] = found
             self.size += 100 + len(found[0])

@@ -59,7 +59,7 @@ def test_frames_are_what_symbolic_finds(tmp_path):
     with open(path, "wb") as fp:
         obj.make_symcache().dump_into(fp)
     symcache = symbolic.SymCache.open(str(path))
-    frames = SymcacheFrames(symcache, max_entries=50)
+    frames = SymcacheFrames(symcache, max_size=20_000)
     addresses = {0, 2**64 - 1}
     for line in sym.read_text().splitlines():
         parts = line.split()
@@ -77,7 +77,7 @@ def test_frames_are_what_symbolic_finds(tmp_path):
         keys, function = frames.frame(offset)
         assert function == (expected[-1][0] if expected else None)
         assert (keys == "") == (not expected)
-    assert len(frames._memo) <= 50  # bounded: dropped whole when full
+    assert frames.size <= 20_000 + 2_000  # bounded: dropped whole when full
     assert frames.locations(-1) == [] and frames.locations(2**64) == []
 
 
