@@ -59,8 +59,9 @@ pytest: setup test-tools  ## Run every test of the shared library and the servic
 # Debian programs the tests drive, as command:package. Chromium for the browser
 # tests (Playwright cannot download browsers here; TECKEN_CHROMIUM names another),
 # the C compiler and binutils for the tests that build ELF files, debuginfod-find,
-# gdb and LLVM 19 for the symsrv/SSQP/debuginfod real-client tests. Installed when
-# root, else named.
+# gdb and LLVM 19 for the symsrv/SSQP/debuginfod real-client tests (LLVM 19's
+# llvm-symbolizer is also the oracle of eliot's demangling test: Debian 12's default
+# LLVM 14 cannot demangle recent clang names). Installed when root, else named.
 TEST_TOOLS := chromium:chromium cc:gcc readelf:binutils nm:binutils \
   debuginfod-find:debuginfod gdb:gdb llvm-debuginfod-find-19:llvm-19
 .PHONY: test-tools

@@ -15,6 +15,7 @@ import falcon
 from everett.manager import ConfigManager
 
 from tecken_eliot.downloader import public_url
+from tecken_eliot.explain import module_explainer
 from tecken_eliot.heartbeat import health_checks
 from tecken_eliot.index_resource import IndexResource
 from tecken_eliot.middleware import middleware
@@ -56,7 +57,9 @@ def create_app(manager: ConfigManager | None = None) -> EliotApp:
     options = read_options(manager, WebAppConfig)
 
     store = SymcacheStore.from_config(manager)
-    symbolicator = Symbolicator(store, options["max_response_size"])
+    symbolicator = Symbolicator(
+        store, options["max_response_size"], explainer=module_explainer(store)
+    )
     log_options(logger, manager, NAMESPACE, WEBAPP_OPTIONS)
     logger.info(
         "symbol servers: %s; cache: %s (max %s bytes)",

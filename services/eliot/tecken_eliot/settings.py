@@ -229,9 +229,20 @@ class StoreConfig:
             "threads per worker.",
         )
         open_symcaches = Option(
-            default="64",
+            default="4096",
             parser=int,
-            doc="How many memory-mapped symcaches a worker keeps open (LRU).",
+            doc="Most memory-mapped symcaches a worker keeps open (LRU); a bound on "
+            "mappings and file handles. What a worker keeps is sized by "
+            "ELIOT_OPEN_SYMCACHES_MAX_SIZE.",
+        )
+        open_symcaches_max_size = Option(
+            default="2gb",
+            parser=parse_data_size,
+            doc="Most bytes the symcaches a worker keeps open may hold together: their "
+            "memory mappings (page cache shared by the workers) and the lookups memoised "
+            "for each (real stacks repeat addresses). Past it the least recently used are "
+            "let go (LRU). Set it so the modules of a typical request fit: a crash report "
+            "lists 100 to 300 modules.",
         )
         touch_interval = Option(
             default="60",

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import symbolic
+
+if TYPE_CHECKING:
+    from tecken_eliot.frames import SymcacheFrames
 
 
 class ModuleStatus(StrEnum):
@@ -50,3 +54,5 @@ class ModuleResult:
     filename: str = ""
     detail: str = ""
     cached: bool = False
+    #: FOUND: the symcache's memoised frames (what answers are built from)
+    frames: SymcacheFrames | None = None

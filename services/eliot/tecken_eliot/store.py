@@ -30,6 +30,7 @@ from everett.manager import ConfigManager
 
 from tecken_eliot.diskcache import CacheEntry, DiskCache
 from tecken_eliot.downloader import SymbolDownloader
+from tecken_eliot.frames import SymcacheFrames
 from tecken_eliot.naming import cache_stem, module_key
 from tecken_eliot.settings import StoreConfig, default_of, read_options
 from tecken_eliot.shared_tier import SharedTier
@@ -74,6 +75,18 @@ class Stats:
 class _Open:
     entry: CacheEntry
     touched: float
+    #: the symcache's memoised frames (they live as long as it stays open)
+    frames: SymcacheFrames
+
+    @property
+    def weight(self) -> int:
+        """The memory it holds: its mapping and its memo."""
+        return self.entry.size + self.frames.size
+
+    def found(self) -> ModuleResult:
+        return ModuleResult(
+            ModuleStatus.FOUND, self.entry.symcache, self.entry.filename, frames=self.frames
+        )
 
 
 class SymcacheStore:
@@ -83,6 +96,7 @@ class SymcacheStore:
         downloader: SymbolDownloader,
         *,
         max_open: int,
+        max_open_size: int = default_of(StoreConfig, "open_symcaches_max_size"),
         fetch_threads: int,
         touch_interval: float,
         lock_timeout: float,
@@ -91,7 +105,10 @@ class SymcacheStore:
     ) -> None:
         self.disk = disk
         self.downloader = downloader
+        #: most symcaches a worker keeps open, and most bytes (mappings and
+        #: memos) they may hold together
         self.max_open = max_open
+        self.max_open_size = max_open_size
         self.touch_interval = touch_interval
         self.lock_timeout = lock_timeout
         #: seconds one request may spend getting its cold modules
@@ -112,6 +129,7 @@ class SymcacheStore:
             # One keep-alive connection per fetch thread, at least the default 10.
             SymbolDownloader.from_config(manager, pool_size=max(10, options["fetch_threads"])),
             max_open=options["open_symcaches"],
+            max_open_size=options["open_symcaches_max_size"],
             fetch_threads=options["fetch_threads"],
             touch_interval=options["touch_interval"],
             lock_timeout=options["lock_timeout"],
@@ -121,14 +139,14 @@ class SymcacheStore:
 
     # -- per-worker LRU ----------------------------------------------------
 
-    def _warm(self, stem: str) -> CacheEntry | None:
+    def _warm(self, stem: str) -> _Open | None:
         with self._mutex:
             held = self._open.get(stem)
             if held is None:
                 return None
             self._open.move_to_end(stem)
         if held.entry.path is None:
-            return held.entry  # held in this worker only (too big for the disk cache)
+            return held  # held in this worker only (too big for the disk cache)
         try:
             st = os.stat(held.entry.path)
             # The size too: a file truncated in place would SIGBUS us on the
@@ -147,14 +165,28 @@ class SymcacheStore:
         if now - held.touched >= self.touch_interval:
             held.touched = now
             self.disk.touch(held.entry.path)
-        return held.entry
+        return held
 
-    def _remember(self, stem: str, entry: CacheEntry) -> None:
+    def _remember(self, stem: str, entry: CacheEntry) -> _Open:
+        held = _Open(entry, time.monotonic(), SymcacheFrames(entry.symcache))
         with self._mutex:
-            self._open[stem] = _Open(entry, time.monotonic())
+            self._open[stem] = held
             self._open.move_to_end(stem)
-            while len(self._open) > self.max_open:
-                self._open.popitem(last=False)
+        self.trim()
+        return held
+
+    def trim(self) -> None:
+        """Let go of the least recently used symcaches until at most
+        ``max_open`` are open and they hold at most ``max_open_size`` bytes
+        (the most recent one stays, however big). A request in flight keeps
+        the ones it uses alive."""
+        with self._mutex:
+            total = sum(held.weight for held in self._open.values())
+            while len(self._open) > 1 and (
+                len(self._open) > self.max_open or total > self.max_open_size
+            ):
+                _stem, held = self._open.popitem(last=False)
+                total -= held.weight
 
     # -- lookups -----------------------------------------------------------
 
@@ -170,11 +202,11 @@ class SymcacheStore:
         results: dict[tuple[str, str], ModuleResult] = {}
         cold = []
         for module in dict.fromkeys(modules):
-            entry = self._warm(cache_stem(*module))
-            if entry is not None:
+            held = self._warm(cache_stem(*module))
+            if held is not None:
                 stats.cache_count += 1
                 stats.cache_hits += 1
-                results[module] = ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
+                results[module] = held.found()
             else:
                 cold.append(module)
         if len(cold) == 1:
@@ -209,9 +241,9 @@ class SymcacheStore:
         if deadline is None:
             deadline = time.monotonic() + self.fetch_deadline
         stem = cache_stem(debug_filename, debug_id)
-        entry = self._warm(stem)
-        if entry is not None:
-            return ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
+        held = self._warm(stem)
+        if held is not None:
+            return held.found()
         try:
             normalized = normalize_debug_id(debug_id)
         except MalformedSymbols as exc:
@@ -253,8 +285,7 @@ class SymcacheStore:
         if entry is None:
             return None
         self.disk.touch(entry.path)
-        self._remember(stem, entry)
-        return ModuleResult(ModuleStatus.FOUND, entry.symcache, entry.filename)
+        return self._remember(stem, entry).found()
 
     def _compute(
         self,
@@ -367,8 +398,7 @@ class SymcacheStore:
         stored = self.disk.write_entry(stem, symc_tmp, filename, normalized, crc32)
         stats.add("save", key, time.perf_counter() - start)
         entry = CacheEntry(symcache, filename, stored, (st.st_dev, st.st_ino), st.st_size)
-        self._remember(stem, entry)
-        return ModuleResult(ModuleStatus.FOUND, symcache, filename)
+        return self._remember(stem, entry).found()
 
     def _from_tier(
         self, stem: str, normalized: str, symc_tmp: Path, key: str, stats: Stats

@@ -17,14 +17,14 @@ import markus
 
 from tecken_eliot.naming import module_key
 from tecken_eliot.store import Stats
-from tecken_eliot.symbolicate import Symbolicator, debug_block
+from tecken_eliot.symbolicate import JobAnswer, Options, Symbolicator, answer_text, debug_block
 from tecken_eliot.validation import (
     InvalidPayload,
     Job,
     Limits,
     check_limits,
     jobs_of_v5,
-    parse_json,
+    parse_and_validate,
     validate_job,
 )
 
@@ -81,42 +81,63 @@ class SymbolicateBase:
         self.limits = limits
 
     def jobs(self, payload: Any) -> list[Job]:
+        """The payload's jobs, validated (refusals raise InvalidPayload)."""
         raise NotImplementedError
 
-    def run(self, req: falcon.Request) -> tuple[list[Job], list[dict[str, Any]], Any, Stats]:
+    def count(self, jobs: list[Job]) -> None:
+        """The metrics of a valid request."""
+        raise NotImplementedError
+
+    def options(self, payload: Any) -> Options:
+        """What the request asks for beyond Eliot's answer."""
+        return Options()
+
+    def run(self, req: falcon.Request) -> tuple[list[Job], list[JobAnswer], Any, Stats]:
         try:
-            payload = parse_json(read_body(req, self.max_body_size))
-            jobs = self.jobs(payload)
+            payload, jobs = parse_and_validate(read_body(req, self.max_body_size), self.jobs)
+            self.count(jobs)
             stats = Stats()
-            results, modules = self.symbolicator.symbolicate(jobs, stats)
+            results, modules = self.symbolicator.symbolicate(jobs, stats, self.options(payload))
         except InvalidPayload as exc:
             raise refused(exc) from None
         return jobs, results, modules, stats
 
 
 class SymbolicateV5Resource(SymbolicateBase):
+    def options(self, payload: Any) -> Options:
+        """v5's opt-in fields beside ``jobs``: ``demangle`` and ``explain``
+        (booleans, false when absent)."""
+        if not isinstance(payload, dict):
+            return Options()
+        chosen = {}
+        for name in ("demangle", "explain"):
+            value = payload.get(name, False)
+            if not isinstance(value, bool):
+                raise InvalidPayload(f"{name} must be true or false", "invalid_option")
+            chosen[name] = value
+        return Options(**chosen)
+
     def jobs(self, payload: Any) -> list[Job]:
         raw_jobs = jobs_of_v5(payload)
         check_limits(raw_jobs, self.limits)
-        metrics.histogram("symbolicate.jobs_count", value=len(raw_jobs), tags=["version:v5"])
-        jobs = []
-        for i, raw in enumerate(raw_jobs):
-            job = validate_job(i, raw)
+        return [validate_job(i, raw) for i, raw in enumerate(raw_jobs)]
+
+    def count(self, jobs: list[Job]) -> None:
+        metrics.histogram("symbolicate.jobs_count", value=len(jobs), tags=["version:v5"])
+        for job in jobs:
             metrics.histogram(
                 "symbolicate.stacks_count", value=len(job.stacks), tags=["version:v5"]
             )
-            jobs.append(job)
-        return jobs
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
         with metrics.timer("symbolicate.api", tags=["version:v5"]):
             jobs, results, modules, stats = self.run(req)
-            body: dict[str, Any] = {"results": results}
+            debug = None
             if req.get_header("Debug"):
-                body["debug"] = debug_block(jobs, results, modules, stats, started)
+                debug = debug_block(jobs, results, modules, stats, started)
             resp.content_type = "application/json"
-            resp.text = json.dumps(body)
+            resp.text = answer_text(results, debug)
         logger.info(
             "symbolicate/v5: jobs: %d, symbols: %d, time: %.3f",
             len(jobs),
@@ -128,22 +149,18 @@ class SymbolicateV5Resource(SymbolicateBase):
 class SymbolicateV4Resource(SymbolicateBase):
     def jobs(self, payload: Any) -> list[Job]:
         check_limits([payload], self.limits)
-        job = validate_job(0, payload)
-        metrics.histogram("symbolicate.stacks_count", value=len(job.stacks), tags=["version:v4"])
-        return [job]
+        return [validate_job(0, payload)]
+
+    def count(self, jobs: list[Job]) -> None:
+        metrics.histogram(
+            "symbolicate.stacks_count", value=len(jobs[0].stacks), tags=["version:v4"]
+        )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with metrics.timer("symbolicate.api", tags=["version:v4"]):
-            jobs, results, _modules, _stats = self.run(req)
+            jobs, results, modules, _stats = self.run(req)
             job, result = jobs[0], results[0]
-            stacks = [
-                [
-                    f"{frame['function'] if 'function' in frame else frame['module_offset']}"
-                    f" (in {frame['module']})"
-                    for frame in stack
-                ]
-                for stack in result["stacks"]
-            ]
-            known = [result["found_modules"][module_key(*m)] for m in job.memory_map]
+            stacks = self.symbolicator.v4_stacks(job, modules)
+            known = [result.found_modules[module_key(*m)] for m in job.memory_map]
             resp.content_type = "application/json"
             resp.text = json.dumps({"symbolicatedStacks": stacks, "knownModules": known})

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 MAX_JOBS = 10
+
+T = TypeVar("T")
 
 # Eliot's patterns, matched whole (fullmatch): its "^...$" let a trailing newline through.
 DEBUG_FILENAME_RE = re.compile(r"[A-Za-z0-9_.+{}@<> ~-]*")
@@ -82,10 +87,28 @@ def _is_int(value: Any) -> bool:
 
 
 def parse_json(body: bytes) -> Any:
+    """The payload as Python's json reads it (its values, its refusals)."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidPayload("Payload is not valid JSON", "bad_json") from exc
+
+
+def parse_and_validate(body: bytes, validate: Callable[[Any], T]) -> tuple[Any, T]:
+    """``(payload, validate(payload))``, the payload parsed by orjson (about
+    twice as fast). orjson reads a few things differently from Python's json
+    (integers past 64 bits become floats; NaN and lone surrogates are
+    refused), and what it reads differently never validates: so whatever
+    orjson refuses, or ``validate`` refuses after orjson, is read again by
+    :func:`parse_json` and validated again, and the answer (or the refusal)
+    is the one Python's json gives."""
+    try:
+        payload = orjson.loads(body)
+        return payload, validate(payload)
+    except (orjson.JSONDecodeError, InvalidPayload):
+        pass
+    payload = parse_json(body)
+    return payload, validate(payload)
 
 
 def jobs_of_v5(payload: Any) -> list[Any]:
@@ -127,7 +150,31 @@ def validate_modules(i: int, memory_map: Any) -> list[tuple[str, str]]:
     return modules
 
 
+def _valid_stacks(stacks: Any, module_count: int) -> bool:
+    """Whether every frame is well formed: the common case, checked without
+    building anything (:func:`validate_stacks` names what is wrong)."""
+    if type(stacks) is not list or not stacks:
+        return False
+    for stack in stacks:
+        if type(stack) is not list:
+            return False
+        for frame in stack:
+            if type(frame) is not list or len(frame) != 2:
+                return False
+            index, offset = frame
+            # type() is int: not a bool, not a float
+            if type(index) is not int or type(offset) is not int:
+                return False
+            if not -1 <= index < module_count or offset < -1:
+                return False
+    return True
+
+
 def validate_stacks(i: int, stacks: Any, module_count: int) -> list[list[tuple[int, int]]]:
+    """The stacks, each frame a ``(module_index, module_offset)`` pair (a
+    two-item list as sent, when every frame is valid)."""
+    if _valid_stacks(stacks, module_count):
+        return stacks
     prefix = f"job {i} has invalid stacks: "
 
     def bad(message: str) -> InvalidPayload:
