@@ -16,6 +16,10 @@ every file (including the raw crash's temp file) and every directory touched
 is fsync'd, concurrently so the filesystem can commit them together. Only then
 is the raw crash renamed into place and its directory fsync'd: a crash exists
 once its raw crash does, and by then every part of it is on stable storage.
+Crashes saved at the same time by the threads of one process share those two
+fsync rounds (group commit, :class:`SyncGroup`): a directory is fsync'd once
+per round for all of them, and each save returns only once its own files and
+directories are durable.
 When the scale-out path is on, the outbox marker ``<root>/outbox/<crash_id>``
 tells the crashmover which crashes are still to move.
 
@@ -32,9 +36,10 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -114,28 +119,123 @@ def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO) -> tup
     return Path(tmp), fd
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
+class SyncGroup:
+    """Group commit: the fsyncs of concurrent saves in one process share rounds.
+
+    A thread that needs files and directories on stable storage calls
+    :meth:`sync`. If no round is running it leads one: it takes every request
+    queued so far, fsyncs each file once and each directory once (a directory
+    shared by several crashes, such as the day's ``raw_crash/``, once for all of
+    them), concurrently so that a journaling filesystem commits them together,
+    and answers each request with its own outcome. Requests that arrive while a
+    round runs wait for the next one, led by the first of them, so every caller
+    returns only once its own files and directories are durable: an fsync issued
+    before its rename or write would prove nothing. A failed file fsync fails
+    only its owner; a failed directory fsync fails everyone who listed that
+    directory."""
+
+    def __init__(self, max_threads: int = 8) -> None:
+        self.max_threads = max_threads
+        self._lock = threading.Lock()
+        self._queue: list[_SyncRequest] = []
+        self._leading = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+        #: Called with the number of requests of each round (a metric).
+        self.on_round: Callable[[int], None] | None = None
+
+    def sync(self, fds: list[int], dirs: Iterable[Path]) -> None:
+        """Return once every descriptor in ``fds`` and every directory in
+        ``dirs`` is fsync'd; raises the first OSError among them."""
+        request = _SyncRequest(fds, set(dirs))
+        if not request.fds and not request.dirs:
+            return
+        self._check_fork()
+        with self._lock:
+            self._queue.append(request)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            request.done.wait()
+        if not request.finished:
+            # Woken to lead the next round (which includes this request).
+            self._lead()
+        if request.error is not None:
+            raise request.error
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():  # a forked worker: the parent's threads are gone
+            self._lock = threading.Lock()
+            self._queue = []
+            self._leading = False
+            self._pool = None
+            self._pid = os.getpid()
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._run(batch)
+        except BaseException as exc:  # not an fsync's OSError: fail the whole round
+            for request in batch:
+                request.error = request.error or exc
+        finally:
+            for request in batch:
+                request.finished = True
+                request.done.set()
+            with self._lock:
+                if self._queue:
+                    # The first waiter leads the next round; this thread answers now.
+                    self._queue[0].done.set()
+                else:
+                    self._leading = False
+        if self.on_round is not None:
+            self.on_round(len(batch))
+
+    def _run(self, batch: list[_SyncRequest]) -> None:
+        by_fd: dict[int, list[_SyncRequest]] = {}
+        by_dir: dict[Path, list[_SyncRequest]] = {}
+        for request in batch:
+            for fd in request.fds:
+                by_fd.setdefault(fd, []).append(request)
+            for directory in request.dirs:
+                by_dir.setdefault(directory, []).append(request)
+        jobs: list[tuple[Callable[[], None], list[_SyncRequest]]] = [
+            (functools.partial(os.fsync, fd), owners) for fd, owners in by_fd.items()
+        ]
+        jobs += [
+            (functools.partial(fsync_dir, directory), owners)
+            for directory, owners in sorted(by_dir.items())
+        ]
+        if len(jobs) == 1:
+            outcomes = [_outcome(jobs[0][0])]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="crash-fsync")
+            futures = [self._pool.submit(_outcome, job) for job, _ in jobs[1:]]
+            outcomes = [_outcome(jobs[0][0])] + [f.result() for f in futures]
+        for (_, owners), error in zip(jobs, outcomes, strict=True):
+            if error is not None:
+                for request in owners:
+                    if request.error is None:
+                        request.error = error
 
 
-def _fsync_all(fds: list[int], dirs: list[Path]) -> None:
-    """fsync every file descriptor and directory, concurrently: the filesystem
-    can then commit them together (one journal commit instead of one each)."""
-    global _pool, _pool_pid
-    jobs: list[Callable[[], None]] = [functools.partial(os.fsync, fd) for fd in fds]
-    jobs += [functools.partial(fsync_dir, d) for d in dirs]
-    if len(jobs) <= 1:
-        for job in jobs:
-            job()
-        return
-    if _pool is None or _pool_pid != os.getpid():  # a fork (gunicorn worker) needs its own
-        _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="crash-fsync")
-        _pool_pid = os.getpid()
-    futures = [_pool.submit(job) for job in jobs]
-    errors = [f.exception() for f in futures]
-    for error in errors:
-        if error is not None:
-            raise error
+@dataclass(eq=False)
+class _SyncRequest:
+    fds: list[int]
+    dirs: set[Path]
+    error: BaseException | None = None
+    finished: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _outcome(job: Callable[[], None]) -> OSError | None:
+    try:
+        job()
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _unlink(path: Path) -> None:
@@ -160,6 +260,8 @@ class FSCrashStorage:
         self.roots = [Path(primary)] + ([Path(fallback)] if fallback else [])
         self.durable = durable
         self.outbox = outbox
+        #: Concurrent saves share their fsync rounds (see :class:`SyncGroup`).
+        self.sync_group = SyncGroup()
         if create_roots:
             for root in self.roots:
                 try:
@@ -228,13 +330,15 @@ class FSCrashStorage:
                 dirty.add(target.parent)
             if self.durable:
                 # One barrier: every file's data (the raw crash temp file's too)
-                # and every directory entry made so far.
-                _fsync_all(fds, sorted(dirty))
+                # and every directory entry made so far, in a round shared with
+                # the other crashes being saved at the same time.
+                self.sync_group.sync(fds, dirty)
             # The raw crash last: its presence means the crash is complete.
             os.replace(raw_tmp, raw_target)
             placed.append(raw_target)
             if self.durable:
-                fsync_dir(raw_target.parent)
+                # Usually one fsync of the day's raw_crash/ for several crashes.
+                self.sync_group.sync([], [raw_target.parent])
         except BaseException:
             for path in temps:
                 _unlink(path)
