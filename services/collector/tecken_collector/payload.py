@@ -32,7 +32,7 @@ from falcon.media.multipart import (
 )
 from falcon.util.reader import BufferedReader
 
-from tecken_collector.framing import iter_parts
+from tecken_collector.framing import PlainPart, iter_parts
 from tecken_collector.settings import LimitsConfig, option_default, read_options
 
 ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
@@ -226,7 +226,15 @@ def parse_crash(
     raw_input = _BoundedInput(
         req.stream, limits.max_request_size + 1 if chunked else content_length
     )
-    read_raw = io.BufferedReader(raw_input, RAW_BUFFER).read
+    read_raw: Callable[[int], bytes]
+    whole: bytes | None = None
+    if not chunked and content_length <= limits.parse_in_memory_max:
+        # A typical crash report: the whole body in one read (one copy), no
+        # buffering layers; split as it is unless it needs gunzipping.
+        whole = _read_whole(req.stream, content_length)
+        read_raw = io.BytesIO(whole).read
+    else:
+        read_raw = io.BufferedReader(raw_input, RAW_BUFFER).read
     if chunked:
         read_raw = _size_checked(read_raw, raw_input, limits.max_request_size)
     options = _multipart_options(limits)
@@ -246,8 +254,12 @@ def parse_crash(
     try:
         # Bodies up to parse_in_memory_max are read whole and split in memory
         # (fast); bigger ones are parsed as a stream, starting with what was read.
-        head, complete = _read_up_to(source, limits.parse_in_memory_max)
-        parts: Iterable[BodyPart]
+        head: bytes | bytearray
+        if whole is not None and gunzip is None:
+            head, complete = whole, True
+        else:
+            head, complete = _read_up_to(source, limits.parse_in_memory_max)
+        parts: Iterable[BodyPart | PlainPart]
         if complete:
             parts = iter_parts(head, boundary, options)
         else:
@@ -311,6 +323,23 @@ class _BoundedInput(io.RawIOBase):
         return n
 
 
+def _read_whole(stream: Any, length: int) -> bytes:
+    """``length`` bytes of ``stream`` (fewer if it ends first), read with as
+    few calls as the server's input allows."""
+    data = stream.read(length)
+    if len(data) >= length or not data:
+        return data
+    chunks = [data]
+    remaining = length - len(data)
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 def _size_checked(
     read: Callable[[int], bytes], raw: _BoundedInput, limit: int
 ) -> Callable[[int], bytes]:
@@ -353,7 +382,9 @@ class _Prefixed:
         return self.source(size)
 
 
-def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLimits) -> None:
+def _read_parts(
+    parts: Iterable[BodyPart | PlainPart], crash: ParsedCrash, limits: PayloadLimits
+) -> None:
     has_json = False
     has_kv = False
     annotations_size = 0
