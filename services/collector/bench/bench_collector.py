@@ -17,8 +17,11 @@ is bounded by a crash count and a time limit. Next to it, in the same run:
   body and stores nothing (the cost of HTTP alone).
 
 Prints crashes/s, p50 and p99 latency and the collector's peak RSS per
-worker, and the ratio collector/disk for each run; then min/median/max of the
-ratio over the runs. Usage::
+worker, and the ratio collector/disk for each run; then, per row (1 and 4
+clients, plain and gzip), min/median/max over the runs of the collector's
+crashes/s, p50 and p99, of both baselines' crashes/s and of the ratios (the
+machine may be shared: the ratios to the same-run baselines are what
+compare). Usage::
 
     uv run python services/collector/bench/bench_collector.py [--runs 3] [--count 300] [--seconds 15]
 """
@@ -339,6 +342,12 @@ def fmt(m: dict) -> str:
     return f"{m['rate']:7.1f}/s p50 {m['p50']:6.1f}ms p99 {m['p99']:6.1f}ms (n={m['n']})"
 
 
+def spread(values: list[float], precision: int) -> str:
+    """min / median / max of ``values``."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{low:.{precision}f} / {mid:.{precision}f} / {high:.{precision}f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -363,8 +372,7 @@ def main() -> int:
         f"({len(gzip.compress(body))} B gzip'd); gunicorn {CONF.name} "
         f"(workers={os.environ.get('COLLECTOR_GUNICORN_WORKERS', '2')}); disk {args.dir}"
     )
-    ratios: dict[tuple[int, str], list[float]] = {}
-    http_ratios: dict[tuple[int, str], list[float]] = {}
+    runs: dict[tuple[int, str], list[dict]] = {}
     for run in range(1, args.runs + 1):
         work = Path(tempfile.mkdtemp(prefix="tecken-collector-bench-", dir=args.dir))
         try:
@@ -373,9 +381,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
         print(f"\nrun {run}")
         for row in rows:
-            key = (row["clients"], row["mode"])
-            ratios.setdefault(key, []).append(row["ratio"])
-            http_ratios.setdefault(key, []).append(row["http_ratio"])
+            runs.setdefault((row["clients"], row["mode"]), []).append(row)
             print(f"  {row['clients']} client(s) {row['mode']:5}")
             print(f"    collector {fmt(row['collector'])} peak RSS {row['rss_mb']:.0f} MB")
             print(f"    disk+fsync {fmt(row['disk'])}")
@@ -384,13 +390,20 @@ def main() -> int:
                 f"    ratio collector/disk {row['ratio']:.2f}, "
                 f"collector/bare http {row['http_ratio']:.2f}"
             )
-    for title, table in (("collector/disk", ratios), ("collector/bare http", http_ratios)):
-        print(f"\nratio {title} (min / median / max over runs)")
-        for (clients, mode), values in table.items():
-            print(
-                f"  {clients} client(s) {mode:5}: {min(values):.2f} / "
-                f"{statistics.median(values):.2f} / {max(values):.2f}"
-            )
+    print(f"\nsummary over {args.runs} run(s): min / median / max")
+    for (clients, mode), rows in runs.items():
+        print(f"  {clients} client(s) {mode}")
+        for label, values, unit in (
+            ("collector crashes/s", [r["collector"]["rate"] for r in rows], ""),
+            ("collector p50", [r["collector"]["p50"] for r in rows], " ms"),
+            ("collector p99", [r["collector"]["p99"] for r in rows], " ms"),
+            ("disk anchor crashes/s", [r["disk"]["rate"] for r in rows], ""),
+            ("bare http crashes/s", [r["http"]["rate"] for r in rows], ""),
+            ("ratio collector/disk", [r["ratio"] for r in rows], ""),
+            ("ratio collector/bare http", [r["http_ratio"] for r in rows], ""),
+        ):
+            precision = 2 if label.startswith("ratio") else 1
+            print(f"    {label:26} {spread(values, precision)}{unit}")
     return 0
 
 
