@@ -12,7 +12,8 @@ is bounded by a crash count and a time limit. Next to it, in the same run:
 
 * ``disk``: the baseline the target is measured against. The same files a
   crash produces (dump, dump names, raw crash) written to the same disk, each
-  with write + fsync, same concurrency, no HTTP.
+  with write + fsync, same concurrency, no HTTP; measured right before and
+  right after the collector, the mean of both.
 * ``http``: a bare Falcon app under the same gunicorn settings that reads the
   body and stores nothing (the cost of HTTP alone).
 
@@ -265,6 +266,13 @@ def run_clients(target, args_for, concurrency, count, seconds):
     }
 
 
+def mean_of(a: dict, b: dict) -> dict:
+    """Two measurements of the same thing as one (means; counts added)."""
+    merged = {key: (a[key] + b[key]) / 2 for key in ("rate", "p50", "p99")}
+    merged.update({key: a[key] + b[key] for key in ("accepted", "n", "failures")})
+    return merged
+
+
 def measure(
     work: Path, body: bytes, ctype: str, files: list[bytes], count: int, seconds: float
 ) -> list[dict]:
@@ -276,13 +284,18 @@ def measure(
             ("plain", body, {"Content-Type": ctype}),
             ("gzip", gz, {"Content-Type": ctype, "Content-Encoding": "gzip"}),
         ):
-            # The baseline right before the collector, so both see the same machine.
+            # The baseline right before and right after the collector (their
+            # mean), so both see the same machine even as its load drifts.
             disk_dir = work / "disk"
-            disk_dir.mkdir()
-            disk = run_clients(
-                disk_worker, lambda i, d=str(disk_dir): (d, files), concurrency, count, seconds
-            )
-            shutil.rmtree(disk_dir)
+
+            def anchor(d: Path = disk_dir, c: int = concurrency) -> dict:
+                d.mkdir()
+                try:
+                    return run_clients(disk_worker, lambda i: (str(d), files), c, count, seconds)
+                finally:
+                    shutil.rmtree(d)
+
+            disk_before = anchor()
             # HTTP alone: the bare Falcon app under the same gunicorn settings.
             port = free_port()
             bare = start_gunicorn("bare_app:application", {}, port, Path(__file__).parent)
@@ -321,6 +334,7 @@ def measure(
             stored = sum(1 for _ in crashes.glob("*/raw_crash/*.json"))
             assert stored == collector["accepted"], (stored, collector["accepted"])
             shutil.rmtree(crashes)
+            disk = mean_of(disk_before, anchor())
             rows.append(
                 {
                     "clients": concurrency,

@@ -31,14 +31,13 @@ crash is written to the fallback root instead. If that fails too,
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import logging
 import os
+import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -98,7 +97,9 @@ def _makedirs(path: Path, root: Path) -> list[Path]:
     return make_missing_dirs(path, stop=root)
 
 
-def _write_temp(directory: Path, final_name: str, data: bytes | BinaryIO) -> tuple[Path, int]:
+def _write_temp(
+    directory: Path, final_name: str, data: bytes | memoryview | BinaryIO
+) -> tuple[Path, int]:
     """Write ``data`` to a new dot-named temp file in ``directory``; returns its
     path and its still-open descriptor (for a later fsync)."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final_name}.", suffix=TMP_SUFFIX)
@@ -139,7 +140,7 @@ class SyncGroup:
         self._lock = threading.Lock()
         self._queue: list[_SyncRequest] = []
         self._leading = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._threads: _FsyncThreads | None = None
         self._pid = os.getpid()
         #: Called with the number of requests of each round (a metric).
         self.on_round: Callable[[int], None] | None = None
@@ -168,7 +169,7 @@ class SyncGroup:
             self._lock = threading.Lock()
             self._queue = []
             self._leading = False
-            self._pool = None
+            self._threads = None
             self._pid = os.getpid()
 
     def _lead(self) -> None:
@@ -200,25 +201,54 @@ class SyncGroup:
                 by_fd.setdefault(fd, []).append(request)
             for directory in request.dirs:
                 by_dir.setdefault(directory, []).append(request)
-        jobs: list[tuple[Callable[[], None], list[_SyncRequest]]] = [
-            (functools.partial(os.fsync, fd), owners) for fd, owners in by_fd.items()
+        jobs: list[tuple[Callable[[Any], None], Any, list[_SyncRequest]]] = [
+            (os.fsync, fd, owners) for fd, owners in by_fd.items()
         ]
-        jobs += [
-            (functools.partial(fsync_dir, directory), owners)
-            for directory, owners in sorted(by_dir.items())
-        ]
-        if len(jobs) == 1:
-            outcomes = [_outcome(jobs[0][0])]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="crash-fsync")
-            futures = [self._pool.submit(_outcome, job) for job, _ in jobs[1:]]
-            outcomes = [_outcome(jobs[0][0])] + [f.result() for f in futures]
-        for (_, owners), error in zip(jobs, outcomes, strict=True):
+        jobs += [(fsync_dir, directory, owners) for directory, owners in sorted(by_dir.items())]
+        if self._threads is None:
+            self._threads = _FsyncThreads(self.max_threads)
+        outcomes = self._threads.run(jobs)
+        for (_, _, owners), error in zip(jobs, outcomes, strict=True):
             if error is not None:
                 for request in owners:
                     if request.error is None:
                         request.error = error
+
+
+class _FsyncThreads:
+    """Threads that run a round's fsyncs at the same time (so that a journaling
+    filesystem commits them together, and the device gets them together): the
+    calling thread runs the first job, idle threads the others."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.started = 0
+        self.jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any, int, queue.SimpleQueue]] = (
+            queue.SimpleQueue()
+        )
+
+    def run(self, jobs: list[tuple[Callable[[Any], None], Any, Any]]) -> list[Exception | None]:
+        """Run ``(function, argument, _)`` jobs; returns each one's exception or None."""
+        outcomes: list[Exception | None] = [None] * len(jobs)
+        results: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
+        for index in range(1, len(jobs)):
+            function, argument, _ = jobs[index]
+            self.jobs.put((function, argument, index, results))
+        while self.started < min(self.size, len(jobs) - 1):
+            threading.Thread(target=self._work, name="crash-fsync", daemon=True).start()
+            self.started += 1
+        if jobs:
+            function, argument, _ = jobs[0]
+            outcomes[0] = _outcome(function, argument)
+        for _ in range(len(jobs) - 1):
+            index, error = results.get()
+            outcomes[index] = error
+        return outcomes
+
+    def _work(self) -> None:
+        while True:
+            function, argument, index, results = self.jobs.get()
+            results.put((index, _outcome(function, argument)))
 
 
 @dataclass(eq=False)
@@ -230,12 +260,20 @@ class _SyncRequest:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _outcome(job: Callable[[], None]) -> OSError | None:
+def _outcome(function: Callable[[Any], None], argument: Any) -> Exception | None:
     try:
-        job()
-    except OSError as exc:
+        function(argument)
+    except Exception as exc:  # an OSError, or a bug: either way the owners' failure
         return exc
     return None
+
+
+def _dump_source(dump: Any) -> bytes | memoryview | BinaryIO:
+    """What to write for ``dump``: its bytes, or a stream of them."""
+    if isinstance(dump, bytes | bytearray | memoryview):
+        return dump
+    view = getattr(dump, "view", None)
+    return view if view is not None else dump.open()
 
 
 def _unlink(path: Path) -> None:
@@ -271,7 +309,8 @@ class FSCrashStorage:
 
     def save(self, crash_id: str, raw_crash: dict[str, Any], dumps: dict[str, Any]) -> Path:
         """Store a crash; returns the root it went to. ``dumps`` maps a dump
-        name to bytes or an object with ``open()`` returning a binary stream."""
+        name to bytes or an object with ``open()`` returning a binary stream
+        (and an attribute ``view``: its bytes in memory, or None)."""
         if not is_valid_crash_id(crash_id, strict=False):
             raise ValueError(f"not a crash id: {crash_id!r}")
         errors = []
@@ -300,7 +339,7 @@ class FSCrashStorage:
         fds: list[int] = []
         placed: list[Path] = []
 
-        def stage(target: Path, data: bytes | BinaryIO) -> Path:
+        def stage(target: Path, data: bytes | memoryview | BinaryIO) -> Path:
             dirty.update(_makedirs(target.parent, root))
             tmp, fd = _write_temp(target.parent, target.name, data)
             temps.append(tmp)
@@ -312,7 +351,7 @@ class FSCrashStorage:
             staged: list[tuple[Path, Path]] = []
             for name, dump in dumps.items():
                 target = paths.dump(name)
-                data = dump if isinstance(dump, bytes) else dump.open()
+                data = _dump_source(dump)
                 staged.append((stage(target, data), target))
             target = paths.dump_names
             staged.append((stage(target, dump_names_bytes(list(dumps))), target))

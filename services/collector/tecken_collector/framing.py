@@ -123,6 +123,12 @@ class MemoryStream:
         self.pos = end
         return data
 
+    def rest(self) -> memoryview:
+        """What is left to read, as a view (no copy); the stream is then at its end."""
+        rest = self.view[self.pos :]
+        self.pos = len(self.view)
+        return rest
+
     def exhaust(self) -> None:
         self.pos = len(self.view)
 

@@ -32,7 +32,7 @@ from falcon.media.multipart import (
 )
 from falcon.util.reader import BufferedReader
 
-from tecken_collector.framing import PlainPart, iter_parts
+from tecken_collector.framing import MemoryStream, PlainPart, iter_parts
 from tecken_collector.settings import LimitsConfig, option_default, read_options
 
 ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
@@ -69,13 +69,20 @@ def sanitize_dump_name(name: str) -> str:
 
 @dataclass
 class Dump:
+    """One dump of a crash: spooled to ``file``, or, when the whole body was
+    read into memory, ``view``, its bytes in the body (no copy)."""
+
     name: str
-    file: IO[bytes]
+    file: IO[bytes] | None
     size: int
     sha256: str
+    view: memoryview | None = None
 
     def open(self) -> BinaryIO:
-        """The spooled bytes from the start (the same file object)."""
+        """The dump's bytes from the start (the spool file itself, rewound)."""
+        if self.view is not None:
+            return io.BytesIO(self.view)
+        assert self.file is not None
         self.file.seek(0)
         return self.file  # type: ignore[return-value]
 
@@ -83,7 +90,9 @@ class Dump:
         return self.open().read()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+        self.view = None
 
 
 @dataclass
@@ -436,6 +445,15 @@ def _read_parts(
                 raise MalformedCrash("too_many_dumps")
             if mimetype != "application/octet-stream":
                 crash.notes.append(f"unknown content type: {dump_name} {content_type}")
+            old = crash.dumps.pop(dump_name, None)
+            if old is not None:
+                old.close()
+            if isinstance(part.stream, MemoryStream):
+                # The body is in memory already: the dump is a view into it.
+                view = part.stream.rest()
+                digest = hashlib.sha256(view)
+                crash.dumps[dump_name] = Dump(dump_name, None, len(view), digest.hexdigest(), view)
+                continue
             memory = limits.spool_memory_size if in_memory < limits.spool_memory_total else 0
             spool: IO[bytes]
             if memory:
@@ -456,9 +474,6 @@ def _read_parts(
                 raise
             if size <= memory:
                 in_memory += size
-            old = crash.dumps.pop(dump_name, None)
-            if old is not None:
-                old.close()
             crash.dumps[dump_name] = Dump(dump_name, spool, size, digest.hexdigest())
     if has_json and has_kv:
         crash.notes.append("includes annotations in both json-encoded extra and formdata parts")
