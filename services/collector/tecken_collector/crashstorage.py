@@ -218,37 +218,40 @@ class SyncGroup:
 class _FsyncThreads:
     """Threads that run a round's fsyncs at the same time (so that a journaling
     filesystem commits them together, and the device gets them together): the
-    calling thread runs the first job, idle threads the others."""
+    jobs are dealt into at most ``size + 1`` lanes, the calling thread runs the
+    first, one thread each of the others (one wake-up per lane, not per job)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.started = 0
-        self.jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any, int, queue.SimpleQueue]] = (
+        self.jobs: queue.SimpleQueue[tuple[list[Any], list[int], queue.SimpleQueue]] = (
             queue.SimpleQueue()
         )
 
     def run(self, jobs: list[tuple[Callable[[Any], None], Any, Any]]) -> list[Exception | None]:
         """Run ``(function, argument, _)`` jobs; returns each one's exception or None."""
+        lanes = min(self.size + 1, len(jobs))
         outcomes: list[Exception | None] = [None] * len(jobs)
-        results: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
-        for index in range(1, len(jobs)):
-            function, argument, _ = jobs[index]
-            self.jobs.put((function, argument, index, results))
-        while self.started < min(self.size, len(jobs) - 1):
+        results: queue.SimpleQueue[tuple[list[int], list[Exception | None]]] = queue.SimpleQueue()
+        # Lane 0 is this thread's; each other lane is one wake-up of a thread.
+        split = [list(range(lane, len(jobs), lanes)) for lane in range(lanes)]
+        for indexes in split[1:]:
+            self.jobs.put(([jobs[i] for i in indexes], indexes, results))
+        while self.started < lanes - 1:
             threading.Thread(target=self._work, name="crash-fsync", daemon=True).start()
             self.started += 1
-        if jobs:
-            function, argument, _ = jobs[0]
-            outcomes[0] = _outcome(function, argument)
-        for _ in range(len(jobs) - 1):
-            index, error = results.get()
-            outcomes[index] = error
+        for i in split[0] if split else []:
+            outcomes[i] = _outcome(jobs[i][0], jobs[i][1])
+        for _ in range(lanes - 1):
+            indexes, errors = results.get()
+            for i, error in zip(indexes, errors, strict=True):
+                outcomes[i] = error
         return outcomes
 
     def _work(self) -> None:
         while True:
-            function, argument, index, results = self.jobs.get()
-            results.put((index, _outcome(function, argument)))
+            lane, indexes, results = self.jobs.get()
+            results.put((indexes, [_outcome(function, argument) for function, argument, _ in lane]))
 
 
 @dataclass(eq=False)
