@@ -191,7 +191,10 @@ class SyncGroup:
                 else:
                     self._leading = False
         if self.on_round is not None:
-            self.on_round(len(batch))
+            try:
+                self.on_round(len(batch))
+            except Exception:  # a metric must not fail a save that is durable
+                logger.exception("fsync round callback failed")
 
     def _run(self, batch: list[_SyncRequest]) -> None:
         by_fd: dict[int, list[_SyncRequest]] = {}
