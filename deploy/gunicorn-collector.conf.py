@@ -21,6 +21,9 @@ globals().update(
         "collector",
         bind="0.0.0.0:8000",
         worker_class="tecken_shared.gunicorn_worker.BufferingWorker",
+        # Threads per worker: while one crash waits for its fsyncs, others are
+        # parsed, and crashes saved together share their fsync rounds.
+        threads=4,
         request_read_timeout=120,
         request_stall_timeout=_limits("read_timeout"),
         timeout_body="Discarded=malformed_read_timeout",

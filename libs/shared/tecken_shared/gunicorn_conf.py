@@ -61,7 +61,7 @@ class GunicornConfig:
     ``SYMBOLS_GUNICORN_BIND``, ``ELIOT_GUNICORN_BIND``, ``COLLECTOR_GUNICORN_BIND``.
     The defaults shown are the shared ones; a service's conf file may set
     others (symbols: bind ``0.0.0.0:3000``, timeout 900; eliot: bind
-    ``0.0.0.0:8050``; collector: bind ``0.0.0.0:8000``)."""
+    ``0.0.0.0:8050``; collector: bind ``0.0.0.0:8000``, threads 4)."""
 
     class Config:
         bind = Option(

@@ -64,6 +64,11 @@ _UNBOUNDED = 2**62
 #: is alive, enforcing the request-read deadlines).
 HOUSEKEEPING = 0.5
 
+#: Bytes asked of a socket per read: request bodies (crash reports of a few
+#: hundred KB, symbol uploads) arrive in a few reads instead of one per 8 KiB
+#: (waitress's default), each a turn of the event loop holding the GIL.
+RECV_BYTES = 256 * 1024
+
 #: The body of the 408 a client gets when it ran out of time (JSON error shape).
 TIMEOUT_BODY = (
     '{"error": "The request was not received in time: send it again, faster.", '
@@ -194,6 +199,7 @@ class BufferingWorker(Worker):
             ident="",
             expose_tracebacks=False,
             asyncore_use_poll=True,
+            recv_bytes=RECV_BYTES,
         )
         parser = type("Parser", (LimitedParser,), {"body_limit": options["max_request_body_size"]})
         channel = type("Channel", (HTTPChannel,), {"parser_class": parser})

@@ -12,13 +12,17 @@ is bounded by a crash count and a time limit. Next to it, in the same run:
 
 * ``disk``: the baseline the target is measured against. The same files a
   crash produces (dump, dump names, raw crash) written to the same disk, each
-  with write + fsync, same concurrency, no HTTP.
+  with write + fsync, same concurrency, no HTTP; measured right before and
+  right after the collector, the mean of both.
 * ``http``: a bare Falcon app under the same gunicorn settings that reads the
   body and stores nothing (the cost of HTTP alone).
 
 Prints crashes/s, p50 and p99 latency and the collector's peak RSS per
-worker, and the ratio collector/disk for each run; then min/median/max of the
-ratio over the runs. Usage::
+worker, and the ratio collector/disk for each run; then, per row (1 and 4
+clients, plain and gzip), min/median/max over the runs of the collector's
+crashes/s, p50 and p99, of both baselines' crashes/s and of the ratios (the
+machine may be shared: the ratios to the same-run baselines are what
+compare). Usage::
 
     uv run python services/collector/bench/bench_collector.py [--runs 3] [--count 300] [--seconds 15]
 """
@@ -262,6 +266,13 @@ def run_clients(target, args_for, concurrency, count, seconds):
     }
 
 
+def mean_of(a: dict, b: dict) -> dict:
+    """Two measurements of the same thing as one (means; counts added)."""
+    merged = {key: (a[key] + b[key]) / 2 for key in ("rate", "p50", "p99")}
+    merged.update({key: a[key] + b[key] for key in ("accepted", "n", "failures")})
+    return merged
+
+
 def measure(
     work: Path, body: bytes, ctype: str, files: list[bytes], count: int, seconds: float
 ) -> list[dict]:
@@ -273,13 +284,18 @@ def measure(
             ("plain", body, {"Content-Type": ctype}),
             ("gzip", gz, {"Content-Type": ctype, "Content-Encoding": "gzip"}),
         ):
-            # The baseline right before the collector, so both see the same machine.
+            # The baseline right before and right after the collector (their
+            # mean), so both see the same machine even as its load drifts.
             disk_dir = work / "disk"
-            disk_dir.mkdir()
-            disk = run_clients(
-                disk_worker, lambda i, d=str(disk_dir): (d, files), concurrency, count, seconds
-            )
-            shutil.rmtree(disk_dir)
+
+            def anchor(d: Path = disk_dir, c: int = concurrency) -> dict:
+                d.mkdir()
+                try:
+                    return run_clients(disk_worker, lambda i: (str(d), files), c, count, seconds)
+                finally:
+                    shutil.rmtree(d)
+
+            disk_before = anchor()
             # HTTP alone: the bare Falcon app under the same gunicorn settings.
             port = free_port()
             bare = start_gunicorn("bare_app:application", {}, port, Path(__file__).parent)
@@ -318,6 +334,7 @@ def measure(
             stored = sum(1 for _ in crashes.glob("*/raw_crash/*.json"))
             assert stored == collector["accepted"], (stored, collector["accepted"])
             shutil.rmtree(crashes)
+            disk = mean_of(disk_before, anchor())
             rows.append(
                 {
                     "clients": concurrency,
@@ -337,6 +354,12 @@ def measure(
 
 def fmt(m: dict) -> str:
     return f"{m['rate']:7.1f}/s p50 {m['p50']:6.1f}ms p99 {m['p99']:6.1f}ms (n={m['n']})"
+
+
+def spread(values: list[float], precision: int) -> str:
+    """min / median / max of ``values``."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{low:.{precision}f} / {mid:.{precision}f} / {high:.{precision}f}"
 
 
 def main() -> int:
@@ -363,8 +386,7 @@ def main() -> int:
         f"({len(gzip.compress(body))} B gzip'd); gunicorn {CONF.name} "
         f"(workers={os.environ.get('COLLECTOR_GUNICORN_WORKERS', '2')}); disk {args.dir}"
     )
-    ratios: dict[tuple[int, str], list[float]] = {}
-    http_ratios: dict[tuple[int, str], list[float]] = {}
+    runs: dict[tuple[int, str], list[dict]] = {}
     for run in range(1, args.runs + 1):
         work = Path(tempfile.mkdtemp(prefix="tecken-collector-bench-", dir=args.dir))
         try:
@@ -373,9 +395,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
         print(f"\nrun {run}")
         for row in rows:
-            key = (row["clients"], row["mode"])
-            ratios.setdefault(key, []).append(row["ratio"])
-            http_ratios.setdefault(key, []).append(row["http_ratio"])
+            runs.setdefault((row["clients"], row["mode"]), []).append(row)
             print(f"  {row['clients']} client(s) {row['mode']:5}")
             print(f"    collector {fmt(row['collector'])} peak RSS {row['rss_mb']:.0f} MB")
             print(f"    disk+fsync {fmt(row['disk'])}")
@@ -384,13 +404,20 @@ def main() -> int:
                 f"    ratio collector/disk {row['ratio']:.2f}, "
                 f"collector/bare http {row['http_ratio']:.2f}"
             )
-    for title, table in (("collector/disk", ratios), ("collector/bare http", http_ratios)):
-        print(f"\nratio {title} (min / median / max over runs)")
-        for (clients, mode), values in table.items():
-            print(
-                f"  {clients} client(s) {mode:5}: {min(values):.2f} / "
-                f"{statistics.median(values):.2f} / {max(values):.2f}"
-            )
+    print(f"\nsummary over {args.runs} run(s): min / median / max")
+    for (clients, mode), rows in runs.items():
+        print(f"  {clients} client(s) {mode}")
+        for label, values, unit in (
+            ("collector crashes/s", [r["collector"]["rate"] for r in rows], ""),
+            ("collector p50", [r["collector"]["p50"] for r in rows], " ms"),
+            ("collector p99", [r["collector"]["p99"] for r in rows], " ms"),
+            ("disk anchor crashes/s", [r["disk"]["rate"] for r in rows], ""),
+            ("bare http crashes/s", [r["http"]["rate"] for r in rows], ""),
+            ("ratio collector/disk", [r["ratio"] for r in rows], ""),
+            ("ratio collector/bare http", [r["http_ratio"] for r in rows], ""),
+        ):
+            precision = 2 if label.startswith("ratio") else 1
+            print(f"    {label:26} {spread(values, precision)}{unit}")
     return 0
 
 

@@ -31,7 +31,7 @@ from tecken_collector.settings import (
     build_throttler,
     options,
 )
-from tecken_collector.submit_resource import BreakpadSubmitterResource
+from tecken_collector.submit_resource import BreakpadSubmitterResource, count_fsync_round
 from tecken_shared.config import build_config_manager, log_options
 from tecken_shared.dockerflow import add_dockerflow_routes, release_name
 from tecken_shared.logging import log_unhandled_exceptions
@@ -72,6 +72,7 @@ def create_app(manager: ConfigManager | None = None) -> falcon.App:
 
     mover_settings = MoverSettings.from_config(manager)
     storage = build_storage(manager, outbox=mover_settings.enabled)
+    storage.sync_group.on_round = count_fsync_round
     mover = CrashMover.from_settings(mover_settings, storage.roots)
     submit = BreakpadSubmitterResource(
         throttler=build_throttler(manager),

@@ -32,7 +32,7 @@ from falcon.media.multipart import (
 )
 from falcon.util.reader import BufferedReader
 
-from tecken_collector.framing import iter_parts
+from tecken_collector.framing import MemoryStream, PlainPart, iter_parts
 from tecken_collector.settings import LimitsConfig, option_default, read_options
 
 ALLOWED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
@@ -69,13 +69,20 @@ def sanitize_dump_name(name: str) -> str:
 
 @dataclass
 class Dump:
+    """One dump of a crash: spooled to ``file``, or, when the whole body was
+    read into memory, ``view``, its bytes in the body (no copy)."""
+
     name: str
-    file: IO[bytes]
+    file: IO[bytes] | None
     size: int
     sha256: str
+    view: memoryview | None = None
 
     def open(self) -> BinaryIO:
-        """The spooled bytes from the start (the same file object)."""
+        """The dump's bytes from the start (the spool file itself, rewound)."""
+        if self.view is not None:
+            return io.BytesIO(self.view)
+        assert self.file is not None
         self.file.seek(0)
         return self.file  # type: ignore[return-value]
 
@@ -83,7 +90,9 @@ class Dump:
         return self.open().read()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+        self.view = None
 
 
 @dataclass
@@ -226,7 +235,15 @@ def parse_crash(
     raw_input = _BoundedInput(
         req.stream, limits.max_request_size + 1 if chunked else content_length
     )
-    read_raw = io.BufferedReader(raw_input, RAW_BUFFER).read
+    read_raw: Callable[[int], bytes]
+    whole: bytes | None = None
+    if not chunked and content_length <= limits.parse_in_memory_max:
+        # A typical crash report: the whole body in one read (one copy), no
+        # buffering layers; split as it is unless it needs gunzipping.
+        whole = _read_whole(req.stream, content_length)
+        read_raw = io.BytesIO(whole).read
+    else:
+        read_raw = io.BufferedReader(raw_input, RAW_BUFFER).read
     if chunked:
         read_raw = _size_checked(read_raw, raw_input, limits.max_request_size)
     options = _multipart_options(limits)
@@ -246,8 +263,12 @@ def parse_crash(
     try:
         # Bodies up to parse_in_memory_max are read whole and split in memory
         # (fast); bigger ones are parsed as a stream, starting with what was read.
-        head, complete = _read_up_to(source, limits.parse_in_memory_max)
-        parts: Iterable[BodyPart]
+        head: bytes | bytearray
+        if whole is not None and gunzip is None:
+            head, complete = whole, True
+        else:
+            head, complete = _read_up_to(source, limits.parse_in_memory_max)
+        parts: Iterable[BodyPart | PlainPart]
         if complete:
             parts = iter_parts(head, boundary, options)
         else:
@@ -311,6 +332,23 @@ class _BoundedInput(io.RawIOBase):
         return n
 
 
+def _read_whole(stream: Any, length: int) -> bytes:
+    """``length`` bytes of ``stream`` (fewer if it ends first), read with as
+    few calls as the server's input allows."""
+    data = stream.read(length)
+    if len(data) >= length or not data:
+        return data
+    chunks = [data]
+    remaining = length - len(data)
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 def _size_checked(
     read: Callable[[int], bytes], raw: _BoundedInput, limit: int
 ) -> Callable[[int], bytes]:
@@ -353,7 +391,9 @@ class _Prefixed:
         return self.source(size)
 
 
-def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLimits) -> None:
+def _read_parts(
+    parts: Iterable[BodyPart | PlainPart], crash: ParsedCrash, limits: PayloadLimits
+) -> None:
     has_json = False
     has_kv = False
     annotations_size = 0
@@ -405,6 +445,15 @@ def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLi
                 raise MalformedCrash("too_many_dumps")
             if mimetype != "application/octet-stream":
                 crash.notes.append(f"unknown content type: {dump_name} {content_type}")
+            old = crash.dumps.pop(dump_name, None)
+            if old is not None:
+                old.close()
+            if isinstance(part.stream, MemoryStream):
+                # The body is in memory already: the dump is a view into it.
+                view = part.stream.rest()
+                digest = hashlib.sha256(view)
+                crash.dumps[dump_name] = Dump(dump_name, None, len(view), digest.hexdigest(), view)
+                continue
             memory = limits.spool_memory_size if in_memory < limits.spool_memory_total else 0
             spool: IO[bytes]
             if memory:
@@ -425,9 +474,6 @@ def _read_parts(parts: Iterable[BodyPart], crash: ParsedCrash, limits: PayloadLi
                 raise
             if size <= memory:
                 in_memory += size
-            old = crash.dumps.pop(dump_name, None)
-            if old is not None:
-                old.close()
             crash.dumps[dump_name] = Dump(dump_name, spool, size, digest.hexdigest())
     if has_json and has_kv:
         crash.notes.append("includes annotations in both json-encoded extra and formdata parts")

@@ -54,6 +54,11 @@ RESULT_TAGS = {
 }
 
 
+def count_fsync_round(size: int) -> None:
+    """Metric: requests served by one shared fsync round (group commit)."""
+    mover_metrics.histogram("fsync_round_size", value=size)
+
+
 def text_response(resp: falcon.Response, status: str, body: str) -> None:
     resp.status = status
     resp.content_type = "text/plain"

@@ -121,6 +121,25 @@ class Gunicorn:
             start_new_session=True,
         )
         wait_for_port("127.0.0.1", self.port, 20)
+        self.wait_for_worker(60)
+
+    def wait_for_worker(self, timeout: float) -> None:
+        """Wait until a worker answers: the master listens as soon as it starts,
+        the workers only once they imported the app (seconds on a busy machine)."""
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.url}/__lbheartbeat__", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise TimeoutError(f"no collector worker answered on {self.url}")
+            time.sleep(0.1)
 
     def kill(self) -> None:
         import signal

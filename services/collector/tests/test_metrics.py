@@ -64,3 +64,5 @@ def test_main_paths_emit_documented_metrics(make_app, metricsmock, tmp_path):
         "collector.breakpad_resource.throttle_rule", tags=["rule:unsupported_product"]
     )
     metricsmock.assert_incr("collector.breakpad_resource.throttle", tags=["result:reject"])
+    # The crash saves' fsync rounds (group commit): two requests per crash.
+    assert {r.value for r in records if r.key == "collector.crashmover.fsync_round_size"} >= {1}
