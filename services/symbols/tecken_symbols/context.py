@@ -28,6 +28,7 @@ from tecken_symbols.settings import (
 )
 from tecken_symbols.storages import Storages, build_storages
 from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.direct import DirectUploads
 from tecken_symbols.upload.writer import SymbolWriter
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class AppContext:
     lookups: Lookups
     #: Every write and delete of a symbol object goes through it.
     writer: SymbolWriter
+    #: v2 uploads straight to the storage, and their verification.
+    direct: DirectUploads
     upload: UploadSettings
     missing: MissingSymbols
     allowed_extensions: tuple[str, ...]
@@ -104,12 +107,16 @@ def build_context(manager: ConfigManager) -> AppContext:
         max_rows=dl_cfg("missing_symbols_max_rows"),
         retention_days=dl_cfg("missing_symbols_retention_days"),
     )
+    writer = SymbolWriter(upload, storages, db, lookups)
+    direct = DirectUploads(writer)
+    lookups.on_found = direct.on_found
     return AppContext(
         db=db,
         storages=storages,
         cache=cache,
         lookups=lookups,
-        writer=SymbolWriter(upload, storages, db, lookups),
+        writer=writer,
+        direct=direct,
         upload=upload,
         missing=missing,
         allowed_extensions=tuple(

@@ -59,6 +59,13 @@ def parse_snippets(value: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
+def parse_v2_protocol(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("auto", "tecken-put"):
+        raise ValueError(f"{value!r}: must be auto or tecken-put")
+    return value
+
+
 def gzip_level(value: str) -> int:
     level = int(value)
     if not 1 <= level <= 9:
@@ -352,6 +359,20 @@ class UploadConfig:
         )
         upload_v2_max_files_per_request = Option(
             default="1024", parser=int, doc="Most files in one POST /upload/v2/ request."
+        )
+        upload_v2_protocol = Option(
+            default="auto",
+            parser=parse_v2_protocol,
+            doc="How v2 clients send a file's bytes: ``auto`` straight to the storage, "
+            "with the protocol the upload backend names (``gcs-resumable`` on GCS, "
+            "``s3-presigned-put`` on S3, ``tecken-put`` on the filesystem); "
+            "``tecken-put`` always through this service.",
+        )
+        upload_v2_url_expires = Option(
+            default="3600",
+            parser=int,
+            doc="Seconds a presigned S3 PUT URL of a v2 upload stays valid (GCS upload "
+            "sessions last a week whatever this says).",
         )
         upload_try_retention_days = Option(
             default="30",
