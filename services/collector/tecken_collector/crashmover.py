@@ -49,7 +49,7 @@ from tecken_collector.publish import (
     CrashStore,
     ObjectCrashStorage,
     PublishError,
-    SQSPublisher,
+    build_publisher,
 )
 from tecken_collector.settings import (
     METRICS_YAML,
@@ -75,6 +75,7 @@ class MoverSettings:
 
     crashmover_storage_url: str
     crashmover_queue: str
+    crashmover_queue_engine: str
     crashmover_queue_endpoint_url: str
     crashmover_queue_region: str
     crashmover_inline: bool
@@ -135,9 +136,10 @@ class CrashMover:
             storage = ObjectCrashStorage(storage_from_url(settings.crashmover_storage_url))
         publisher = None
         if settings.crashmover_queue:
-            publisher = SQSPublisher(
+            publisher = build_publisher(
+                settings.crashmover_queue_engine,
                 settings.crashmover_queue,
-                endpoint_url=settings.crashmover_queue_endpoint_url or None,
+                endpoint_url=settings.crashmover_queue_endpoint_url,
                 region=settings.crashmover_queue_region,
             )
         return cls(

@@ -19,6 +19,7 @@ import uuid
 import boto3
 import pytest
 from collector_helpers import ANNOTATIONS, crash_files, crash_id_of
+from collector_helpers import sqs_messages as messages
 
 from tecken_collector.crashmover import build_crashmover
 from tecken_collector.multipart import encode_multipart
@@ -40,19 +41,6 @@ def sqs_queue(moto_server) -> str:
 
 def s3(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-def messages(endpoint: str, queue: str) -> list[str]:
-    client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
-    url = client.get_queue_url(QueueName=queue)["QueueUrl"]
-    bodies = []
-    while True:
-        resp = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not resp.get("Messages"):
-            return bodies
-        for msg in resp["Messages"]:
-            bodies.append(msg["Body"])
-            client.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 
 
 def submit(app) -> str:
