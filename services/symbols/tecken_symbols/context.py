@@ -15,6 +15,7 @@ from everett.manager import ConfigManager
 
 from tecken_shared.cache import Cache, cache_from_url
 from tecken_symbols.db import Database, DatabaseError
+from tecken_symbols.deployment import check_nodes
 from tecken_symbols.errors import SECURITY_HEADERS
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
@@ -23,6 +24,7 @@ from tecken_symbols.settings import (
     NAMESPACE,
     CacheConfig,
     DatabaseConfig,
+    DeploymentConfig,
     DownloadConfig,
     StorageConfig,
 )
@@ -65,6 +67,18 @@ def build_context(manager: ConfigManager) -> AppContext:
     st_cfg = config.with_options(StorageConfig)
     ca_cfg = config.with_options(CacheConfig)
     dl_cfg = config.with_options(DownloadConfig)
+    dep_cfg = config.with_options(DeploymentConfig)
+    check_nodes(
+        dep_cfg("nodes"),
+        database_url=db_cfg("database_url"),
+        cache_url=ca_cfg("cache_url"),
+        storage_urls=[
+            st_cfg("storage_url"),
+            st_cfg("try_storage_url"),
+            *st_cfg("extra_storage_urls"),
+        ],
+        filesystem_shared=dep_cfg("filesystem_shared"),
+    )
 
     db = Database(db_cfg("database_url"), connect_timeout=db_cfg("database_connect_timeout"))
     if db_cfg("database_automigrate"):

@@ -81,6 +81,25 @@ class AppConfig:
         )
 
 
+class DeploymentConfig:
+    class Config:
+        nodes = Option(
+            default="1",
+            parser=int,
+            doc="How many machines run this service against the same database, cache and "
+            "storage. Above 1 the service refuses to start with state that one machine "
+            "keeps to itself: a SQLite database, a ``memory://`` cache, or ``file://`` "
+            "storage that is not one shared mount (see SYMBOLS_FILESYSTEM_SHARED). "
+            "docs/operations.rst lists what a multi-node deployment changes.",
+        )
+        filesystem_shared = Option(
+            default="false",
+            parser=parse_bool,
+            doc="The ``file://`` storages are one mount every node sees (NFS, a cluster "
+            "file system), so several nodes may use them.",
+        )
+
+
 class DatabaseConfig:
     class Config:
         database_url = Option(
@@ -464,6 +483,7 @@ class PeopleConfig:
 #: Every option class of the service (logged at start-up, documented in docs/).
 CONFIG_COMPONENTS = (
     AppConfig,
+    DeploymentConfig,
     DatabaseConfig,
     StorageConfig,
     CacheConfig,
