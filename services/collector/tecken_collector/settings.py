@@ -263,6 +263,14 @@ class CrashMoverConfig:
             parser=int,
             doc="Crashes moved at the same time by the crashmover (threads).",
         )
+        crashmover_claim_timeout = Option(
+            default="600",
+            parser=parse_seconds,
+            doc="Seconds after which a crash claimed by a crashmover that never finished "
+            "it (it died) goes back to the outbox for any crashmover. Crashmovers sharing "
+            "a root (the fallback root on NFS) claim each crash before moving it, so each "
+            "is published once; keep this above the longest move (processing included).",
+        )
         crashmover_processor_url = Option(
             default="",
             doc="eliot's base URL (e.g. http://127.0.0.1:8050). When set, the crashmover "
