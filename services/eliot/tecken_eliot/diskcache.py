@@ -43,6 +43,7 @@ from everett.manager import ConfigManager
 
 from tecken_eliot.settings import CacheConfig, StoreConfig, default_of, read_options
 from tecken_eliot.status import ModuleResult, ModuleStatus
+from tecken_shared.cache import Cache, cache_from_url
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
@@ -132,6 +133,7 @@ class DiskCache:
         missing_ttl: float = default_of(CacheConfig, "missing_symbols_ttl"),
         malformed_ttl: float = default_of(CacheConfig, "malformed_symbols_ttl"),
         verify_checksums: bool = default_of(CacheConfig, "verify_cache_checksums"),
+        shared_negatives: Cache | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.cache_dir = self.root / "cache"
@@ -141,6 +143,8 @@ class DiskCache:
         self.missing_ttl = missing_ttl
         self.malformed_ttl = malformed_ttl
         self.verify_checksums = verify_checksums
+        #: Negative entries shared by every node (Redis), with their TTLs.
+        self.shared_negatives = shared_negatives
         for directory in (self.cache_dir, self.tmp_dir, self.locks_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -154,6 +158,12 @@ class DiskCache:
             missing_ttl=options["missing_symbols_ttl"],
             malformed_ttl=options["malformed_symbols_ttl"],
             verify_checksums=options["verify_cache_checksums"],
+            shared_negatives=cache_from_url(
+                options["shared_negative_cache_url"],
+                prefix=options["shared_negative_cache_prefix"],
+            )
+            if options["shared_negative_cache_url"]
+            else None,
         )
 
     # -- paths -------------------------------------------------------------
@@ -265,7 +275,31 @@ class DiskCache:
             except (OSError, ValueError, AttributeError):
                 detail = ""
             return status, detail
-        return None
+        return self._shared_negative(stem)
+
+    def _ttl(self, status: ModuleStatus) -> float:
+        return self.missing_ttl if status is ModuleStatus.MISSING else self.malformed_ttl
+
+    def _shared_negative(self, stem: str) -> tuple[ModuleStatus, str] | None:
+        """Another node's live negative entry for ``stem``, kept here too
+        (with its creation time, so it expires here when it does there)."""
+        if self.shared_negatives is None:
+            return None
+        raw = self.shared_negatives.get(stem)
+        if raw is None:
+            metrics.incr("diskcache.shared_negative", tags=["result:miss"])
+            return None
+        try:
+            value = json.loads(raw)
+            status = ModuleStatus(value["status"])
+            detail, created = str(value.get("detail", "")), float(value["created"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not status.negative or time.time() - created >= self._ttl(status):
+            return None
+        metrics.incr("diskcache.shared_negative", tags=["result:hit"])
+        self._write_negative_file(stem, status, detail, created)
+        return status, detail
 
     def touch(self, path: Path) -> None:
         """Mark an entry as used (the cache manager evicts by this time)."""
@@ -317,6 +351,8 @@ class DiskCache:
             dest = self.path(stem, ".symc")
             self._place(symcache_tmp, dest)
             self.remove_entry(stem, (".missing", ".malformed"))
+            if self.shared_negatives is not None:
+                self.shared_negatives.delete(stem)
             result = "success"
             return dest
         except OSError as exc:
@@ -332,15 +368,27 @@ class DiskCache:
             )
 
     def write_negative(self, stem: str, status: ModuleStatus, detail: str) -> None:
-        """Remember a MISSING or MALFORMED module (for its TTL)."""
+        """Remember a MISSING or MALFORMED module (for its TTL), here and in
+        the shared negative cache when there is one."""
         if not status.negative:
             raise ValueError(f"{status} is not remembered as a negative entry")
-        ttl = self.missing_ttl if status is ModuleStatus.MISSING else self.malformed_ttl
+        ttl = self._ttl(status)
         if ttl <= 0:
             return
+        created = time.time()
+        self._write_negative_file(stem, status, detail, created)
+        if self.shared_negatives is not None:
+            value = {"status": str(status), "detail": detail, "created": created}
+            self.shared_negatives.set(stem, json.dumps(value), ttl)
+
+    def _write_negative_file(
+        self, stem: str, status: ModuleStatus, detail: str, created: float
+    ) -> None:
+        """The negative entry file, its mtime the time the entry was made."""
         try:
             tmp = self.tmp_file("." + status)
-            tmp.write_text(json.dumps({"detail": detail, "created": time.time()}))
+            tmp.write_text(json.dumps({"detail": detail, "created": created}))
+            os.utime(tmp, (created, created))
             self._place(tmp, self.path(stem, "." + status))
         except OSError as exc:
             logger.error("could not write negative cache entry %s: %s", stem, exc)
