@@ -68,6 +68,17 @@ def test_answers_name_the_backends_protocol(svc):
     assert row["upload_protocol"] == protocol
 
 
+def test_other_objects_are_found_without_the_database(svc, monkeypatch):
+    """Only objects a direct upload wrote (their metadata names it) make a
+    lookup query the database."""
+    svc.put(PD_KEY, b"stored by v1", metadata={"original_size": "12"})
+    calls = []
+    real = svc.ctx.direct.settle
+    monkeypatch.setattr(svc.ctx.direct, "settle", lambda *a: calls.append(a) or real(*a))
+    svc.app.get(f"/{PD_KEY}", status=302)
+    assert calls == []
+
+
 def test_tecken_client_unchanged_is_recorded_on_first_lookup(svc):
     """A Tecken v2 client PUTs the body and never calls back: the first
     download verifies and records the file, so the code-id lookup works."""

@@ -35,6 +35,10 @@ from tecken_symbols.upload.writer import SymbolWriter
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
+#: Metadata of an object a client writes straight to the storage: the v2
+#: upload that declared it (a lookup checks the database only for these).
+UPLOAD_ID_META = "v2_upload_id"
+
 COMPLETED = "completed"
 PENDING = "pending"
 FAILED = "failed"
@@ -68,15 +72,19 @@ class DirectUploads:
         direct = storer.target.storage.direct_upload_protocol
         return direct if direct and self.settings.v2_protocol == "auto" else "tecken-put"
 
-    def start(self, storer: FileStorer, protocol: str, key: str, size: int, md5: str) -> dict:
+    def start(
+        self, storer: FileStorer, protocol: str, upload_id: int, key: str, size: int, md5: str
+    ) -> dict:
         """The ``upload`` action of one file: a URL of the storage's own."""
         compressed = storer.compresses(key)
+        headers = storer.object_headers(key, size, md5, compressed)
+        headers["metadata"][UPLOAD_ID_META] = str(upload_id)
         upload = storer.target.storage.direct_upload(
             storer.target.full_key(key),
             # A gzipped body's length is not known in advance.
             size=None if compressed else size,
             expires=self.settings.v2_url_expires,
-            **storer.object_headers(key, size, md5, compressed),
+            **headers,
         )
         action: dict[str, Any] = {"type": "upload", "url": upload.url}
         if protocol != "gcs-resumable":  # Tecken's answer has only these three keys
@@ -93,8 +101,10 @@ class DirectUploads:
     def on_found(self, key: str, backend: Backend, info: ObjectInfo) -> bool:
         """A lookup found ``key`` in ``backend`` (uncached): verify it first
         when it is a direct upload nobody verified yet. False when the
-        object failed (it is deleted: the lookup found nothing)."""
-        if backend.storage.direct_upload_protocol is None:
+        object failed (it is deleted: the lookup found nothing). Only objects
+        written by a direct upload (their metadata names it) cost a database
+        query, so other downloads never wait on the database."""
+        if UPLOAD_ID_META not in info.metadata:
             return True
         return self.settle(key, backend.label)
 

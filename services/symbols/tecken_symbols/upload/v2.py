@@ -132,7 +132,9 @@ class UploadV2Resource:
             metrics.incr("upload_file_upload_skip")
             return {"type": "skip"}
         if protocol != PROTOCOL:
-            action = self.ctx.direct.start(storer, protocol, nkey, item["size"], item["md5_hash"])
+            action = self.ctx.direct.start(
+                storer, protocol, upload_id, nkey, item["size"], item["md5_hash"]
+            )
             metrics.incr("upload_file_upload_upload")
             return action
         compressed = storer.compresses(key)
