@@ -80,7 +80,11 @@ def build_context(manager: ConfigManager) -> AppContext:
         filesystem_shared=dep_cfg("filesystem_shared"),
     )
 
-    db = Database(db_cfg("database_url"), connect_timeout=db_cfg("database_connect_timeout"))
+    db = Database(
+        db_cfg("database_url"),
+        connect_timeout=db_cfg("database_connect_timeout"),
+        pool_size=db_cfg("database_pool_size"),
+    )
     if db_cfg("database_automigrate"):
         try:
             db.migrate()

@@ -117,7 +117,15 @@ class DatabaseConfig:
         database_connect_timeout = Option(
             default="5",
             parser=positive_float,
-            doc="Seconds to wait for a PostgreSQL connection.",
+            doc="Seconds to wait for a PostgreSQL connection (a new one, or a free one "
+            "of the pool).",
+        )
+        database_pool_size = Option(
+            default="20",
+            parser=int,
+            doc="Most PostgreSQL connections each worker process keeps in its pool "
+            "(psycopg_pool; one is opened at start). A connection found dropped is "
+            "replaced and the statement tried once more.",
         )
 
 
