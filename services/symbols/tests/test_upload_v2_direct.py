@@ -210,3 +210,16 @@ def test_tecken_put_when_configured(make_service, direct_storage_env):
     body = start(svc, [declare(b"x", PD_KEY)], token)
     assert body["upload_protocol"] == "tecken-put"
     assert body["files"][0]["action"]["url"].startswith("http://symbols.test/upload/v2/files/")
+
+
+def test_try_upload_goes_to_try_storage_and_is_verified_on_a_try_lookup(svc):
+    token = make_token(svc.ctx, ["upload_try_symbols"])
+    data = sym_text()
+    body = start(svc, [declare(data, sym_key())], token)
+    assert body["try_symbols"] is True
+    send_v2_file(svc.app, body["files"][0]["action"], gzip.compress(data), token)
+    assert svc.ctx.storages.regular.storage.metadata(sym_key()) is None
+    svc.app.get(f"/{sym_key()}", status=404)  # regular downloads don't see try symbols
+    svc.app.get(f"/try/{sym_key()}", status=302)
+    row = file_row(svc, sym_key())
+    assert row["completed_at"] is not None and row["debug_id"] == DEBUG_ID
