@@ -302,7 +302,8 @@ class UploadConfig:
         upload_file_upload_max_workers = Option(
             default="0",
             parser=int,
-            doc="Threads that compress and store members in parallel; 0 means the CPU count.",
+            doc="Threads that compress and store members in parallel (and that verify the "
+            "files of a v2 completion call); 0 means the CPU count.",
         )
         upload_gzip_level = Option(
             default="6",

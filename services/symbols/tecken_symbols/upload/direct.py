@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +96,13 @@ class DirectUploads:
     # -- verification ------------------------------------------------------
 
     def verify_upload(self, upload: dict[str, Any]) -> list[Verdict]:
-        """Verify every pending file of a direct upload (completion call)."""
-        return [self._verify_once(upload, row) for row in self._pending(upload_id=upload["id"])]
+        """Verify every pending file of a direct upload (completion call),
+        ``SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS`` at a time."""
+        rows = self._pending(upload_id=upload["id"])
+        if len(rows) <= 1:
+            return [self._verify_once(upload, row) for row in rows]
+        with ThreadPoolExecutor(min(self.settings.workers, len(rows))) as pool:
+            return list(pool.map(lambda row: self._verify_once(upload, row), rows))
 
     def on_found(self, key: str, backend: Backend, info: ObjectInfo) -> bool:
         """A lookup found ``key`` in ``backend`` (uncached): verify it first
