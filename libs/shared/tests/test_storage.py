@@ -226,3 +226,32 @@ def test_filesystem_file_mode_from_url(tmp_path):
     assert stat.S_IMODE((tmp_path / "b" / "m" / "AB" / "m.sym").stat().st_mode) == 0o600
     with pytest.raises(ValueError):
         storage_from_url(f"file://{tmp_path}/c?mode=999")
+
+
+def test_direct_upload_writes_the_object_with_its_headers(storage):
+    """A client PUTs straight to the backend (GCS resumable session, S3
+    presigned PUT); the filesystem has no direct uploads."""
+    import hashlib
+
+    import requests
+
+    key = "v1/xul.so/ABC/xul.so.sym"
+    payload = gzip.compress(b"MODULE Linux x86_64 ABC xul.so\n" * 10)
+    headers = {
+        "content_type": "text/plain",
+        "content_encoding": "gzip",
+        "cache_control": "no-transform",
+        "metadata": {"original_size": "310", "original_md5_hash": "abc123"},
+    }
+    if storage.direct_upload_protocol is None:
+        with pytest.raises(NotImplementedError):
+            storage.direct_upload(key, size=None, expires=60, **headers)
+        return
+    upload = storage.direct_upload(key, size=None, expires=60, **headers)
+    resp = requests.put(upload.url, payload, headers=upload.headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    info = storage.metadata(key)
+    assert info.size == len(payload) and info.md5 == hashlib.md5(payload).hexdigest()
+    assert info.content_encoding == "gzip" and info.cache_control == "no-transform"
+    assert info.metadata == headers["metadata"]
+    assert storage.get(key) == payload

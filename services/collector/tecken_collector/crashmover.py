@@ -17,16 +17,26 @@ the crash is retried on the next pass. Upload and publish are idempotent (same
 keys, and queue consumers must tolerate a duplicate id).
 
 The collector can also try the move right after saving
-(``COLLECTOR_CRASHMOVER_INLINE``); what fails there is left to this process."""
+(``COLLECTOR_CRASHMOVER_INLINE``); what fails there is left to this process.
+
+Several crashmovers may share a root (the fallback root on NFS): each move
+first *claims* the crash by renaming its marker to
+``<crash_id>.claimed-<owner>`` (a rename is atomic, also on NFS: one mover
+wins, the others skip the crash), so each crash is moved and published by
+one mover. A failed move renames the marker back for a later pass; a claim
+older than ``COLLECTOR_CRASHMOVER_CLAIM_TIMEOUT`` (its mover died) is given
+back to the outbox by whichever mover sees it first."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +59,7 @@ from tecken_collector.publish import (
     CrashStore,
     ObjectCrashStorage,
     PublishError,
-    SQSPublisher,
+    build_publisher,
 )
 from tecken_collector.settings import (
     METRICS_YAML,
@@ -67,6 +77,29 @@ logger = logging.getLogger("tecken_collector.crashmover")
 metrics = markus.get_metrics("collector.crashmover")
 
 STORED_MARK = b"stored\n"
+#: Between a crash id and its mover's name in a claimed outbox marker.
+CLAIM_SEP = ".claimed-"
+
+
+def claim(marker: Path, owner: str) -> Path | None:
+    """Take the crash of outbox ``marker`` for ``owner``: rename the marker
+    to a name only that owner uses (atomic: one of several movers wins) and
+    stamp it with the time of the claim. None when another mover has it."""
+    claimed = marker.with_name(f"{marker.name}{CLAIM_SEP}{owner}")
+    try:
+        os.rename(marker, claimed)
+        os.utime(claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def release(claimed: Path, marker: Path) -> None:
+    """Give a claimed crash back to the outbox (for the next pass of any mover)."""
+    try:
+        os.rename(claimed, marker)
+    except FileNotFoundError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,7 @@ class MoverSettings:
 
     crashmover_storage_url: str
     crashmover_queue: str
+    crashmover_queue_engine: str
     crashmover_queue_endpoint_url: str
     crashmover_queue_region: str
     crashmover_inline: bool
@@ -83,6 +117,7 @@ class MoverSettings:
     crashmover_concurrency: int
     crashmover_max_outbox: int
     crashmover_stale_seconds: float
+    crashmover_claim_timeout: float
     crashmover_processor_url: str
     crashmover_processor_timeout: float
 
@@ -116,6 +151,7 @@ class CrashMover:
         inline: bool,
         max_outbox: int,
         processor: CrashProcessor | None = None,
+        claim_timeout: float = 600,
     ) -> None:
         self.roots = list(roots)
         self.storage = storage
@@ -127,6 +163,9 @@ class CrashMover:
         self.inline = inline and self.enabled
         self.max_outbox = max_outbox
         self.processor = processor
+        self.claim_timeout = claim_timeout
+        #: This mover's name in its claims: unique per process, host and start.
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @classmethod
     def from_settings(cls, settings: MoverSettings, roots: list[Path]) -> CrashMover:
@@ -135,9 +174,10 @@ class CrashMover:
             storage = ObjectCrashStorage(storage_from_url(settings.crashmover_storage_url))
         publisher = None
         if settings.crashmover_queue:
-            publisher = SQSPublisher(
+            publisher = build_publisher(
+                settings.crashmover_queue_engine,
                 settings.crashmover_queue,
-                endpoint_url=settings.crashmover_queue_endpoint_url or None,
+                endpoint_url=settings.crashmover_queue_endpoint_url,
                 region=settings.crashmover_queue_region,
             )
         return cls(
@@ -150,6 +190,7 @@ class CrashMover:
             poll_interval=settings.crashmover_poll_interval,
             inline=settings.crashmover_inline,
             max_outbox=settings.crashmover_max_outbox,
+            claim_timeout=settings.crashmover_claim_timeout,
             processor=CrashProcessor(
                 settings.crashmover_processor_url, settings.crashmover_processor_timeout
             )
@@ -162,18 +203,36 @@ class CrashMover:
         return self.storage is not None or self.publisher is not None or self.processor is not None
 
     def move(self, root: Path, crash_id: str) -> bool:
-        """Move one crash; returns whether it left the outbox. Never raises for
-        a storage or queue failure (the crash stays and is retried)."""
+        """Move one crash; returns whether it left the outbox (moved here, or
+        taken by another mover). Never raises for a storage or queue failure
+        (the crash goes back to the outbox and is retried)."""
         paths = CrashPaths(root, crash_id)
         marker = paths.outbox
-        try:
-            state = marker.read_bytes()
-        except FileNotFoundError:
-            return True  # moved by someone else meanwhile
+        if not marker.exists():
+            return True  # moved or taken by another mover meanwhile
         if not paths.raw_crash.is_file():
             # Marker written, raw crash not (yet): an in-flight save, or a killed one.
             self._drop_if_stale(marker)
             return False
+        claimed = claim(marker, self.owner)
+        if claimed is None:
+            metrics.incr("claim_lost.count")
+            return True
+        try:
+            moved = self._move_claimed(root, crash_id, claimed)
+        except BaseException:
+            release(claimed, marker)
+            raise
+        if not moved:
+            release(claimed, marker)
+        return moved
+
+    def _move_claimed(self, root: Path, crash_id: str, claimed: Path) -> bool:
+        """Move a crash this mover has claimed (``claimed`` is its marker)."""
+        try:
+            state = claimed.read_bytes()
+        except FileNotFoundError:
+            return True  # a claim timed out and was taken over
         start = time.perf_counter()
         try:
             processed = processed_path(root, crash_id)
@@ -194,7 +253,7 @@ class CrashMover:
                     metrics.incr("retry_count", tags=["count:save_crash_exception.count"])
                     logger.warning("%s: not moved yet: %s", crash_id, exc)
                     return False
-                write_atomic(marker, STORED_MARK)
+                write_atomic(claimed, STORED_MARK)
             if self.publisher is not None:
                 try:
                     self.publisher.publish(crash_id)
@@ -211,7 +270,7 @@ class CrashMover:
         if self.delete_local:
             delete_crash(root, crash_id)
         try:
-            marker.unlink()
+            claimed.unlink()
         except FileNotFoundError:
             pass
         metrics.incr("move_crash.count")
@@ -234,7 +293,36 @@ class CrashMover:
             pass
 
     def pending(self) -> list[tuple[Path, str]]:
+        self.release_stale_claims()
         return [(root, crash_id) for root in self.roots for crash_id in iter_outbox(root)]
+
+    def release_stale_claims(self) -> int:
+        """Give back to the outbox the crashes claimed longer ago than
+        ``claim_timeout`` (their mover died); returns how many."""
+        released = 0
+        cutoff = time.time() - self.claim_timeout
+        for root in self.roots:
+            outbox = root / OUTBOX_DIR
+            try:
+                names = os.listdir(outbox)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                crash_id, sep, _owner = name.partition(CLAIM_SEP)
+                if not sep or not is_valid_crash_id(crash_id, strict=False):
+                    continue
+                claimed = outbox / name
+                try:
+                    if claimed.stat().st_mtime >= cutoff:
+                        continue
+                    os.rename(claimed, outbox / crash_id)
+                except FileNotFoundError:
+                    continue
+                logger.warning("%s: claim %s timed out, back in the outbox", crash_id, name)
+                released += 1
+        if released:
+            metrics.incr("claim_released.count", released)
+        return released
 
     def run_once(self) -> tuple[int, int]:
         """One pass over every outbox; returns (moved, left)."""

@@ -4,7 +4,10 @@
 
 """The scale-out path: crash storage in an object store (S3 API, the key
 layout Antenna uses in its bucket and the Socorro processor reads) and
-publishing crash ids to a queue (SQS API).
+publishing crash ids to a queue: SQS or Google Pub/Sub, both behind
+:class:`CrashPublisher` (:func:`build_publisher` picks one by
+``COLLECTOR_CRASHMOVER_QUEUE_ENGINE``). Each crash id is one message whose
+body is the id in UTF-8.
 
 Bucket layout::
 
@@ -16,7 +19,9 @@ Bucket layout::
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import re
 from typing import Any, Protocol
 
 import boto3
@@ -122,6 +127,8 @@ class SQSPublisher:
         read_timeout: float = 10,
         max_attempts: int = 2,
     ) -> None:
+        if not queue.strip():
+            raise ValueError("the SQS queue name is empty")
         self.queue = queue
         self.endpoint_url = endpoint_url
         self.client: Any = boto3.session.Session().client(
@@ -151,3 +158,82 @@ class SQSPublisher:
             self.client.send_message(QueueUrl=url, MessageBody=crash_id)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise PublishError(f"{crash_id}: cannot publish to {self.name}: {exc}") from exc
+
+
+#: A Pub/Sub topic path.
+TOPIC_RE = re.compile(r"projects/[^/\s]+/topics/[^/\s]+")
+
+
+class PubSubPublisher:
+    """Publishes each crash id (UTF-8) as one message to a Google Pub/Sub
+    topic (``projects/<project>/topics/<topic>``), waiting for the server's
+    acknowledgement up to ``timeout`` seconds. Credentials come from
+    Application Default Credentials; with ``endpoint`` (``host:port`` of an
+    emulator) the channel is plain and anonymous.
+
+    Untested against a live Pub/Sub or its emulator: none runs where the
+    tests run. The shared contract test covers its failure behaviour
+    (real gRPC to a closed port) and runs its delivery checks only when
+    ``TECKEN_TEST_PUBSUB_EMULATOR_HOST`` names an emulator."""
+
+    def __init__(self, topic: str, *, endpoint: str | None = None, timeout: float = 10) -> None:
+        if not TOPIC_RE.fullmatch(topic):
+            raise ValueError(f"Pub/Sub topic {topic!r} must be projects/<project>/topics/<topic>")
+        from google.api_core.retry import Retry
+        from google.cloud import pubsub_v1
+
+        self.topic = topic
+        self.timeout = timeout
+        endpoint = (endpoint or "").removeprefix("http://").removeprefix("https://") or None
+        self.name = f"pubsub topic {topic}" + (f" at {endpoint}" if endpoint else "")
+        options = pubsub_v1.types.PublisherOptions(retry=Retry(timeout=timeout), timeout=timeout)
+        kwargs: dict[str, Any] = {"publisher_options": options}
+        if endpoint:
+            import grpc
+            from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+            kwargs["transport"] = PublisherGrpcTransport(channel=grpc.insecure_channel(endpoint))
+        self._kwargs = kwargs
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """Made on first use: building it looks credentials up."""
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            try:
+                self._client = pubsub_v1.PublisherClient(**self._kwargs)
+            except Exception as exc:  # credentials missing or unusable
+                raise PublishError(f"{self.name}: cannot make a client: {exc}") from exc
+        return self._client
+
+    def publish(self, crash_id: str) -> None:
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as auth_exc
+
+        try:
+            future = self.client.publish(self.topic, data=crash_id.encode("utf-8"))
+            future.result(timeout=self.timeout)
+        except (
+            gexc.GoogleAPIError,
+            auth_exc.GoogleAuthError,
+            concurrent.futures.TimeoutError,
+        ) as exc:
+            raise PublishError(f"{crash_id}: cannot publish to {self.name}: {exc}") from exc
+
+
+#: Queue engines (``COLLECTOR_CRASHMOVER_QUEUE_ENGINE``).
+QUEUE_ENGINES = ("sqs", "pubsub")
+
+
+def build_publisher(
+    engine: str, queue: str, *, endpoint_url: str = "", region: str = ""
+) -> CrashPublisher:
+    """The publisher of ``engine`` for ``queue`` (an SQS queue name or URL, a
+    Pub/Sub topic path). Raises ValueError naming what is wrong."""
+    if engine == "sqs":
+        return SQSPublisher(queue, endpoint_url=endpoint_url or None, region=region or None)
+    if engine == "pubsub":
+        return PubSubPublisher(queue, endpoint=endpoint_url or None)
+    raise ValueError(f"queue engine {engine!r}: must be one of {', '.join(QUEUE_ENGINES)}")

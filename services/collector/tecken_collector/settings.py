@@ -31,6 +31,7 @@ from everett.manager import (
 )
 
 from tecken_collector.crashstorage import FSCrashStorage
+from tecken_collector.publish import QUEUE_ENGINES
 from tecken_collector.seconds import parse_seconds
 from tecken_collector.throttler import (
     Throttler,
@@ -43,6 +44,13 @@ NAMESPACE = "collector"
 METRICS_YAML = Path(__file__).parent / "metrics.yaml"
 
 T = TypeVar("T")
+
+
+def parse_queue_engine(value: str) -> str:
+    value = value.strip().lower()
+    if value not in QUEUE_ENGINES:
+        raise ValueError(f"{value!r}: must be one of {', '.join(QUEUE_ENGINES)}")
+    return value
 
 
 class AppConfig:
@@ -211,18 +219,27 @@ class CrashMoverConfig:
         )
         crashmover_queue = Option(
             default="",
-            doc="SQS queue (name or queue URL) the id of each stored crash is published to. "
+            doc="Queue the id of each stored crash is published to: an SQS queue (name or "
+            "queue URL), or a Pub/Sub topic (projects/<project>/topics/<topic>). "
             "Empty: nothing is published.",
+        )
+        crashmover_queue_engine = Option(
+            default="sqs",
+            parser=parse_queue_engine,
+            doc="'sqs' (AWS SQS or a compatible server) or 'pubsub' (Google Pub/Sub, with "
+            "Application Default Credentials). Pub/Sub is built behind the same interface "
+            "as SQS and passes the shared contract test's failure checks, but it is "
+            "untested against a live Pub/Sub (or its emulator).",
         )
         crashmover_queue_endpoint_url = Option(
             default="",
-            doc="Endpoint of an SQS-compatible server (moto, ElasticMQ, LocalStack); empty "
-            "for AWS.",
+            doc="Endpoint of an SQS-compatible server (moto, ElasticMQ, LocalStack), or "
+            "host:port of a Pub/Sub emulator; empty for AWS or Google Cloud.",
         )
         crashmover_queue_region = Option(
             default="us-east-1",
             alternate_keys=["root:AWS_DEFAULT_REGION"],
-            doc="Region of the SQS queue.",
+            doc="Region of the SQS queue (unused by Pub/Sub).",
         )
         crashmover_inline = Option(
             default="false",
@@ -245,6 +262,14 @@ class CrashMoverConfig:
             default="8",
             parser=int,
             doc="Crashes moved at the same time by the crashmover (threads).",
+        )
+        crashmover_claim_timeout = Option(
+            default="600",
+            parser=parse_seconds,
+            doc="Seconds after which a crash claimed by a crashmover that never finished "
+            "it (it died) goes back to the outbox for any crashmover. Crashmovers sharing "
+            "a root (the fallback root on NFS) claim each crash before moving it, so each "
+            "is published once; keep this above the longest move (processing included).",
         )
         crashmover_processor_url = Option(
             default="",

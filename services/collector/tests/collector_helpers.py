@@ -147,3 +147,19 @@ class Gunicorn:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def sqs_messages(endpoint: str, queue: str) -> list[str]:
+    """Receive and delete every message waiting in an SQS queue (by name)."""
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    url = client.get_queue_url(QueueName=queue)["QueueUrl"]
+    bodies = []
+    while True:
+        resp = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not resp.get("Messages"):
+            return bodies
+        for msg in resp["Messages"]:
+            bodies.append(msg["Body"])
+            client.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])

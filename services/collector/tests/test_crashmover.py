@@ -19,6 +19,7 @@ import uuid
 import boto3
 import pytest
 from collector_helpers import ANNOTATIONS, crash_files, crash_id_of
+from collector_helpers import sqs_messages as messages
 
 from tecken_collector.crashmover import build_crashmover
 from tecken_collector.multipart import encode_multipart
@@ -40,19 +41,6 @@ def sqs_queue(moto_server) -> str:
 
 def s3(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-def messages(endpoint: str, queue: str) -> list[str]:
-    client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
-    url = client.get_queue_url(QueueName=queue)["QueueUrl"]
-    bodies = []
-    while True:
-        resp = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not resp.get("Messages"):
-            return bodies
-        for msg in resp["Messages"]:
-            bodies.append(msg["Body"])
-            client.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 
 
 def submit(app) -> str:
@@ -354,3 +342,93 @@ def test_damaged_crash_stays_others_move(
     assert mover.run_once() == (1, 1)
     assert messages(moto_server.endpoint_url, sqs_queue) == [good]
     assert (roots[0] / "outbox" / damaged).is_file()
+
+
+# -- several crashmovers sharing one root (the fallback root on NFS) -----------
+
+
+def test_two_crashmover_processes_sharing_a_root_publish_each_crash_once(
+    make_env, roots, tmp_path, moto_server, s3_bucket, s3_storage_url, sqs_queue
+):
+    """Two crashmover processes (each with its own primary root) share the
+    fallback root holding 150 crashes: each crash is stored and published
+    exactly once, and the shared outbox ends empty."""
+    from tecken_collector.crashid import create_crash_id
+    from tecken_collector.crashstorage import FSCrashStorage
+
+    shared = roots[1]
+    store = FSCrashStorage(shared, durable=False, outbox=True)
+    ids = [create_crash_id(0) for _ in range(150)]
+    for crash_id in ids:
+        store.save(
+            crash_id, {"ProductName": "Firefox", "uuid": crash_id}, {"upload_file_minidump": DUMP}
+        )
+    procs = []
+    for i in range(2):
+        own = tmp_path / f"primary{i}"
+        own.mkdir()
+        env = mover_env(make_env, s3_storage_url, moto_server.endpoint_url, sqs_queue)
+        env.update(
+            COLLECTOR_CRASHSTORAGE_ROOT=str(own),
+            COLLECTOR_CRASHSTORAGE_FALLBACK_ROOT=str(shared),
+            COLLECTOR_CRASHMOVER_POLL_INTERVAL="0.05",
+            COLLECTOR_CRASHMOVER_CONCURRENCY="8",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tecken_collector.crashmover"],
+                env=dict(os.environ, **env),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while os.listdir(shared / "outbox") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.listdir(shared / "outbox") == []
+    finally:
+        errs = []
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            errs.append(proc.communicate(timeout=30)[1])
+    assert all(proc.returncode == 0 for proc in procs), errs
+    published = messages(moto_server.endpoint_url, sqs_queue)
+    assert sorted(published) == sorted(ids)  # each exactly once
+    # Both processes took part.
+    assert all("published" in err for err in errs), [err[-500:] for err in errs]
+    for crash_id in ids[:5]:
+        assert_in_bucket_main_dump(moto_server.endpoint_url, s3_bucket, crash_id)
+
+
+def assert_in_bucket_main_dump(endpoint: str, bucket: str, crash_id: str) -> None:
+    got = s3(endpoint).get_object(Bucket=bucket, Key=f"prefix/v1/dump/{crash_id}")["Body"].read()
+    assert got == DUMP
+
+
+def test_a_dead_movers_claim_goes_back_to_the_outbox(
+    make_env, roots, tmp_path, moto_server, sqs_queue
+):
+    import webtest
+
+    from tecken_collector.app import create_app
+    from tecken_collector.crashmover import claim
+
+    env = make_env(
+        crashmover_queue=sqs_queue,
+        crashmover_queue_endpoint_url=moto_server.endpoint_url,
+        crashmover_claim_timeout="60",
+    )
+    app = webtest.TestApp(create_app(build_config_manager(env, str(tmp_path / "none.env"))))
+    crash_id = submit(app)
+    marker = roots[0] / "outbox" / crash_id
+    claimed = claim(marker, "dead-mover")
+    assert claimed is not None and not marker.exists()
+    mover = make_mover(env, roots, tmp_path)
+    assert mover.run_once() == (0, 0)  # claimed by another, not timed out
+    old = time.time() - 120
+    os.utime(claimed, (old, old))
+    assert mover.run_once() == (1, 0)
+    assert messages(moto_server.endpoint_url, sqs_queue) == [crash_id]
+    assert os.listdir(roots[0] / "outbox") == []

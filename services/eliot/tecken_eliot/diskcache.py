@@ -44,6 +44,7 @@ from everett.manager import ConfigManager
 
 from tecken_eliot.settings import CacheConfig, StoreConfig, default_of, read_options
 from tecken_eliot.status import ModuleResult, ModuleStatus
+from tecken_shared.cache import Cache, cache_from_url
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("eliot")
@@ -134,6 +135,7 @@ class DiskCache:
         malformed_ttl: float = default_of(CacheConfig, "malformed_symbols_ttl"),
         verify_checksums: bool = default_of(CacheConfig, "verify_cache_checksums"),
         recheck_interval: float = default_of(CacheConfig, "missing_symbols_recheck"),
+        shared_negatives: Cache | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.cache_dir = self.root / "cache"
@@ -145,6 +147,8 @@ class DiskCache:
         self.verify_checksums = verify_checksums
         #: seconds between two rechecks of a module remembered as missing (0: never)
         self.recheck_interval = recheck_interval
+        #: Negative entries shared by every node (Redis), with their TTLs.
+        self.shared_negatives = shared_negatives
         for directory in (self.cache_dir, self.tmp_dir, self.locks_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -159,6 +163,12 @@ class DiskCache:
             malformed_ttl=options["malformed_symbols_ttl"],
             verify_checksums=options["verify_cache_checksums"],
             recheck_interval=options["missing_symbols_recheck"],
+            shared_negatives=cache_from_url(
+                options["shared_negative_cache_url"],
+                prefix=options["shared_negative_cache_prefix"],
+            )
+            if options["shared_negative_cache_url"]
+            else None,
         )
 
     # -- paths -------------------------------------------------------------
@@ -273,7 +283,31 @@ class DiskCache:
             except (OSError, ValueError, AttributeError, TypeError):
                 detail, checked = "", st.st_mtime
             return status, detail, checked
-        return None
+        return self._shared_negative(stem)
+
+    def _ttl(self, status: ModuleStatus) -> float:
+        return self.missing_ttl if status is ModuleStatus.MISSING else self.malformed_ttl
+
+    def _shared_negative(self, stem: str) -> tuple[ModuleStatus, str, float] | None:
+        """Another node's live negative entry for ``stem``, kept here too
+        (with its creation time, so it expires here when it does there)."""
+        if self.shared_negatives is None:
+            return None
+        raw = self.shared_negatives.get(stem)
+        if raw is None:
+            metrics.incr("diskcache.shared_negative", tags=["result:miss"])
+            return None
+        try:
+            value = json.loads(raw)
+            status = ModuleStatus(value["status"])
+            detail, created = str(value.get("detail", "")), float(value["created"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not status.negative or time.time() - created >= self._ttl(status):
+            return None
+        metrics.incr("diskcache.shared_negative", tags=["result:hit"])
+        self._write_negative_file(stem, status, detail, created)
+        return status, detail, created
 
     def claim_recheck(self, stem: str, checked: float) -> bool:
         """Whether this process should recheck the missing module ``stem``
@@ -362,6 +396,8 @@ class DiskCache:
             dest = self.path(stem, ".symc")
             self._place(symcache_tmp, dest)
             self.remove_entry(stem, (".missing", ".malformed"))
+            if self.shared_negatives is not None:
+                self.shared_negatives.delete(stem)
             result = "success"
             return dest
         except OSError as exc:
@@ -377,15 +413,27 @@ class DiskCache:
             )
 
     def write_negative(self, stem: str, status: ModuleStatus, detail: str) -> None:
-        """Remember a MISSING or MALFORMED module (for its TTL)."""
+        """Remember a MISSING or MALFORMED module (for its TTL), here and in
+        the shared negative cache when there is one."""
         if not status.negative:
             raise ValueError(f"{status} is not remembered as a negative entry")
-        ttl = self.missing_ttl if status is ModuleStatus.MISSING else self.malformed_ttl
+        ttl = self._ttl(status)
         if ttl <= 0:
             return
+        created = time.time()
+        self._write_negative_file(stem, status, detail, created)
+        if self.shared_negatives is not None:
+            value = {"status": str(status), "detail": detail, "created": created}
+            self.shared_negatives.set(stem, json.dumps(value), ttl)
+
+    def _write_negative_file(
+        self, stem: str, status: ModuleStatus, detail: str, created: float
+    ) -> None:
+        """The negative entry file, its mtime the time the entry was made."""
         try:
             tmp = self.tmp_file("." + status)
-            tmp.write_text(json.dumps({"detail": detail, "created": time.time()}))
+            tmp.write_text(json.dumps({"detail": detail, "created": created}))
+            os.utime(tmp, (created, created))
             self._place(tmp, self.path(stem, "." + status))
         except OSError as exc:
             logger.error("could not write negative cache entry %s: %s", stem, exc)
@@ -415,6 +463,8 @@ class DiskCache:
             if found:
                 logger.info("module %s is on a symbol server now; fetching it", stem)
                 self.remove_entry(stem, (".missing",))
+                if self.shared_negatives is not None:
+                    self.shared_negatives.delete(stem)
                 return None
         return ModuleResult(status, detail=detail, cached=True)
 

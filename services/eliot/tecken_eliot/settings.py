@@ -319,6 +319,18 @@ class CacheConfig:
             doc="How long a module whose sym file could not be used (bad syntax, wrong "
             "debug id, too large) is remembered as malformed. 0 turns it off.",
         )
+        shared_negative_cache_url = Option(
+            default="",
+            doc="A Redis URL (``redis://host:port/db``) through which every eliot node shares "
+            "its negative results (missing and malformed modules) with their TTLs: a "
+            "module one node found missing is not downloaded again by another until the "
+            "entry expires. Empty: each node remembers its own. Redis errors are logged "
+            "and ignored (the node then decides alone).",
+        )
+        shared_negative_cache_prefix = Option(
+            default="eliot:negative:",
+            doc="Prefix of the shared negative entries' Redis keys.",
+        )
         verify_cache_checksums = Option(
             default="true",
             parser=parse_bool,

@@ -120,3 +120,62 @@ def test_an_object_without_a_recorded_checksum_is_used(make_node, symbol_server,
     disk = node_b.app.store.disk
     meta_b = json.loads(disk.path(stem, ".meta").read_text())
     assert meta_b["crc32"] == zlib.crc32(disk.path(stem, ".symc").read_bytes())
+
+
+# -- negative results shared through Redis (ELIOT_SHARED_NEGATIVE_CACHE_URL) ----
+
+
+MISSING = ("missing.pdb", "ABCDEF0123456789ABCDEF0123456789A")
+
+
+def test_negative_results_are_shared_with_their_ttl(
+    make_node, symbol_server, tmp_path, redis_url, redis_prefix
+):
+    import os
+    import time
+
+    from tecken_eliot.naming import cache_stem
+
+    shared = {
+        "ELIOT_SHARED_NEGATIVE_CACHE_URL": redis_url,
+        "ELIOT_SHARED_NEGATIVE_CACHE_PREFIX": redis_prefix,
+    }
+    a = make_node("a", **shared)
+    assert missing_found(a) == [False]
+    assert symbol_server.downloads(*MISSING) == 1
+    # Node B has never seen the module: Redis tells it, no download.
+    b = make_node("b", **shared)
+    assert missing_found(b) == [False]
+    assert symbol_server.downloads(*MISSING) == 1
+    # B keeps it on its disk with A's creation time, so it expires when A's does.
+    entry = tmp_path / "b" / "cache" / (cache_stem(*MISSING) + ".missing")
+    assert abs(entry.stat().st_mtime - time.time()) < 60
+    old = time.time() - 3601
+    os.utime(entry, (old, old))
+    # Expired on B's disk; Redis still holds A's entry (its TTL is Redis's),
+    # so B takes it again rather than download.
+    assert missing_found(b) == [False]
+    assert symbol_server.downloads(*MISSING) == 1
+    # Without the option a node decides alone.
+    assert missing_found(make_node("c")) == [False]
+    assert symbol_server.downloads(*MISSING) == 2
+
+
+def test_shared_negative_entries_expire_in_redis(make_node, symbol_server, redis_url, redis_prefix):
+    import time
+
+    shared = {
+        "ELIOT_SHARED_NEGATIVE_CACHE_URL": redis_url,
+        "ELIOT_SHARED_NEGATIVE_CACHE_PREFIX": redis_prefix,
+        "ELIOT_MISSING_SYMBOLS_TTL": "1s",
+    }
+    assert missing_found(make_node("a", **shared)) == [False]
+    time.sleep(1.2)
+    assert missing_found(make_node("b", **shared)) == [False]
+    assert symbol_server.downloads(*MISSING) == 2
+
+
+def missing_found(app: webtest.TestApp) -> list[bool]:
+    body = {"jobs": [{"memoryMap": [list(MISSING)], "stacks": [[[0, 0x1000]]]}]}
+    resp = app.post_json("/symbolicate/v5", body, status=200).json
+    return list(resp["results"][0]["found_modules"].values())

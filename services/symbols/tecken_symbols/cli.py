@@ -316,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AccountError, DatabaseError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        Database.close_all()
 
 
 if __name__ == "__main__":

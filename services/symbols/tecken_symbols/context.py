@@ -15,6 +15,7 @@ from everett.manager import ConfigManager
 
 from tecken_shared.cache import Cache, cache_from_url
 from tecken_symbols.db import Database, DatabaseError
+from tecken_symbols.deployment import check_nodes
 from tecken_symbols.errors import SECURITY_HEADERS
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.missing import MissingSymbols
@@ -24,11 +25,13 @@ from tecken_symbols.settings import (
     NAMESPACE,
     CacheConfig,
     DatabaseConfig,
+    DeploymentConfig,
     DownloadConfig,
     StorageConfig,
 )
 from tecken_symbols.storages import Storages, build_storages
 from tecken_symbols.upload.config import UploadSettings
+from tecken_symbols.upload.direct import DirectUploads
 from tecken_symbols.upload.writer import SymbolWriter
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class AppContext:
     lookups: Lookups
     #: Every write and delete of a symbol object goes through it.
     writer: SymbolWriter
+    #: v2 uploads straight to the storage, and their verification.
+    direct: DirectUploads
     upload: UploadSettings
     missing: MissingSymbols
     #: Downloads found and missing per day (the download route's hook).
@@ -66,8 +71,24 @@ def build_context(manager: ConfigManager) -> AppContext:
     st_cfg = config.with_options(StorageConfig)
     ca_cfg = config.with_options(CacheConfig)
     dl_cfg = config.with_options(DownloadConfig)
+    dep_cfg = config.with_options(DeploymentConfig)
+    check_nodes(
+        dep_cfg("nodes"),
+        database_url=db_cfg("database_url"),
+        cache_url=ca_cfg("cache_url"),
+        storage_urls=[
+            st_cfg("storage_url"),
+            st_cfg("try_storage_url"),
+            *st_cfg("extra_storage_urls"),
+        ],
+        filesystem_shared=dep_cfg("filesystem_shared"),
+    )
 
-    db = Database(db_cfg("database_url"), connect_timeout=db_cfg("database_connect_timeout"))
+    db = Database(
+        db_cfg("database_url"),
+        connect_timeout=db_cfg("database_connect_timeout"),
+        pool_size=db_cfg("database_pool_size"),
+    )
     if db_cfg("database_automigrate"):
         try:
             db.migrate()
@@ -108,12 +129,16 @@ def build_context(manager: ConfigManager) -> AppContext:
         max_rows=dl_cfg("missing_symbols_max_rows"),
         retention_days=dl_cfg("missing_symbols_retention_days"),
     )
+    writer = SymbolWriter(upload, storages, db, lookups)
+    direct = DirectUploads(writer)
+    lookups.on_found = direct.on_found
     return AppContext(
         db=db,
         storages=storages,
         cache=cache,
         lookups=lookups,
-        writer=SymbolWriter(upload, storages, db, lookups),
+        writer=writer,
+        direct=direct,
         upload=upload,
         missing=missing,
         downloads=DownloadCounts(

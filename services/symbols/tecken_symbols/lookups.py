@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
@@ -35,6 +35,7 @@ import markus
 
 from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
+from tecken_shared.storage import ObjectInfo
 from tecken_symbols import identities
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
@@ -108,6 +109,10 @@ class Lookups:
         #: a cache that is not shared lives in this process.
         self._memory: LocalCache | None = self.local if self.shared else cast(LocalCache, cache)
         self.invalidations = InvalidationLog(db, poll_interval=poll_interval)
+        #: Called when a storage (not the cache) finds a key; False means the
+        #: object is not to be served (the v2 check of direct uploads,
+        #: :meth:`tecken_symbols.upload.direct.DirectUploads.on_found`).
+        self.on_found: Callable[[str, Backend, ObjectInfo], bool] | None = None
         self._generation = 0
         self._generation_lock = threading.Lock()
 
@@ -228,6 +233,9 @@ class Lookups:
         for backend in self.storages.for_download(try_symbols):
             with metrics.timer("symboldownloader_exists", tags=[f"storage:{backend.label}"]):
                 info = backend.storage.metadata(key)
+            if info is not None and self.on_found is not None:
+                if not self.on_found(key, backend, info):
+                    return None
             if info is not None:
                 modified = info.last_modified.timestamp() if info.last_modified else None
                 hit = Hit(backend, modified)

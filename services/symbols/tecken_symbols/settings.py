@@ -59,6 +59,13 @@ def parse_snippets(value: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
+def parse_v2_protocol(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("auto", "tecken-put"):
+        raise ValueError(f"{value!r}: must be auto or tecken-put")
+    return value
+
+
 def gzip_level(value: str) -> int:
     level = int(value)
     if not 1 <= level <= 9:
@@ -71,6 +78,25 @@ class AppConfig:
         version_file = Option(
             default="version.json",
             doc="Path of the version.json served by /__version__ (source, version, commit, build).",
+        )
+
+
+class DeploymentConfig:
+    class Config:
+        nodes = Option(
+            default="1",
+            parser=int,
+            doc="How many machines run this service against the same database, cache and "
+            "storage. Above 1 the service refuses to start with state that one machine "
+            "keeps to itself: a SQLite database, a ``memory://`` cache, or ``file://`` "
+            "storage that is not one shared mount (see SYMBOLS_FILESYSTEM_SHARED). "
+            "docs/operations.rst lists what a multi-node deployment changes.",
+        )
+        filesystem_shared = Option(
+            default="false",
+            parser=parse_bool,
+            doc="The ``file://`` storages are one mount every node sees (NFS, a cluster "
+            "file system), so several nodes may use them.",
         )
 
 
@@ -91,7 +117,15 @@ class DatabaseConfig:
         database_connect_timeout = Option(
             default="5",
             parser=positive_float,
-            doc="Seconds to wait for a PostgreSQL connection.",
+            doc="Seconds to wait for a PostgreSQL connection (a new one, or a free one "
+            "of the pool).",
+        )
+        database_pool_size = Option(
+            default="20",
+            parser=int,
+            doc="Most PostgreSQL connections each worker process keeps in its pool "
+            "(psycopg_pool; one is opened at start). A connection found dropped is "
+            "replaced and the statement tried once more.",
         )
 
 
@@ -280,7 +314,8 @@ class UploadConfig:
         upload_file_upload_max_workers = Option(
             default="0",
             parser=int,
-            doc="Threads that compress and store members in parallel; 0 means the CPU count.",
+            doc="Threads that compress and store members in parallel (and that verify the "
+            "files of a v2 completion call); 0 means the CPU count.",
         )
         upload_gzip_level = Option(
             default="6",
@@ -375,6 +410,20 @@ class UploadConfig:
         upload_v2_max_files_per_request = Option(
             default="1024", parser=int, doc="Most files in one POST /upload/v2/ request."
         )
+        upload_v2_protocol = Option(
+            default="auto",
+            parser=parse_v2_protocol,
+            doc="How v2 clients send a file's bytes: ``auto`` straight to the storage, "
+            "with the protocol the upload backend names (``gcs-resumable`` on GCS, "
+            "``s3-presigned-put`` on S3, ``tecken-put`` on the filesystem); "
+            "``tecken-put`` always through this service.",
+        )
+        upload_v2_url_expires = Option(
+            default="3600",
+            parser=int,
+            doc="Seconds a presigned S3 PUT URL of a v2 upload stays valid (GCS upload "
+            "sessions last a week whatever this says).",
+        )
         upload_try_retention_days = Option(
             default="30",
             parser=int,
@@ -465,6 +514,7 @@ class PeopleConfig:
 #: Every option class of the service (logged at start-up, documented in docs/).
 CONFIG_COMPONENTS = (
     AppConfig,
+    DeploymentConfig,
     DatabaseConfig,
     StorageConfig,
     CacheConfig,

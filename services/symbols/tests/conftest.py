@@ -62,6 +62,32 @@ def s3_storage_env(moto_server, bucket: str) -> dict[str, str]:
     }
 
 
+def gcs_storage_env(gcs_emulator) -> dict[str, str]:
+    """Regular and try storage in a new bucket on the GCS emulator."""
+    import uuid
+
+    from tecken_shared.storage.gcs import GCSStorage
+
+    bucket = f"tecken-test-{uuid.uuid4().hex[:12]}"
+    GCSStorage(bucket, endpoint_url=gcs_emulator.endpoint_url).create_bucket()
+    q = f"endpoint_url={gcs_emulator.endpoint_url}"
+    return {
+        "SYMBOLS_STORAGE_URL": f"gs://{bucket}/v1?{q}",
+        "SYMBOLS_TRY_STORAGE_URL": f"gs://{bucket}/try/v1?{q}",
+    }
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def direct_storage_env(request) -> dict[str, str]:
+    """Storage that v2 clients write to directly (S3 presigned PUTs on the
+    moto server, GCS resumable sessions on the emulator)."""
+    if request.param == "gcs":
+        return gcs_storage_env(request.getfixturevalue("gcs_emulator"))
+    return s3_storage_env(
+        request.getfixturevalue("moto_server"), request.getfixturevalue("s3_bucket")
+    )
+
+
 @dataclass
 class Service:
     app: webtest.TestApp

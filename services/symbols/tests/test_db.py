@@ -16,6 +16,7 @@ from tecken_symbols.db import (
     split_statements,
     to_json,
     to_pyformat,
+    utcnow,
 )
 
 
@@ -88,7 +89,9 @@ def test_concurrent_migrate(database_url):
     for t in threads:
         t.join()
     assert errors == []
-    assert Database(database_url).check() is None
+    db = Database(database_url)
+    assert db.check() is None
+    db.close()
 
 
 def test_bad_urls():
@@ -97,3 +100,78 @@ def test_bad_urls():
     assert Database("sqlite:////tmp/x.db").sqlite_path == "/tmp/x.db"
     assert Database("sqlite:///var/x.db").sqlite_path == "var/x.db"
     assert Database("postgresql://u:secret@h:5/d").safe_url == "postgresql://h:5/d"
+
+
+# -- PostgreSQL: a pool per process, a dropped connection tried again once ----
+
+
+def _terminate_others(url: str) -> int:
+    """pg_terminate_backend every other connection to the test database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0])
+
+
+def test_a_dropped_connection_is_tried_again_once(postgres_url, metricsmock):
+    db = Database(postgres_url, pool_size=2)
+    db.migrate()
+    first = db.fetchval("SELECT pg_backend_pid()")
+    assert _terminate_others(postgres_url) >= 1
+    # The pooled connection is gone: the statement runs on a fresh one.
+    assert db.fetchval("SELECT pg_backend_pid()") != first
+    assert metricsmock.filter_records("incr", stat="tecken.db.connection_retried")
+    # A transaction's BEGIN likewise.
+    _terminate_others(postgres_url)
+    with db.transaction() as tx:
+        tx.insert(
+            "INSERT INTO users (email, is_active, is_superuser, created_at) VALUES (?, ?, ?, ?)",
+            ("pool@example.com", True, False, utcnow()),
+        )
+    assert db.fetchval("SELECT COUNT(*) FROM users WHERE email = ?", ("pool@example.com",)) == 1
+    # An SQL error is not retried.
+    with pytest.raises(DatabaseError):
+        db.fetchval("SELECT no_such_column FROM users")
+    assert len(metricsmock.filter_records("incr", stat="tecken.db.connection_retried")) == 2
+    db.close()
+
+
+def test_a_request_survives_a_dropped_connection(make_service, postgres_url):
+    from tecken_symbols.upload.testing import make_token
+
+    svc = make_service(database_url=postgres_url)
+    token = make_token(svc.ctx, ["upload_symbols"])
+    svc.app.get("/api/uploads/", headers={"Auth-Token": token}, status=200)
+    assert _terminate_others(postgres_url) >= 1
+    svc.app.get("/api/uploads/", headers={"Auth-Token": token}, status=200)
+
+
+def test_each_process_has_its_own_pool(postgres_url):
+    """A forked child (a gunicorn worker) opens its own connections and leaves
+    the parent's alone."""
+    import os
+
+    db = Database(postgres_url, pool_size=1)
+    parent = db.fetchval("SELECT pg_backend_pid()")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        try:
+            os.write(write, str(db.fetchval("SELECT pg_backend_pid()")).encode())
+            db.close()
+            import gc
+
+            gc.collect()  # nothing of the parent's pool may be finished here
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    got = os.read(read, 64).decode()
+    os.close(read)
+    assert got and int(got) != parent
+    assert db.fetchval("SELECT pg_backend_pid()") == parent
+    db.close()

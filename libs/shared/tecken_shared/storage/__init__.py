@@ -7,6 +7,7 @@
 interop). Backends are chosen by URL: ``file:///path`` or ``s3://bucket/prefix``."""
 
 from tecken_shared.storage.base import (
+    DirectUpload,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -16,6 +17,7 @@ from tecken_shared.storage.base import (
 from tecken_shared.storage.factory import storage_from_url
 
 __all__ = [
+    "DirectUpload",
     "InvalidKey",
     "ObjectInfo",
     "ObjectNotFound",

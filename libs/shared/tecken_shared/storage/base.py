@@ -39,6 +39,18 @@ class ObjectInfo:
     cache_control: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: datetime | None = None
+    #: The md5 (hex) of the stored bytes when the backend keeps it (GCS's
+    #: ``md5Hash``, S3's ETag of a single-part object), else None.
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectUpload:
+    """Where a client uploads one object straight to the storage: ``url``,
+    with ``headers`` it must send as given (see :meth:`Storage.direct_upload`)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def check_key(key: str) -> str:
@@ -74,6 +86,11 @@ class Storage(abc.ABC):
     #: Whether asking if an object exists costs about as little as a cache
     #: look-up (a local ``stat``), so callers need not cache the answer.
     cheap_exists: bool = False
+
+    #: The protocol of :meth:`direct_upload` (``gcs-resumable``,
+    #: ``s3-presigned-put``), or None when clients cannot upload straight to
+    #: this backend.
+    direct_upload_protocol: str | None = None
 
     @property
     def has_public_url(self) -> bool:
@@ -129,6 +146,24 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def public_url(self, key: str) -> str:
         """A URL a client can GET the object from (the target of a redirect)."""
+
+    def direct_upload(
+        self,
+        key: str,
+        *,
+        size: int | None,
+        expires: int,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> DirectUpload:
+        """Let a client write ``key`` itself: the object it uploads gets these
+        headers and metadata; ``size`` (when known) is the exact length the
+        storage should accept; the URL stays valid at least ``expires``
+        seconds. Raises StorageError (NotImplementedError when
+        :attr:`direct_upload_protocol` is None)."""
+        raise NotImplementedError(f"{self.name}: no direct uploads")
 
     @abc.abstractmethod
     def check(self) -> None:

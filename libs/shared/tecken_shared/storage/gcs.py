@@ -10,6 +10,8 @@ anonymous."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -23,6 +25,7 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from tecken_shared.storage.base import (
+    DirectUpload,
     ObjectInfo,
     ObjectNotFound,
     Storage,
@@ -39,7 +42,19 @@ CLIENT_ERRORS = (
 )
 
 
+def _md5_hex(value: str | None) -> str | None:
+    """GCS's ``md5Hash`` (base64) as hex; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
 class GCSStorage(Storage):
+    #: Resumable upload sessions: the client PUTs the bytes to the session URL.
+    direct_upload_protocol = "gcs-resumable"
     #: Known query parameters of a ``gs://`` storage URL.
     URL_PARAMS = ("endpoint_url", "project", "public_url", "signed", "timeout")
 
@@ -114,6 +129,7 @@ class GCSStorage(Storage):
             cache_control=blob.cache_control,
             metadata=dict(blob.metadata or {}),
             last_modified=blob.updated,
+            md5=_md5_hex(blob.md5_hash),
         )
 
     def metadata(self, key: str) -> ObjectInfo | None:
@@ -126,6 +142,19 @@ class GCSStorage(Storage):
             raise self._error("stat", key, exc) from exc
         return None if blob is None else self._info(key, blob)
 
+    def _blob_for_write(
+        self,
+        key: str,
+        content_encoding: str | None,
+        cache_control: str | None,
+        metadata: dict[str, str] | None,
+    ) -> gcs.Blob:
+        blob = self.bucket.blob(self._key(key))
+        blob.content_encoding = content_encoding
+        blob.cache_control = cache_control
+        blob.metadata = metadata or None
+        return blob
+
     def put(
         self,
         key: str,
@@ -136,10 +165,7 @@ class GCSStorage(Storage):
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        blob = self.bucket.blob(self._key(key))
-        blob.content_encoding = content_encoding
-        blob.cache_control = cache_control
-        blob.metadata = metadata or None
+        blob = self._blob_for_write(key, content_encoding, cache_control, metadata)
         try:
             if isinstance(data, bytes | bytearray | memoryview):
                 blob.upload_from_string(
@@ -153,6 +179,29 @@ class GCSStorage(Storage):
             raise self._error("write", key, exc) from exc
         except OSError as exc:
             raise self._error("write", key, exc) from exc
+
+    def direct_upload(
+        self,
+        key: str,
+        *,
+        size: int | None,
+        expires: int,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> DirectUpload:
+        """A resumable upload session (valid a week, whatever ``expires``):
+        the object gets the headers and metadata given here."""
+        blob = self._blob_for_write(key, content_encoding, cache_control, metadata)
+        blob.content_type = content_type
+        try:
+            url = blob.create_resumable_upload_session(
+                content_type=content_type, size=size, timeout=self.timeout
+            )
+        except CLIENT_ERRORS as exc:
+            raise self._error("start an upload session for", key, exc) from exc
+        return DirectUpload(url)
 
     def open(self, key: str) -> BinaryIO:
         blob = self.bucket.blob(self._key(key))

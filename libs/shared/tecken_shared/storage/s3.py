@@ -7,6 +7,7 @@ Ceph RGW, R2, GCS interop) through ``endpoint_url`` and path-style addressing.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import SplitResult, quote
@@ -17,6 +18,7 @@ from botocore.config import Config
 from everett.manager import parse_bool
 
 from tecken_shared.storage.base import (
+    DirectUpload,
     ObjectInfo,
     ObjectNotFound,
     Storage,
@@ -26,9 +28,25 @@ from tecken_shared.storage.base import (
 )
 
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+MD5_RE = re.compile(r"[0-9a-f]{32}")
+#: boto3 parameter -> HTTP header of a PUT.
+HEADERS = {
+    "ContentType": "Content-Type",
+    "ContentEncoding": "Content-Encoding",
+    "CacheControl": "Cache-Control",
+}
+
+
+def _etag_md5(etag: str | None) -> str | None:
+    """The md5 an ETag is for a single-part, unencrypted-by-KMS object; None
+    for a multipart ETag (``<hex>-<parts>``)."""
+    value = (etag or "").strip('"')
+    return value if MD5_RE.fullmatch(value) else None
 
 
 class S3Storage(Storage):
+    #: A presigned PUT per object.
+    direct_upload_protocol = "s3-presigned-put"
     #: Known query parameters of an ``s3://`` storage URL.
     URL_PARAMS = (
         "endpoint_url",
@@ -124,7 +142,26 @@ class S3Storage(Storage):
             cache_control=resp.get("CacheControl"),
             metadata=dict(resp.get("Metadata") or {}),
             last_modified=resp.get("LastModified"),
+            md5=_etag_md5(resp.get("ETag")),
         )
+
+    @staticmethod
+    def _extra(
+        content_type: str | None,
+        content_encoding: str | None,
+        cache_control: str | None,
+        metadata: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if content_type:
+            extra["ContentType"] = content_type
+        if content_encoding:
+            extra["ContentEncoding"] = content_encoding
+        if cache_control:
+            extra["CacheControl"] = cache_control
+        if metadata:
+            extra["Metadata"] = metadata
+        return extra
 
     def put(
         self,
@@ -136,15 +173,7 @@ class S3Storage(Storage):
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        extra: dict[str, Any] = {}
-        if content_type:
-            extra["ContentType"] = content_type
-        if content_encoding:
-            extra["ContentEncoding"] = content_encoding
-        if cache_control:
-            extra["CacheControl"] = cache_control
-        if metadata:
-            extra["Metadata"] = metadata
+        extra = self._extra(content_type, content_encoding, cache_control, metadata)
         try:
             if isinstance(data, bytes | bytearray | memoryview):
                 self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
@@ -154,6 +183,38 @@ class S3Storage(Storage):
             raise self._error("write", key, exc) from exc
         except boto3.exceptions.S3UploadFailedError as exc:
             raise self._error("write", key, exc) from exc
+
+    def direct_upload(
+        self,
+        key: str,
+        *,
+        size: int | None,
+        expires: int,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> DirectUpload:
+        """A presigned PUT: the headers (and ``Content-Length`` when ``size``
+        is given) are signed, so the client must send them as given."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            **self._extra(content_type, content_encoding, cache_control, metadata),
+        }
+        if size is not None:
+            params["ContentLength"] = size
+        try:
+            url = self.client.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=expires, HttpMethod="PUT"
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error("presign an upload of", key, exc) from exc
+        # The signed headers the client must send, named as on the wire.
+        headers = {HEADERS[name]: value for name, value in params.items() if name in HEADERS}
+        for name, value in (metadata or {}).items():
+            headers[f"x-amz-meta-{name}"] = value
+        return DirectUpload(url, headers)
 
     def open(self, key: str) -> BinaryIO:
         try:

@@ -26,6 +26,7 @@ from tecken_shared.testing.servers import (
     start_moto,
     start_postgres,
     start_redis,
+    use_moto_credentials,
 )
 
 
@@ -113,12 +114,7 @@ def private_redis() -> Iterator[ThrowawayRedis]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """moto's S3/SQS server on a free port of 127.0.0.1 (real HTTP)."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(key, value)
+    use_moto_credentials()
     server = start_moto()
     yield server
     server.stop()

@@ -204,6 +204,16 @@ class MotoServer:
         self.server.stop()
 
 
+def use_moto_credentials() -> None:
+    """Default AWS credentials and region (moto accepts any) unless set."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
 def start_moto() -> MotoServer:
     import logging
 

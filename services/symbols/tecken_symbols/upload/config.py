@@ -51,6 +51,8 @@ class UploadSettings:
     download_backoff: float = _option("upload_download_backoff")
     max_redirects: int = _option("upload_download_max_redirects")
     v2_max_files: int = _option("upload_v2_max_files_per_request")
+    v2_protocol: str = _option("upload_v2_protocol")
+    v2_url_expires: int = _option("upload_v2_url_expires")
     try_retention_days: int = _option("upload_try_retention_days")
     regular_retention_days: int = _option("upload_regular_retention_days")
 

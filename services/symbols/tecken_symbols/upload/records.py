@@ -150,18 +150,50 @@ def finish_upload(
 
 
 def mark_completed_if_done(db: Database, upload_id: int) -> bool:
-    """v2: complete the upload once none of its files is incomplete."""
+    """v2: complete the upload once none of its files is incomplete and none
+    failed (a failed file leaves its reason in ``error``)."""
     left = db.fetchval(
         "SELECT COUNT(*) FROM file_uploads WHERE upload_id = ? AND completed_at IS NULL",
         (upload_id,),
     )
     if left:
         return False
-    db.execute(
-        "UPDATE uploads SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
-        (utcnow(), upload_id),
+    return bool(
+        db.execute(
+            "UPDATE uploads SET completed_at = ? WHERE id = ? AND completed_at IS NULL "
+            "AND error IS NULL",
+            (utcnow(), upload_id),
+        )
+    ) or bool(db.fetchval("SELECT completed_at FROM uploads WHERE id = ?", (upload_id,)))
+
+
+def fail_file_upload(tx: Cursorish, upload_id: int, file_id: int, reason: str) -> None:
+    """v2: a declared file whose object failed its check: the row goes (the
+    object is deleted), the reason is added to the upload's ``error``."""
+    tx.execute("DELETE FROM file_uploads WHERE id = ?", (file_id,))
+    error = tx.fetchval("SELECT error FROM uploads WHERE id = ?", (upload_id,))
+    tx.execute(
+        "UPDATE uploads SET error = ? WHERE id = ?",
+        ((f"{error}; " if error else "") + reason, upload_id),
     )
-    return True
+
+
+#: v2 protocols whose clients write the storage themselves.
+DIRECT_PROTOCOLS = ("gcs-resumable", "s3-presigned-put")
+
+
+def pending_direct_files(
+    db: Database, *, upload_id: int | None = None, key: str | None = None
+) -> list[dict[str, Any]]:
+    """Declared, not yet verified files of direct (storage) v2 uploads: of
+    one upload, or under one key (each row with its upload's ``created_at``)."""
+    cond, arg = ("f.upload_id = ?", upload_id) if key is None else ("f.key = ?", key)
+    return db.fetchall(
+        f"SELECT {FILE_COLUMNS}, u.upload_protocol FROM file_uploads f "
+        f"JOIN uploads u ON u.id = f.upload_id WHERE {cond} AND f.completed_at IS NULL "
+        "AND u.upload_protocol IN (?, ?) ORDER BY f.id",
+        (arg, *DIRECT_PROTOCOLS),
+    )
 
 
 def get_upload(db: Database, upload_id: int) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import markus
 
@@ -168,6 +168,85 @@ class MemberSource:
             self._handles.clear()
 
 
+class BodyCheck:
+    """Checks the bytes of one declared file as they come, gzipped when
+    ``compressed``, against the declared size and md5 of its uncompressed
+    bytes, and the .sym checks when configured: :meth:`feed` each chunk, then
+    :meth:`finish`. Both raise UploadError (400, 413 past the size limit)."""
+
+    def __init__(
+        self,
+        settings: UploadSettings,
+        key: str,
+        *,
+        compressed: bool,
+        declared_size: int,
+        md5: str,
+    ) -> None:
+        self.settings = settings
+        self.key = key
+        self.declared_size = declared_size
+        self.declared_md5 = md5
+        self.is_sym = key.lower().endswith(".sym")
+        self.checker = None
+        if settings.validate_content and self.is_sym:
+            parts = key.split("/")
+            self.checker = SymChecker(parts[0], parts[1])
+        self.digest = hashlib.md5()
+        self.size = 0
+        #: Bytes fed (as stored).
+        self.stored = 0
+        self.head = b""
+        self.decomp = zlib.decompressobj(31) if compressed else None
+
+    def feed(self, chunk: bytes) -> None:
+        key = self.key
+        self.stored += len(chunk)
+        if self.stored > self.settings.max_size:
+            raise UploadError("File too large", 413)
+        decomp = self.decomp
+        pending = chunk
+        while pending:
+            if decomp is None:
+                data, pending = pending, b""
+            else:
+                # Inflate at most CHUNK bytes at a time (RT-05): a gzip bomb is
+                # stopped at the declared size, memory stays bounded by a chunk.
+                try:
+                    data = decomp.decompress(pending, CHUNK)
+                except zlib.error as exc:
+                    raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
+                pending = decomp.unconsumed_tail
+                if decomp.eof:
+                    pending = b""
+            self.digest.update(data)
+            self.size += len(data)
+            if self.size > self.declared_size:
+                raise UploadError(f"{key}: more bytes than the declared size {self.declared_size}")
+            if len(self.head) < HEADER_LIMIT:
+                self.head += data[: HEADER_LIMIT - len(self.head)]
+            if self.checker is not None:
+                self.checker.feed(data)
+            if not data and pending:
+                break  # no progress (cannot happen with max_length > 0)
+
+    def finish(self) -> SymHeader:
+        """The .sym header (empty for other files) of a body that matches."""
+        key = self.key
+        if self.decomp is not None and not self.decomp.eof:
+            raise UploadError(f"{key}: the gzip body is truncated")
+        md5 = self.digest.hexdigest()
+        if self.size != self.declared_size or md5 != self.declared_md5:
+            raise UploadError(
+                f"{key}: the content does not match the declared size and md5 "
+                f"({self.size} bytes, md5 {md5}; declared {self.declared_size}, "
+                f"{self.declared_md5})"
+            )
+        if self.checker is not None and (problem := self.checker.finish()):
+            raise UploadError(f"Invalid symbol file '{key}': {problem}")
+        return parse_header(self.head) if self.is_sym else SymHeader()
+
+
 class FileStorer:
     """Stores files under keys in ``target``, skipping what ``lookups`` already
     hold; ``on_written(key)`` runs after each object write or delete."""
@@ -294,66 +373,24 @@ class FileStorer:
         for a body that does not match, 413 past the size limit, 503 when the
         storage fails."""
         settings = self.settings
-        checker = None
-        if settings.validate_content and key.lower().endswith(".sym"):
-            parts = key.split("/")
-            checker = SymChecker(parts[0], parts[1])
-        digest = hashlib.md5()
-        size = stored = 0
-        head = b""
+        check = BodyCheck(
+            settings, key, compressed=compressed, declared_size=declared_size, md5=declared_md5
+        )
         spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
         try:
-            decomp = zlib.decompressobj(31) if compressed else None
             while chunk := stream.read(CHUNK):
-                stored += len(chunk)
-                if stored > settings.max_size:
-                    raise UploadError("File too large", 413)
+                check.feed(chunk)
                 spool.write(chunk)
-                pending = chunk
-                while pending:
-                    if decomp is None:
-                        data, pending = pending, b""
-                    else:
-                        # Inflate at most CHUNK bytes at a time (RT-05): a gzip
-                        # bomb is stopped at the declared size, memory stays
-                        # bounded by a chunk.
-                        try:
-                            data = decomp.decompress(pending, CHUNK)
-                        except zlib.error as exc:
-                            raise UploadError(f"{key}: the body is not valid gzip ({exc})") from exc
-                        pending = decomp.unconsumed_tail
-                        if decomp.eof:
-                            pending = b""
-                    digest.update(data)
-                    size += len(data)
-                    if size > declared_size:
-                        raise UploadError(
-                            f"{key}: more bytes than the declared size {declared_size}"
-                        )
-                    if len(head) < HEADER_LIMIT:
-                        head += data[: HEADER_LIMIT - len(head)]
-                    if checker is not None:
-                        checker.feed(data)
-                    if not data and pending:
-                        break  # no progress (cannot happen with max_length > 0)
-            if decomp is not None and not decomp.eof:
-                raise UploadError(f"{key}: the gzip body is truncated")
-            if size != declared_size or digest.hexdigest() != declared_md5:
-                raise UploadError(
-                    f"{key}: the content does not match the declared size and md5 "
-                    f"({size} bytes, md5 {digest.hexdigest()}; declared {declared_size}, {declared_md5})"
-                )
-            if checker is not None and (problem := checker.finish()):
-                raise UploadError(f"Invalid symbol file '{key}': {problem}")
+            header = check.finish()
             _, in_target = self.existing(key)
             result = FileResult(
                 key=key,
                 compressed=compressed,
-                original_size=size,
+                original_size=declared_size,
                 md5=declared_md5,
-                stored_size=stored,
+                stored_size=check.stored,
                 is_update=in_target is not None,
-                header=parse_header(head) if key.lower().endswith(".sym") else SymHeader(),
+                header=header,
             )
             result.identities = self._identities(result, spool)
             try:
@@ -377,23 +414,35 @@ class FileStorer:
                 max_size=self.settings.identity_max_size,
             )
 
+    def compresses(self, key: str) -> bool:
+        """Whether ``key`` is stored gzipped."""
+        return extension(key) in self.settings.compress_extensions
+
+    def object_headers(
+        self, key: str, original_size: int, md5: str, compressed: bool
+    ) -> dict[str, Any]:
+        """The stored-object convention: gzipped objects get
+        ``Content-Encoding: gzip`` and ``Cache-Control: no-transform``, every
+        object the metadata ``original_size`` and ``original_md5_hash`` of its
+        uncompressed bytes (the keyword arguments of ``Storage.put``)."""
+        return {
+            "content_type": self.settings.mime_overrides.get(extension(key)),
+            "content_encoding": "gzip" if compressed else None,
+            "cache_control": "no-transform" if compressed else None,
+            "metadata": {"original_size": str(original_size), "original_md5_hash": md5},
+        }
+
     def _put(self, result: FileResult, spool: IO[bytes]) -> None:
-        """Write the spooled bytes of ``result`` with the stored-object
-        convention: gzipped objects get ``Content-Encoding: gzip`` and
-        ``Cache-Control: no-transform``, every object the metadata
-        ``original_size`` and ``original_md5_hash`` of its uncompressed bytes."""
+        """Write the spooled bytes of ``result`` with :meth:`object_headers`."""
         spool.seek(0)
+        headers = self.object_headers(
+            result.key, result.original_size, result.md5 or "", result.compressed
+        )
         with metrics.timer("upload_put_object"):
             self.target.storage.put(
                 self.target.full_key(result.key),
                 spool,  # type: ignore[arg-type]
-                content_type=self.settings.mime_overrides.get(extension(result.key)),
-                content_encoding="gzip" if result.compressed else None,
-                cache_control="no-transform" if result.compressed else None,
-                metadata={
-                    "original_size": str(result.original_size),
-                    "original_md5_hash": result.md5 or "",
-                },
+                **headers,
             )
         self._written(result.key)
 

@@ -5,14 +5,17 @@
 """``POST /upload/v2/`` (spec 2.6) and its completion.
 
 The client declares files (key, size, md5); the answer says per file whether
-to skip it, upload it, or what is wrong. Our upload protocol is
-``tecken-put``: the client PUTs each file's bytes (gzipped itself when
-``content_encoding`` is ``gzip``) to the answer's URL on this service, with
-the same token. The service checks the bytes against the declared size and md5
-(and the .sym checks at the door), stores them with the spec's metadata,
-records the FileUpload row (which Tecken's v2 never does, so code-id lookups
-and syminfo work for v2 uploads too) and sets the upload's ``completed_at``
-when its last file lands. Works the same on every storage backend."""
+to skip it, upload it, or what is wrong. The protocol is the upload
+backend's (``SYMBOLS_UPLOAD_V2_PROTOCOL=auto``): on GCS ``gcs-resumable``
+and on S3 ``s3-presigned-put``, where the client writes each object straight
+to the storage (:mod:`tecken_symbols.upload.direct` verifies and records
+them); on the filesystem ``tecken-put``: the client PUTs each file's bytes
+(gzipped itself when ``content_encoding`` is ``gzip``) to the answer's URL on
+this service, with the same token. The service checks the bytes against the
+declared size and md5 (and the .sym checks at the door), stores them with the
+spec's metadata, records the FileUpload row (which Tecken's v2 never does, so
+code-id lookups and syminfo work for v2 uploads too) and sets the upload's
+``completed_at`` when its last file lands."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from tecken_symbols.upload import records
 from tecken_symbols.upload.archive import KEY_RE, key_problem
 from tecken_symbols.upload.errors import UploadError, answer_error
 from tecken_symbols.upload.filters import BIGINT_MAX
-from tecken_symbols.upload.store import FileResult, FileStorer, extension
+from tecken_symbols.upload.store import FileResult, FileStorer
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -91,11 +94,15 @@ class UploadV2Resource:
             except UploadError as exc:
                 answer_error(resp, exc)
 
-    def _action(self, storer: FileStorer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+    def _action(
+        self, storer: FileStorer, protocol: str, item: dict[str, Any], upload_id: int
+    ) -> dict[str, Any]:
         with metrics.timer("initiate_file_upload"):
-            return self._decide(storer, item, upload_id)
+            return self._decide(storer, protocol, item, upload_id)
 
-    def _decide(self, storer: FileStorer, item: dict[str, Any], upload_id: int) -> dict[str, Any]:
+    def _decide(
+        self, storer: FileStorer, protocol: str, item: dict[str, Any], upload_id: int
+    ) -> dict[str, Any]:
         key = item["key"]
         match = KEY_RE.fullmatch(key)
         if not match:
@@ -114,14 +121,23 @@ class UploadV2Resource:
                 "msg": f"size {item['size']} is larger than the limit {self.settings.max_size} "
                 "(SYMBOLS_UPLOAD_MAX_SIZE)",
             }
-        found, _ = storer.existing(normalize_key(key))
-        for info in found:
-            if info.metadata.get("original_size") == str(item["size"]) and (
-                info.metadata.get("original_md5_hash") == item["md5_hash"]
-            ):
-                metrics.incr("upload_file_upload_skip")
-                return {"type": "skip"}
-        compressed = extension(key) in self.settings.compress_extensions
+        nkey = normalize_key(key)
+        found, _ = storer.existing(nkey)
+        if any(
+            info.metadata.get("original_size") == str(item["size"])
+            and info.metadata.get("original_md5_hash") == item["md5_hash"]
+            for info in found
+        ) and self.ctx.direct.settle(nkey):
+            # (An object another direct upload wrote is verified first.)
+            metrics.incr("upload_file_upload_skip")
+            return {"type": "skip"}
+        if protocol != PROTOCOL:
+            action = self.ctx.direct.start(
+                storer, protocol, upload_id, nkey, item["size"], item["md5_hash"]
+            )
+            metrics.incr("upload_file_upload_upload")
+            return action
+        compressed = storer.compresses(key)
         metrics.incr("upload_file_upload_upload")
         url = f"{self.ctx.public_url}/upload/v2/files/{upload_id}/{quote(normalize_key(key))}"
         return {
@@ -134,6 +150,7 @@ class UploadV2Resource:
     def _handle(self, principal: Principal, files: list[dict[str, Any]]) -> dict[str, Any]:
         try_symbols = not principal.has_perm(UPLOAD_SYMBOLS)
         storer = self.ctx.writer.storer(try_symbols)
+        protocol = self.ctx.direct.protocol(storer)
         db = self.ctx.db
         try:
             upload_id = records.create_upload(
@@ -145,11 +162,13 @@ class UploadV2Resource:
                 # sum of an upload and SUM() over uploads stay far from overflow.
                 size=sum(f["size"] for f in files if f["size"] <= self.settings.max_size),
                 try_symbols=try_symbols,
-                upload_protocol=PROTOCOL,
+                upload_protocol=protocol,
             )
             workers = max(1, min(self.settings.workers * 4, len(files) or 1))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                actions = list(pool.map(lambda f: self._action(storer, f, upload_id), files))
+                actions = list(
+                    pool.map(lambda f: self._action(storer, protocol, f, upload_id), files)
+                )
             skipped = [
                 normalize_key(f["key"])
                 for f, a in zip(files, actions, strict=True)
@@ -187,7 +206,7 @@ class UploadV2Resource:
             "created_at": int(row["created_at"].timestamp()),
             "user": principal.email,
             "try_symbols": try_symbols,
-            "upload_protocol": PROTOCOL,
+            "upload_protocol": protocol,
             "files": [{"key": f["key"], "action": a} for f, a in zip(files, actions, strict=True)],
         }
 
@@ -248,8 +267,48 @@ class UploadV2FileResource:
         return {"key": key, "size": result.stored_size, "upload_completed": done}
 
 
+class UploadV2CompleteResource:
+    """``POST /upload/v2/complete/{upload_id}``: the client says it wrote its
+    files; each pending file written straight to the storage is verified and
+    recorded (or deleted when it fails its check)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, upload_id: int) -> None:
+        principal = authenticate(req, resp, self.ctx.db, any_of=UPLOAD_PERMISSIONS, drain=True)
+        drain_body(req)
+        try:
+            with metrics.timer("upload_v2_complete"):
+                resp.media = self._handle(principal, upload_id)
+        except (StorageError, DatabaseError) as exc:
+            answer_error(resp, UploadError(f"Storage or database not available ({exc})", 503))
+        except UploadError as exc:
+            answer_error(resp, exc)
+
+    def _handle(self, principal: Principal, upload_id: int) -> dict[str, Any]:
+        db = self.ctx.db
+        upload = records.get_upload(db, upload_id)
+        if upload is None or upload["user_id"] != principal.user_id:
+            raise UploadError(f"No upload {upload_id} of yours", 404)
+        verdicts = self.ctx.direct.verify_upload(upload)
+        done = records.mark_completed_if_done(db, upload_id)
+        upload = records.get_upload(db, upload_id)
+        assert upload is not None
+        return {
+            "id": upload_id,
+            "upload_protocol": upload["upload_protocol"],
+            "upload_completed": done,
+            "error": upload["error"],
+            "files": [v.as_json() for v in verdicts],
+        }
+
+
 def add_v2_routes(app: falcon.App, ctx: AppContext) -> None:
     app.add_route("/upload/v2/", UploadV2Resource(ctx))
+    app.add_route(
+        f"/upload/v2/complete/{{upload_id:int(max={BIGINT_MAX})}}", UploadV2CompleteResource(ctx)
+    )
     app.add_route(
         f"/upload/v2/files/{{upload_id:int(max={BIGINT_MAX})}}/{{key:path}}",
         UploadV2FileResource(ctx),

@@ -113,6 +113,16 @@ class SymbolWriter:
         )
         self.lookups.forget(key)
 
+    def reject(
+        self, upload_id: int, file_id: int, key: str, try_symbols: bool, reason: str
+    ) -> None:
+        """v2: an object a client wrote straight to the storage failed its
+        check: delete it (every worker forgets it), drop its declared row and
+        record ``reason`` on the upload. Raises StorageError, DatabaseError."""
+        self.delete(key, try_symbols=try_symbols)
+        with self.db.transaction() as tx:
+            records.fail_file_upload(tx, upload_id, file_id, reason)
+
     def delete(self, key: str, *, try_symbols: bool) -> bool:
         """Delete an object from the try or regular backend and forget it in
         every worker (its identity rows too). Raises StorageError; False when
