@@ -100,14 +100,16 @@ class Symbolicator:
         written once."""
         stats = stats or Stats()
         wanted: set[tuple[str, str]] = set()
+        code_ids: dict[tuple[str, str], str] = {}
         for job in jobs:
+            code_ids.update(job.code_ids)
             used = {index for stack in job.stacks for index, _offset in stack}
             for index in used:
                 if index >= 0:
                     name, did = job.memory_map[index]
                     if name and did:
                         wanted.add((name, did))
-        modules = self.store.get_many(sorted(wanted), stats)
+        modules = self.store.get_many(sorted(wanted), stats, code_ids)
         budget = self.max_response_size if self.max_response_size is not None else -1
         size = 0
         total_frames = 0
