@@ -18,7 +18,7 @@ import markus
 
 from tecken_eliot.frames import MAX_ADDRESS, SymcacheFrames, dumps_str
 from tecken_eliot.naming import module_key
-from tecken_eliot.status import ModuleResult, ModuleStatus
+from tecken_eliot.status import FRAME_STATUS, ModuleResult, ModuleStatus
 from tecken_eliot.store import Stats, SymcacheStore
 from tecken_eliot.validation import InvalidPayload, Job
 
@@ -46,14 +46,6 @@ class Options:
     demangle: bool = False
     #: a ``status`` per frame and a ``module_status`` per job
     explain: bool = False
-
-
-#: The per-frame ``status`` values of ``explain`` answers, by module status.
-FRAME_STATUS = {
-    ModuleStatus.MISSING: "module_missing",
-    ModuleStatus.MALFORMED: "module_malformed",
-    ModuleStatus.ERROR: "module_error",
-}
 
 
 class JobAnswer:
