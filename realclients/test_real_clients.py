@@ -288,6 +288,11 @@ def test_eliot_minidump_gives_the_same_frames(
     fetched = json_dump["symbol_fetch"]["modules"]
     assert fetched[f"crasher/{modules['crasher']['debug_id']}"] in ("found", "cached")
     assert fetched[f"libc.so.6/{modules['libc.so.6']['debug_id']}"] == "missing"
+    # Every frame explained (issue 13), in v5 explain's vocabulary.
+    thread = json_dump["threads"][json_dump["crash_info"]["crashing_thread"]]
+    assert thread["frames"][0]["status"] == "symbolicated"
+    explained = json_dump["module_status"]
+    assert explained[f"libc.so.6/{modules['libc.so.6']['debug_id']}"]["status"] == "missing"
     heartbeat = requests.get(f"{stack.eliot}/__heartbeat__", timeout=10).json()
     assert heartbeat["checks"]["stackwalker"] == "ok"
 

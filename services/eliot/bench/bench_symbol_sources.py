@@ -26,6 +26,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -117,15 +118,22 @@ def one_run(samples: int, tmp: Path) -> dict[str, float]:
     return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=15)
+def main(
+    run_once: Callable[[int, Path], dict[str, float]] = one_run,
+    doc: str = __doc__ or "",
+    samples: int = 15,
+) -> None:
+    """``--runs`` runs of ``run_once(samples, tmp)``, then min/median/max of
+    each figure over the runs (also the entry point of
+    bench_symbol_protocols.py)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=samples)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     runs = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-sources-") as tmp:
-            runs.append(one_run(args.samples, Path(tmp)))
+            runs.append(run_once(args.samples, Path(tmp)))
         print(f"run {run + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in runs[-1].items()))
     print("\nmin / median / max over runs (each figure a median of its run)")
     for key in runs[0]:

@@ -7,8 +7,10 @@
 on 429/5xx and connection errors, one keep-alive session per source. Each
 module's symbols are looked for in the configured forms (sym file, debug
 file...: :func:`tecken_eliot.naming.format_filename`), each form on every
-server before the next; :meth:`SymbolDownloader.exists` asks the same
-questions with HEAD requests (a remembered miss being rechecked)."""
+server before the next, then through the configured symbol-server protocols
+(symsrv, debuginfod, SSQP: :func:`tecken_eliot.naming.protocol_paths`);
+:meth:`SymbolDownloader.exists` asks the same questions with HEAD requests (a
+remembered miss being rechecked)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 import markus
 from everett.manager import ConfigManager
 
-from tecken_eliot.naming import format_filename, symbol_url
-from tecken_eliot.settings import DownloaderConfig, default_of, read_options
+from tecken_eliot.naming import format_filename, protocol_paths, symbol_url
+from tecken_eliot.settings import SYMBOL_PROTOCOLS, DownloaderConfig, default_of, read_options
 from tecken_eliot.status import ModuleStatus
 from tecken_shared.httpfetch import (
     REDIRECT_STATUSES,
@@ -128,6 +130,7 @@ class SymbolDownloader:
         max_line: int = default_of(DownloaderConfig, "max_sym_line_length"),
         formats: Sequence[str] = default_of(DownloaderConfig, "symbol_formats"),
         max_debug_size: int = default_of(DownloaderConfig, "max_debug_file_size"),
+        protocols: Sequence[str] = default_of(DownloaderConfig, "symbol_protocols"),
         pool_size: int = 10,
     ) -> None:
         self.source_urls = source_urls
@@ -142,6 +145,8 @@ class SymbolDownloader:
         self.formats = tuple(formats)
         #: the size limit of every form but ``sym`` (ELIOT_MAX_DEBUG_FILE_SIZE)
         self.max_debug_size = max_debug_size
+        #: the protocols asked after every form (ELIOT_SYMBOL_PROTOCOLS)
+        self.protocols = tuple(protocols)
         self.sessions = {url: make_session(USER_AGENT, pool_size) for url in source_urls}
 
     @classmethod
@@ -159,6 +164,7 @@ class SymbolDownloader:
             max_line=options["max_sym_line_length"],
             formats=options["symbol_formats"],
             max_debug_size=options["max_debug_file_size"],
+            protocols=options["symbol_protocols"],
             pool_size=pool_size,
         )
 
@@ -170,30 +176,42 @@ class SymbolDownloader:
             ids.append(debug_id)
         return ids
 
+    def _urls(
+        self, source: str, debug_filename: str, debug_id: str, fmt: str, code_id: str | None
+    ) -> list[str]:
+        """The URLs of the module's symbols in the form (or protocol) ``fmt``
+        on ``source``, in the order asked; none where it has no such form."""
+        if fmt in SYMBOL_PROTOCOLS:
+            base = source if source.endswith("/") else source + "/"
+            return [base + path for path in protocol_paths(fmt, debug_filename, debug_id, code_id)]
+        if format_filename(fmt, debug_filename) is None:
+            return []
+        return [symbol_url(source, debug_filename, did, fmt) for did in self._ids_to_try(debug_id)]
+
     def _each_url(
         self,
         debug_filename: str,
         debug_id: str,
-        formats: Sequence[str],
+        formats: Sequence[str] | None,
         deadline: float,
         attempt: Callable[[str, str, str], Attempt],
+        code_id: str | None = None,
     ) -> DownloadResult:
-        """``attempt(source, url, fmt)`` for each form, on each source, for
-        each spelling of the id, until one is not MISSING; a source that fails
-        (ERROR) is not asked again. Stops when the deadline has passed and
-        something failed."""
+        """``attempt(source, url, fmt)`` for each form (default: the
+        configured forms, then protocols), on each source, for each of its
+        URLs (spellings of the id, a protocol's paths), until one is not
+        MISSING; a source that fails (ERROR) is not asked again. Stops when the
+        deadline has passed and something failed."""
         errors: list[str] = []
         broken: set[str] = set()
-        for fmt in formats:
-            if format_filename(fmt, debug_filename) is None:
-                continue
+        for fmt in self.formats + self.protocols if formats is None else formats:
             for source in self.source_urls:
                 if source in broken:
                     continue
-                if errors and time.monotonic() >= deadline:
+                urls = self._urls(source, debug_filename, debug_id, fmt, code_id)
+                if urls and errors and time.monotonic() >= deadline:
                     return DownloadResult(ModuleStatus.ERROR, 0, errors)  # out of time
-                for did in self._ids_to_try(debug_id):
-                    url = symbol_url(source, debug_filename, did, fmt)
+                for url in urls:
                     outcome, detail, size = attempt(source, url, fmt)
                     if outcome is ModuleStatus.FOUND:
                         return DownloadResult(outcome, size, errors, fmt)
@@ -202,7 +220,7 @@ class SymbolDownloader:
                     if outcome is ModuleStatus.ERROR:
                         errors.append(detail)
                         broken.add(source)
-                        break  # a broken source: no point trying another spelling there
+                        break  # a broken source: no point trying its other URLs
         status = ModuleStatus.ERROR if errors else ModuleStatus.MISSING
         return DownloadResult(status, 0, errors)
 
@@ -213,12 +231,14 @@ class SymbolDownloader:
         dest: Path,
         deadline: float | None = None,
         formats: Sequence[str] | None = None,
+        code_id: str | None = None,
     ) -> DownloadResult:
         """Fetch the module's symbols into ``dest`` (overwritten), in the first
-        of ``formats`` (default: ``self.formats``) a source has, within
-        ``self.deadline`` seconds and by ``deadline`` (a :func:`time.monotonic`
-        time, the request's) if given. Every URL in ``errors`` is
-        :func:`public_url`'d."""
+        of ``formats`` (default: ``self.formats``, then ``self.protocols``) a
+        source has, within ``self.deadline`` seconds and by ``deadline`` (a
+        :func:`time.monotonic` time, the request's) if given. ``code_id`` (the
+        ELF build id) names the module for debuginfod and SSQP. Every URL in
+        ``errors`` is :func:`public_url`'d."""
         own = time.monotonic() + self.deadline
         deadline = own if deadline is None else min(own, deadline)
 
@@ -232,28 +252,27 @@ class SymbolDownloader:
                     return head
             return self._fetch(source, url, dest, deadline, fmt)
 
-        return self._each_url(
-            debug_filename,
-            debug_id,
-            self.formats if formats is None else formats,
-            deadline,
-            attempt,
-        )
+        return self._each_url(debug_filename, debug_id, formats, deadline, attempt, code_id)
 
     def exists(
-        self, debug_filename: str, debug_id: str, formats: Sequence[str] | None = None
+        self,
+        debug_filename: str,
+        debug_id: str,
+        formats: Sequence[str] | None = None,
+        code_id: str | None = None,
     ) -> DownloadResult:
         """Whether a source has the module's symbols in one of ``formats``
-        (default: ``self.formats``), asked with HEAD requests (no retries,
-        redirects not followed: a redirect counts as found), within
-        ``self.timeout`` seconds in all. FOUND, MISSING or ERROR."""
+        (default: ``self.formats``, then ``self.protocols``), asked with HEAD
+        requests (no retries, redirects not followed: a redirect counts as
+        found), within ``self.timeout`` seconds in all. FOUND, MISSING or ERROR."""
         deadline = time.monotonic() + self.timeout
         return self._each_url(
             debug_filename,
             debug_id,
-            self.formats if formats is None else formats,
+            formats,
             deadline,
             lambda source, url, fmt: self._head(source, url, deadline),
+            code_id,
         )
 
     def _head(self, source: str, url: str, deadline: float) -> Attempt:

@@ -7,8 +7,9 @@
 The request is ``multipart/form-data`` as Crashpad and Symbolicator send it:
 the dump in the file part ``upload_file_minidump``; any other text part is an
 annotation, echoed back under ``annotations``. The answer is the
-stackwalker's JSON (Socorro stores it as ``json_dump``) with one extra key,
-``symbol_fetch``, saying what became of each module's symbol file."""
+stackwalker's JSON (Socorro stores it as ``json_dump``) with extra keys:
+``symbol_fetch``, what became of each module's symbol file, ``module_status``
+and each frame's ``status`` (:func:`tecken_eliot.explain.explain_walk`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import falcon
 import markus
 from falcon.media.multipart import MultipartParseError
 
+from tecken_eliot.explain import explain_walk
 from tecken_eliot.minidump import NotAMinidump
 from tecken_eliot.stackwalk import Stackwalker, StackwalkerMissing, WalkFailed
 
@@ -95,6 +97,7 @@ class MinidumpResource:
                 raise falcon.HTTPGatewayTimeout(title=str(exc)) from exc
             raise falcon.HTTPUnprocessableEntity(title=str(exc)) from exc
         body: dict[str, Any] = dict(json_dump)
+        explain_walk(body, report, self.stackwalker.symbols)
         body["symbol_fetch"] = {
             "modules": report.statuses,
             "downloaded": report.downloaded,

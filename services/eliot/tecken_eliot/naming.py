@@ -55,6 +55,41 @@ def symbol_url(source_url: str, debug_filename: str, debug_id: str, fmt: str = "
     return f"{source_url}{debug_filename}/{debug_id}/{filename}"
 
 
+def protocol_paths(
+    protocol: str, debug_filename: str, debug_id: str, code_id: str | None = None
+) -> list[str]:
+    """The paths, relative to a symbol server's URL, at which ``protocol`` (one
+    of :data:`tecken_eliot.settings.SYMBOL_PROTOCOLS`) serves a debug file of
+    the module, in the order asked; none where the protocol cannot name it:
+
+    * ``symsrv``: ``symsrv/xul.pdb/<DEBUG_ID>/xul.pdb`` (``.pdb`` modules: a
+      Breakpad debug id is symsrv's GUID and age);
+    * ``debuginfod``: ``buildid/<code id>/debuginfo``, then ``.../executable``
+      (other modules, with a code id: the ELF build id);
+    * ``ssqp``: ``ssqp/_.debug/elf-buildid-sym-<code id>/_.debug`` (with a code
+      id), then ``ssqp/_.dwarf/mach-uuid-sym-<uuid>/_.dwarf`` (the Mach-O
+      UUID is the debug id without its age); other modules."""
+    is_pdb = debug_filename.lower().endswith(".pdb")
+    if protocol == "symsrv":
+        return [f"symsrv/{debug_filename}/{debug_id.upper()}/{debug_filename}"] if is_pdb else []
+    if protocol == "debuginfod":
+        if is_pdb or not code_id:
+            return []
+        return [f"buildid/{code_id.lower()}/{artifact}" for artifact in ("debuginfo", "executable")]
+    if protocol == "ssqp":
+        if is_pdb:
+            return []
+        paths = []
+        if code_id:
+            # SSQP pads ELF build ids to 20 bytes.
+            build_id = code_id.lower().ljust(40, "0")
+            paths.append(f"ssqp/_.debug/elf-buildid-sym-{build_id}/_.debug")
+        if len(debug_id) >= 32:
+            paths.append(f"ssqp/_.dwarf/mach-uuid-sym-{debug_id[:32].lower()}/_.dwarf")
+        return paths
+    raise ValueError(f"unknown symbol protocol {protocol!r}")
+
+
 def encode_component(value: str) -> str:
     """Injective encoding of ``value`` into one safe path component.
 

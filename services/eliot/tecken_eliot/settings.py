@@ -73,6 +73,25 @@ def parse_symbol_formats(value: str) -> tuple[str, ...]:
     return formats
 
 
+#: The symbol-server protocols that name a module's debug files by identity
+#: (:func:`tecken_eliot.naming.protocol_paths`), tried after every form.
+SYMBOL_PROTOCOLS = ("symsrv", "debuginfod", "ssqp")
+
+
+def parse_symbol_protocols(value: str) -> tuple[str, ...]:
+    """Comma-separated protocols from :data:`SYMBOL_PROTOCOLS`, in the order
+    tried; ``none`` for none."""
+    if value.strip().lower() == "none":
+        return ()
+    protocols = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [p for p in protocols if p not in SYMBOL_PROTOCOLS]
+    if unknown:
+        raise ValueError(
+            f"unknown symbol protocol(s) {', '.join(unknown)}; known: {', '.join(SYMBOL_PROTOCOLS)}"
+        )
+    return protocols
+
+
 def read_options(manager: ConfigManager, options: type) -> dict[str, Any]:
     """``{option name: parsed value}`` of an option class, read with Eliot's
     namespace."""
@@ -207,6 +226,21 @@ class DownloaderConfig:
             "one request per server for a module no server has (a HEAD for every form but "
             "``sym``, so servers count only sym files as missing); ``sym`` alone is Mozilla "
             "Eliot's behaviour. POST /minidump always uses ``sym`` files.",
+        )
+        symbol_protocols = Option(
+            default="symsrv,debuginfod",
+            parser=parse_symbol_protocols,
+            doc="After every form of ``ELIOT_SYMBOL_FORMATS``, the symbol-server protocols "
+            "asked for a debug file of the module by its identity, in this order, each on "
+            "every symbol server, at paths relative to its URL (the symbols service answers "
+            "them from its identity index, whatever the debug file was uploaded as): "
+            "``symsrv`` (``symsrv/xul.pdb/<DEBUG_ID>/xul.pdb``, ``.pdb`` modules), "
+            "``debuginfod`` (``buildid/<code id>/debuginfo``, then ``executable``: modules "
+            "sent with a code id, the ELF build id) and ``ssqp`` (``ssqp/_.debug/"
+            "elf-buildid-sym-<code id>/_.debug``, ``ssqp/_.dwarf/mach-uuid-sym-<uuid>/"
+            "_.dwarf``: the other modules). Each path costs a HEAD per server for a module no "
+            "server has; ``none``: none (Mozilla Eliot's behaviour, with ``sym`` alone). "
+            "POST /minidump does not use them.",
         )
         max_debug_file_size = Option(
             default="1gb",

@@ -9,7 +9,8 @@ what Socorro runs) behind :class:`Stackwalker`. It never talks to a symbol
 server itself: before a walk, the symbol files of the dump's modules are
 fetched by eliot's downloader (the configured ``ELIOT_SYMBOL_URLS``) into
 :class:`SymFileCache`, an on-disk Breakpad tree shared by every worker and
-bounded in size. A module being fetched is locked (a thread lock within a
+bounded in size (least recently used out: the access time, which a use
+sets; the modification time is the download's). A module being fetched is locked (a thread lock within a
 worker, an ``flock`` across workers), so parallel requests for the same
 modules share one download. The stackwalker then reads the tree with
 ``--symbols-path``, under a time limit and an address-space limit.
@@ -62,6 +63,8 @@ class FetchReport:
     """What became of each module's symbol file for one walk."""
 
     statuses: dict[str, str] = field(default_factory=dict)
+    #: why, for the modules whose symbols could not be had (error, too_large)
+    details: dict[str, str] = field(default_factory=dict)
     downloaded: int = 0
     seconds: float = 0.0
 
@@ -113,9 +116,13 @@ class SymFileCache:
     def _state(self, path: Path, module: DumpModule | None = None) -> str | None:
         """``cached``, ``missing`` (remembered), or None: it must be fetched.
         With ``module``, a marker due for a recheck is rechecked."""
-        if path.exists():
-            os.utime(path)  # the LRU order
+        try:
+            # The LRU order is the access time; the modification time stays
+            # the download's (a module's ``cache_age``).
+            os.utime(path, (time.time(), path.stat().st_mtime))
             return "cached"
+        except FileNotFoundError:
+            pass
         marker = path.with_name(path.name + ".missing")
         try:
             age = time.time() - marker.stat().st_mtime
@@ -143,15 +150,19 @@ class SymFileCache:
     def ensure(self, module: DumpModule) -> str:
         """Make the module's symbol file present if a symbol server has it;
         its status: cached, found (downloaded now), missing, error, too_large."""
+        return self.fetch(module)[0]
+
+    def fetch(self, module: DumpModule) -> tuple[str, str]:
+        """:meth:`ensure`'s status, and why for error and too_large."""
         key = symbol_key(module.debug_file, module.debug_id)
         path = self.root / key
         state = self._state(path, module)
         if state:
-            return state
+            return state, ""
         with self._module_lock(key):
             state = self._state(path)  # another request may have fetched it meanwhile
             if state:
-                return state
+                return state, ""
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".download-")
             os.close(fd)
@@ -169,7 +180,7 @@ class SymFileCache:
                     os.unlink(tmp)
         if result.status is ModuleStatus.FOUND:
             self.evict()
-        return str(result.status)
+        return str(result.status), "; ".join(result.errors)
 
     def evict(self) -> None:
         """Delete least recently used files until the tree fits ``max_size``."""
@@ -180,7 +191,7 @@ class SymFileCache:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            files.append((stat.st_mtime, stat.st_size, path))
+            files.append((stat.st_atime, stat.st_size, path))
             total += stat.st_size
         if total <= self.max_size:
             return
@@ -285,8 +296,13 @@ class Stackwalker:
                 todo.append(module)
         if todo:
             with ThreadPoolExecutor(max_workers=min(self.fetch_threads, len(todo))) as pool:
-                for module, status in zip(todo, pool.map(self.symbols.ensure, todo), strict=True):
-                    report.statuses[f"{module.debug_file}/{module.debug_id}"] = status
+                for module, (status, detail) in zip(
+                    todo, pool.map(self.symbols.fetch, todo), strict=True
+                ):
+                    key = f"{module.debug_file}/{module.debug_id}"
+                    report.statuses[key] = status
+                    if detail:
+                        report.details[key] = detail
                     if status == "found":
                         report.downloaded += 1
         report.seconds = time.perf_counter() - started

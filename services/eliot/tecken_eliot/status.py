@@ -42,6 +42,14 @@ class ModuleStatus(StrEnum):
 
 NEGATIVE = (ModuleStatus.MISSING, ModuleStatus.MALFORMED)
 
+#: The per-frame ``status`` of explained answers (v5 ``explain``,
+#: ``/minidump``) in a module whose symbols were not found, by its status.
+FRAME_STATUS = {
+    ModuleStatus.MISSING: "module_missing",
+    ModuleStatus.MALFORMED: "module_malformed",
+    ModuleStatus.ERROR: "module_error",
+}
+
 
 @dataclass
 class ModuleResult:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -191,13 +191,19 @@ class SymcacheStore:
     # -- lookups -----------------------------------------------------------
 
     def get_many(
-        self, modules: Iterable[tuple[str, str]], stats: Stats | None = None
+        self,
+        modules: Iterable[tuple[str, str]],
+        stats: Stats | None = None,
+        code_ids: Mapping[tuple[str, str], str] | None = None,
     ) -> dict[tuple[str, str], ModuleResult]:
         """A result for each distinct (debug_filename, debug_id); cold modules
         are fetched in parallel, for at most ``fetch_deadline`` seconds: a
         module not ready by then is an ERROR for this request (a fetch under
-        way goes on, bounded by its own deadline, and fills the cache)."""
+        way goes on, bounded by its own deadline, and fills the cache).
+        ``code_ids`` gives the code id (ELF build id) of the modules that
+        have one."""
         stats = stats or Stats()
+        code_ids = code_ids or {}
         deadline = time.monotonic() + self.fetch_deadline
         results: dict[tuple[str, str], ModuleResult] = {}
         cold = []
@@ -210,10 +216,16 @@ class SymcacheStore:
             else:
                 cold.append(module)
         if len(cold) == 1:
-            results[cold[0]] = self.get(*cold[0], stats=stats, deadline=deadline)
+            module = cold[0]
+            results[module] = self.get(
+                *module, stats=stats, deadline=deadline, code_id=code_ids.get(module)
+            )
         elif cold:
             futures = {
-                m: self._executor.submit(self.get, *m, stats=stats, deadline=deadline) for m in cold
+                m: self._executor.submit(
+                    self.get, *m, stats=stats, deadline=deadline, code_id=code_ids.get(m)
+                )
+                for m in cold
             }
             wait_futures(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
             for module, future in futures.items():
@@ -234,9 +246,12 @@ class SymcacheStore:
         debug_id: str,
         stats: Stats | None = None,
         deadline: float | None = None,
+        code_id: str | None = None,
     ) -> ModuleResult:
         """The module's result; ``deadline`` (a :func:`time.monotonic` time)
-        bounds the wait for another process's fetch and our own download."""
+        bounds the wait for another process's fetch and our own download;
+        ``code_id`` (the ELF build id), if known, lets the downloader ask
+        debuginfod and SSQP routes for the module's debug file."""
         stats = stats or Stats()
         if deadline is None:
             deadline = time.monotonic() + self.fetch_deadline
@@ -254,16 +269,16 @@ class SymcacheStore:
             stem,
             load=lambda: self._load(stem, normalized, stats),
             compute=lambda: self._compute(
-                debug_filename, debug_id, stem, normalized, stats, deadline
+                debug_filename, debug_id, stem, normalized, stats, deadline, code_id
             ),
             lock_timeout=max(0.0, min(self.lock_timeout, deadline - time.monotonic())),
-            recheck=lambda: self._recheck(debug_filename, debug_id),
+            recheck=lambda: self._recheck(debug_filename, debug_id, code_id),
         )
 
-    def _recheck(self, debug_filename: str, debug_id: str) -> bool:
+    def _recheck(self, debug_filename: str, debug_id: str, code_id: str | None = None) -> bool:
         """Whether a symbol server has a module remembered as missing now (HEAD
         requests: :meth:`SymbolDownloader.exists`)."""
-        found = self.downloader.exists(debug_filename, debug_id)
+        found = self.downloader.exists(debug_filename, debug_id, code_id=code_id)
         if found.status is ModuleStatus.ERROR:
             logger.warning(
                 "recheck of missing module %s failed: %s",
@@ -295,13 +310,16 @@ class SymcacheStore:
         normalized: str,
         stats: Stats,
         deadline: float,
+        code_id: str | None = None,
     ) -> ModuleResult:
         """The fetch tier: download the module's symbols (a sym file or a
         debug file, maybe in a container), build its symcache and store it
         (negative results are remembered by ``DiskCache.get_or_compute``;
         malformed ones are logged and counted here)."""
         key = module_key(debug_filename, debug_id)
-        result = self._fetch_and_build(debug_filename, debug_id, stem, normalized, stats, deadline)
+        result = self._fetch_and_build(
+            debug_filename, debug_id, stem, normalized, stats, deadline, code_id
+        )
         if result.status is ModuleStatus.MALFORMED:
             logger.warning("module %s has malformed symbols: %s", key, result.detail)
         return result
@@ -314,6 +332,7 @@ class SymcacheStore:
         normalized: str,
         stats: Stats,
         deadline: float,
+        code_id: str | None = None,
     ) -> ModuleResult:
         key = module_key(debug_filename, debug_id)
         tmps: list[Path] = []
@@ -327,7 +346,9 @@ class SymcacheStore:
                 if found is not None:
                     return found
             start = time.perf_counter()
-            download = self.downloader.download(debug_filename, debug_id, sym_tmp, deadline)
+            download = self.downloader.download(
+                debug_filename, debug_id, sym_tmp, deadline, code_id=code_id
+            )
             elapsed = time.perf_counter() - start
             if download.status is ModuleStatus.FOUND:
                 stats.add("downloads", key, elapsed)

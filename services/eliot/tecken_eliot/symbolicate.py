@@ -18,7 +18,7 @@ import markus
 
 from tecken_eliot.frames import MAX_ADDRESS, SymcacheFrames, dumps_str
 from tecken_eliot.naming import module_key
-from tecken_eliot.status import ModuleResult, ModuleStatus
+from tecken_eliot.status import FRAME_STATUS, ModuleResult, ModuleStatus
 from tecken_eliot.store import Stats, SymcacheStore
 from tecken_eliot.validation import InvalidPayload, Job
 
@@ -46,14 +46,6 @@ class Options:
     demangle: bool = False
     #: a ``status`` per frame and a ``module_status`` per job
     explain: bool = False
-
-
-#: The per-frame ``status`` values of ``explain`` answers, by module status.
-FRAME_STATUS = {
-    ModuleStatus.MISSING: "module_missing",
-    ModuleStatus.MALFORMED: "module_malformed",
-    ModuleStatus.ERROR: "module_error",
-}
 
 
 class JobAnswer:
@@ -100,14 +92,16 @@ class Symbolicator:
         written once."""
         stats = stats or Stats()
         wanted: set[tuple[str, str]] = set()
+        code_ids: dict[tuple[str, str], str] = {}
         for job in jobs:
+            code_ids.update(job.code_ids)
             used = {index for stack in job.stacks for index, _offset in stack}
             for index in used:
                 if index >= 0:
                     name, did = job.memory_map[index]
                     if name and did:
                         wanted.add((name, did))
-        modules = self.store.get_many(sorted(wanted), stats)
+        modules = self.store.get_many(sorted(wanted), stats, code_ids)
         budget = self.max_response_size if self.max_response_size is not None else -1
         size = 0
         total_frames = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -23,6 +23,8 @@ T = TypeVar("T")
 # Eliot's patterns, matched whole (fullmatch): its "^...$" let a trailing newline through.
 DEBUG_FILENAME_RE = re.compile(r"[A-Za-z0-9_.+{}@<> ~-]*")
 DEBUG_ID_RE = re.compile(r"[A-Fa-f0-9]*")
+#: A code id (ELF build id, Mach-O UUID, PE timestamp and size): hex, at most 64 bytes.
+CODE_ID_RE = re.compile(r"[A-Fa-f0-9]{1,128}")
 
 
 class InvalidPayload(ValueError):
@@ -80,6 +82,8 @@ def check_limits(raw_jobs: list[Any], limits: Limits) -> None:
 class Job:
     memory_map: list[tuple[str, str]]
     stacks: list[list[tuple[int, int]]]
+    #: the code id of each module sent with one (in a memoryMap entry's third element)
+    code_ids: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _is_int(value: Any) -> bool:
@@ -126,18 +130,34 @@ def jobs_of_v5(payload: Any) -> list[Any]:
     return jobs
 
 
-def validate_modules(i: int, memory_map: Any) -> list[tuple[str, str]]:
+def validate_modules(
+    i: int, memory_map: Any, code_ids: dict[tuple[str, str], str] | None = None
+) -> list[tuple[str, str]]:
+    """The ``(debug_filename, debug_id)`` of each memoryMap entry. An entry
+    may have a third element (ours: Eliot takes pairs only), an object whose
+    ``code_id`` (the ELF build id; null for none) is put in ``code_ids``."""
     prefix = f"job {i} has invalid modules: "
     if not isinstance(memory_map, list):
         raise InvalidPayload(prefix + "modules must be a list", "invalid_modules")
     modules = []
     for j, item in enumerate(memory_map):
-        if not isinstance(item, list) or len(item) != 2:
+        if (
+            not isinstance(item, list)
+            or len(item) not in (2, 3)
+            or (len(item) == 3 and not isinstance(item[2], dict))
+        ):
             raise InvalidPayload(
                 prefix + f"module index {j} does not have a debug_filename and debug_id",
                 "invalid_modules",
             )
-        debug_filename, debug_id = item
+        debug_filename, debug_id = item[:2]
+        code_id = item[2].get("code_id") if len(item) == 3 else None
+        if code_id is not None and (
+            not isinstance(code_id, str) or not CODE_ID_RE.fullmatch(code_id)
+        ):
+            raise InvalidPayload(
+                prefix + f"module index {j} has an invalid code_id", "invalid_modules"
+            )
         if not isinstance(debug_filename, str) or not DEBUG_FILENAME_RE.fullmatch(debug_filename):
             raise InvalidPayload(
                 prefix + f"module index {j} has an invalid debug_filename", "invalid_modules"
@@ -147,6 +167,8 @@ def validate_modules(i: int, memory_map: Any) -> list[tuple[str, str]]:
                 prefix + f"module index {j} has an invalid debug_id", "invalid_modules"
             )
         modules.append((debug_filename, debug_id))
+        if code_id and code_ids is not None:
+            code_ids[(debug_filename, debug_id)] = code_id
     return modules
 
 
@@ -211,6 +233,7 @@ def validate_job(i: int, job: Any) -> Job:
         raise InvalidPayload(f"job {i} is invalid: no stacks specified", None)
     if "memoryMap" not in job:
         raise InvalidPayload(f"job {i} is invalid: no memoryMap specified", None)
-    modules = validate_modules(i, job["memoryMap"])
+    code_ids: dict[tuple[str, str], str] = {}
+    modules = validate_modules(i, job["memoryMap"], code_ids)
     stacks = validate_stacks(i, job["stacks"], len(modules))
-    return Job(modules, stacks)
+    return Job(modules, stacks, code_ids)

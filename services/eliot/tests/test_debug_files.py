@@ -125,11 +125,16 @@ def test_the_plain_pdb_is_read_too(store, tmp_path):
     assert frame["file"].endswith("dummydll.cpp") and frame["line"] == 11
 
 
+def _build_id(elf: Path) -> str:
+    """The GNU build id of an ELF file, as readelf reads it (hex)."""
+    notes = subprocess.run(["readelf", "-n", str(elf)], capture_output=True, text=True).stdout
+    return notes.split("Build ID:")[1].split()[0]
+
+
 def _breakpad_id(elf: Path) -> str:
     """The Breakpad debug id of an ELF file from its GNU build id (readelf's
     reading of it, not symbolic's): the first 16 bytes as a GUID, age 0."""
-    notes = subprocess.run(["readelf", "-n", str(elf)], capture_output=True, text=True).stdout
-    build_id = bytes.fromhex(notes.split("Build ID:")[1].split()[0])[:16]
+    build_id = bytes.fromhex(_build_id(elf))[:16]
     guid = build_id[3::-1] + build_id[5:3:-1] + build_id[7:5:-1] + build_id[8:16]
     return guid.hex().upper() + "0"
 
@@ -174,6 +179,50 @@ def test_an_elf_built_here_symbolicates_from_its_debug_file(build, store, tmp_pa
     assert frame["line"] in range(_line_of(source, "crash_here") - 0, _line_of(source, "CRASH") + 1)
 
 
+def test_a_debug_file_is_found_by_build_id_through_debuginfod(build, store, tmp_path):
+    """A module sent with its code id (the ELF build id), no Tecken-shaped
+    form on the server: eliot asks the debuginfod route, HEAD first."""
+    lib = build.crashlib
+    build_id = _build_id(lib)
+    module = (lib.name, _breakpad_id(lib))
+    dest = store.root / "buildid" / build_id / "debuginfo"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(lib.read_bytes())
+    memory_map = [[*module, {"code_id": build_id.upper()}]]
+    payload = {"memoryMap": memory_map, "stacks": [[[0, _address(lib, "crash_here") + 2]]]}
+    app = make(store, tmp_path)
+    frame = app.post_json("/symbolicate/v5", {"jobs": [payload]}).json["results"][0]["stacks"]
+    assert frame[0][0]["function"] == "crash_here"
+    assert frame[0][0]["file"].endswith("crashlib.c")
+    assert store.heads[f"/buildid/{build_id}/debuginfo"] == 1
+    assert store.hits[f"/buildid/{build_id}/debuginfo"] == 1
+    # Without the code id there is nothing to ask debuginfod for.
+    store.heads.clear()
+    other = make(store, tmp_path)
+    assert v5(other, module, 1)["found_modules"] == {"/".join(module): False}
+    assert not [p for p in store.heads if p.startswith("/buildid/")]
+
+
+def test_a_module_no_protocol_has_costs_a_head_per_path(store, tmp_path):
+    """A server that is not ours (404 everywhere): each protocol path costs one
+    HEAD, no GET; a bad code id is a 400."""
+    module, code_id = ("libgone.so", "E" * 33), "ab" * 20
+    app = make(store, tmp_path, ELIOT_SYMBOL_PROTOCOLS="symsrv,debuginfod,ssqp")
+    payload = {"memoryMap": [[*module, {"code_id": code_id}]], "stacks": [[[0, 1]]]}
+    result = app.post_json("/symbolicate/v5", {"jobs": [payload]}).json["results"][0]
+    assert result["found_modules"] == {"/".join(module): False}
+    assert [p for p in store.hits if not p.startswith("/libgone.so/")] == []
+    assert sorted(p for p in store.heads if not p.startswith("/libgone.so/")) == [
+        f"/buildid/{code_id}/debuginfo",
+        f"/buildid/{code_id}/executable",
+        f"/ssqp/_.debug/elf-buildid-sym-{code_id}/_.debug",
+        "/ssqp/_.dwarf/mach-uuid-sym-" + "e" * 32 + "/_.dwarf",
+    ]
+    bad = {"memoryMap": [[*module, {"code_id": "xyz"}]], "stacks": [[[0, 1]]]}
+    resp = app.post_json("/symbolicate/v5", {"jobs": [bad]}, status=400)
+    assert "invalid code_id" in resp.text
+
+
 def test_a_sym_file_is_preferred_and_each_form_costs_a_request(store, tmp_path):
     put(store, SSLTUNNEL, "sym", fixture(SSLTUNNEL, "ssltunnel.sym"))
     put(store, SSLTUNNEL, "dbg.gz", fixture(SSLTUNNEL, "ssltunnel.dbg.gz"))
@@ -190,9 +239,13 @@ def test_a_sym_file_is_preferred_and_each_form_costs_a_request(store, tmp_path):
     ]
     tried = sorted(p.rsplit("/", 1)[1] for p in store.heads if p.startswith("/nothere.pdb/"))
     assert tried == ["nothere.pd_", "nothere.pdb", "nothere.sym.gz"]
+    # Then the symsrv route (ELIOT_SYMBOL_PROTOCOLS), with a HEAD too.
+    assert [p for p in store.heads if p.startswith("/symsrv/")] == [
+        "/symsrv/nothere.pdb/" + "A" * 33 + "/nothere.pdb"
+    ]
     store.hits.clear()
     store.heads.clear()
-    v5(make(store, tmp_path, ELIOT_SYMBOL_FORMATS="sym"), missing, 1)
+    v5(make(store, tmp_path, ELIOT_SYMBOL_FORMATS="sym", ELIOT_SYMBOL_PROTOCOLS="none"), missing, 1)
     assert list(store.hits) == ["/nothere.pdb/" + "A" * 33 + "/nothere.sym"]
     assert not store.heads
 
@@ -273,8 +326,8 @@ def test_a_recheck_that_finds_nothing_asks_once_per_period(store, tmp_path, metr
     time.sleep(1.05)
     for _ in range(3):
         assert v5(app, missing, 1)["found_modules"] == {"/".join(missing): False}
-    # One HEAD per form (4 for a .pdb), once; no download.
-    assert sum(store.heads.values()) == heads + 4 and sum(store.hits.values()) == gets
+    # One HEAD per form (4 for a .pdb) and one for symsrv, once; no download.
+    assert sum(store.heads.values()) == heads + 5 and sum(store.hits.values()) == gets
     assert metricsmock.has_record(
         "incr", "eliot.diskcache.recheck", value=1, tags=["result:missing"]
     )
@@ -358,3 +411,62 @@ def test_an_upload_after_a_miss_symbolicates_the_next_request(build, deployed, t
     cppfilt, crash = result["stacks"][0]
     assert cppfilt["function"] and cppfilt["module"] == "c++filt"
     assert crash["function"] == "crash_here" and crash["file"].endswith("crashlib.c")
+
+
+BY_ID_SOURCE = """int by_id_square(int x) {
+    int y = x * x; /* SQUARE */
+    return y;
+}
+"""
+
+
+def test_debug_files_uploaded_under_other_names_are_found_through_the_index(
+    build, deployed, tmp_path
+):
+    """Issue 14's last bullet, end to end: the symbols service and eliot under
+    gunicorn; an ELF built here (``cc -g -Wl,--build-id``) uploaded only as
+    its plain debug file, and a PDB only as the ``.pdb`` itself, with the
+    upload CLI. The Tecken route serves neither ending, so eliot finds them
+    through the service's identity index: debuginfod by build id, symsrv by
+    the PDB's debug id."""
+    symbols, eliot = deployed
+    src = tmp_path / "byid.c"
+    src.write_text(BY_ID_SOURCE)
+    lib = tmp_path / "libbyid.so"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed (Debian: apt-get install gcc)"
+    subprocess.run(
+        [cc, "-g", "-O0", "-shared", "-fPIC", "-Wl,--build-id=sha1", "-o", lib, src], check=True
+    )
+    elf = (lib.name, _breakpad_id(lib))
+    import cabarchive
+
+    tree = tmp_path / "upload"
+    for (name, did), data in [
+        (elf, lib.read_bytes()),
+        (QIPCAP, cabarchive.CabArchive(fixture(QIPCAP, "qipcap64.pd_"))["qipcap64.pdb"].buf),
+    ]:
+        (tree / name / did).mkdir(parents=True)
+        (tree / name / did / name).write_bytes(data)
+    _upload(symbols, tree)
+    # The Tecken-shaped URL of the plain debug file is not served.
+    plain = f"{symbols.url}/{elf[0]}/{elf[1]}/{elf[0]}"
+    assert requests.head(plain, timeout=10).status_code == 404
+
+    payload = {
+        "jobs": [
+            {
+                "memoryMap": [[*elf, {"code_id": _build_id(lib)}], list(QIPCAP)],
+                "stacks": [[[0, _address(lib, "by_id_square") + 4], [1, 0x1010]]],
+            }
+        ]
+    }
+    resp = requests.post(f"{eliot.url}/symbolicate/v5", json=payload, timeout=30)
+    assert resp.status_code == 200, resp.text
+    result = resp.json()["results"][0]
+    assert set(result["found_modules"].values()) == {True}
+    square, dllmain = result["stacks"][0]
+    assert square["function"] == "by_id_square" and square["file"].endswith("byid.c")
+    assert square["line"] in (1, 2)
+    assert dllmain["function"] == "DllMain(void*, unsigned long, void*)"
+    assert dllmain["file"].endswith("dummydll.cpp") and dllmain["line"] == 11

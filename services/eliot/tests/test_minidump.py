@@ -19,22 +19,29 @@ import pytest
 from tecken_eliot.downloader import SymbolDownloader
 from tecken_eliot.minidump import DumpModule, NotAMinidump, read_modules
 from tecken_eliot.stackwalk import SymFileCache
-from tecken_eliot.testing import SSLTUNNEL
+from tecken_eliot.testing import SSLTUNNEL, SymbolServer
 from tecken_shared.breakpad import symbol_key
 from tecken_shared.testing import FIXTURES_DIR, realclients
+from tecken_shared.testing.servers import wsgi_server
 
 #: A minidump without a thread list: the stackwalker refuses it.
 PARTIAL_DUMP = FIXTURES_DIR / "collector" / "minidump_300k.dmp"
 
 
 @pytest.fixture(scope="module")
-def crashpad_dump(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A real Linux minidump, written by crashpad_handler for the crasher."""
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> tuple[realclients.Build, bytes]:
+    """The crasher built here and a real Linux minidump of it, written by
+    crashpad_handler."""
     try:
-        _, path = realclients.crashpad_dump(tmp_path_factory.mktemp("crash"))
+        build, path = realclients.crashpad_dump(tmp_path_factory.mktemp("crash"))
     except realclients.MissingClient as exc:
         pytest.fail(str(exc), pytrace=False)
-    return path.read_bytes()
+    return build, path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def crashpad_dump(crashed: tuple[realclients.Build, bytes]) -> bytes:
+    return crashed[1]
 
 
 @pytest.fixture
@@ -93,6 +100,51 @@ def test_walks_a_minidump_and_remembers_missing_symbols(
     assert sum(symbol_server.hits.values()) == hits
     assert again["threads"] == body["threads"]
     assert app.get("/__heartbeat__", status="*").json["checks"]["stackwalker"] == "ok"
+
+
+def test_every_frame_and_module_is_explained(make_app, stackwalker, crashed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``module_status`` and each frame's ``status`` (v5 explain's vocabulary):
+    libcrashlib's real sym file (dump_syms) is found and symbolicates the top
+    frame, the crasher's sym file is garbage (malformed), the system
+    libraries are missing with the URLs asked."""
+    import subprocess
+
+    build, dump = crashed
+    modules = {m.debug_file: m for m in read_modules(dump)}
+    root = tmp_path / "store"
+    crashlib, crasher = modules["libcrashlib.so"], modules["crasher"]
+    sym = subprocess.run(
+        [realclients.dump_syms(), str(build.crashlib)], capture_output=True, check=True
+    ).stdout
+    for module, data in [(crashlib, sym), (crasher, b"MODULE Linux x86_64 nonsense\n\0\0")]:
+        dest = root / symbol_key(module.debug_file, module.debug_id)
+        dest.parent.mkdir(parents=True)
+        dest.write_bytes(data)
+    server = SymbolServer(root)
+    with wsgi_server(server) as url:
+        app = make_app(ELIOT_STACKWALKER_PATH=stackwalker, ELIOT_SYMBOL_URLS=url + "/")
+        body = post_dump(app, dump).json
+        again = post_dump(app, dump).json  # from the symbol tree: cached
+    status = body["module_status"]
+    assert set(status) == set(body["symbol_fetch"]["modules"])
+    found = status[f"libcrashlib.so/{crashlib.debug_id}"]
+    assert found["status"] == "found" and found["cache_age"] >= 0 and "urls" not in found
+    bad = status[f"crasher/{crasher.debug_id}"]
+    assert bad["status"] == "malformed", bad
+    libc = next(v for k, v in status.items() if k.startswith("libc.so"))
+    assert libc["status"] == "missing" and libc["detail"] == "no symbol server has this module"
+    assert libc["urls"] and all(u.startswith(url) for u in libc["urls"])
+    thread = body["threads"][body["crash_info"]["crashing_thread"]]
+    statuses = [(f["module"], f["status"]) for f in thread["frames"]]
+    assert statuses[0] == ("libcrashlib.so", "symbolicated")
+    assert ("crasher", "module_malformed") in statuses
+    assert {s for m, s in statuses if m and m.startswith("libc.so")} == {"module_missing"}
+    vocabulary = {"symbolicated", "no_function", "unknown_module", "offset_outside_module"}
+    vocabulary |= {"module_missing", "module_malformed", "module_error"}
+    assert {f["status"] for t in body["threads"] for f in t["frames"]} <= vocabulary
+    cached = again["module_status"][f"libcrashlib.so/{crashlib.debug_id}"]
+    assert cached["status"] == "found" and cached["cache_age"] >= found["cache_age"]
+    assert again["threads"] == body["threads"]
 
 
 def test_read_modules_matches_the_stackwalker(stackwalker, crashpad_dump, tmp_path) -> None:  # type: ignore[no-untyped-def]
