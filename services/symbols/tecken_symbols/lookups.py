@@ -19,7 +19,12 @@ Writers never touch the caches themselves: the symbol writer
 deletes them from a shared cache and appends them to the invalidation log
 (:mod:`tecken_symbols.invalidations`) that every other worker reads before it
 answers from memory. Cache failures never fail a lookup (see
-:mod:`tecken_shared.cache`)."""
+:mod:`tecken_shared.cache`).
+
+Unless ``ask_storage_for_unknown_keys``, a key no upload stored (absent from
+the worker's filter of recorded keys, :mod:`tecken_symbols.stored_keys`) is
+not found without asking a cache or storage: the database is authoritative,
+so a never-seen missing key costs what a cached answer does."""
 
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
+from tecken_symbols import stored_keys
+from tecken_symbols.stored_keys import KnownKeys, storage_keys
 from tecken_symbols.storages import Backend, Storages
 
 logger = logging.getLogger(__name__)
@@ -80,6 +87,7 @@ class Lookups:
         local_hit_ttl: float = 60,
         local_max_entries: int = 100_000,
         poll_interval: float = 1.0,
+        ask_storage_for_unknown_keys: bool = True,
     ) -> None:
         self.storages = storages
         self.cache = cache
@@ -107,8 +115,15 @@ class Lookups:
         #: a cache that is not shared lives in this process.
         self._memory: LocalCache | None = self.local if self.shared else cast(LocalCache, cache)
         self.invalidations = InvalidationLog(db, poll_interval=poll_interval)
+        #: The recorded keys, when the database is authoritative.
+        self.known_keys: KnownKeys | None = (
+            None
+            if ask_storage_for_unknown_keys
+            else KnownKeys(db, on_reload_needed=self.invalidations.restart)
+        )
         self._generation = 0
         self._generation_lock = threading.Lock()
+        self._log_readable = False
 
     def caches_misses(self, try_symbols: bool) -> bool:
         """Whether a "not found" answer is cached (see the module doc)."""
@@ -120,22 +135,41 @@ class Lookups:
         """The in-process layer, after applying what other processes logged;
         None when it must not be used now (the log cannot be read)."""
         memory = self._memory
-        if memory is None:
+        if memory is None and self.known_keys is None:
             return None
         usable, changes = self.invalidations.poll()
         if changes is not None and (changes.everything or changes.keys):
             with self._generation_lock:
                 self._generation += 1
+            known = self.known_keys
             if changes.everything:
-                memory.clear()
+                if known is not None and usable:
+                    # Just after the log's position was read: see KnownKeys.reload.
+                    known.reload()
+                elif known is not None:
+                    known.forget_all()
+                if memory is not None:
+                    memory.clear()
             else:
-                memory.delete(*changes.keys)
+                if known is not None:
+                    known.add(storage_keys(changes.keys))
+                if memory is not None:
+                    memory.delete(*changes.keys)
                 if self.shared:
                     # Again in the shared cache: heals a delete the writer lost
                     # (Redis timed out) and a hit a slow lookup stored after it.
                     for i in range(0, len(changes.keys), 1000):
                         self.cache.delete(*changes.keys[i : i + 1000])
+        self._log_readable = usable
         return memory if usable else None
+
+    def unknown(self, key: str) -> bool:
+        """Whether no upload ever stored ``key`` (so it is not found), as far
+        as this worker can tell now; False when it cannot (the database is
+        not authoritative, the filter is not loaded, the log is unreadable).
+        Call it after a poll (find does)."""
+        known = self.known_keys
+        return known is not None and self._log_readable and known.may_exist(key) is False
 
     @staticmethod
     def _cache_key(key: str, try_symbols: bool) -> str:
@@ -172,20 +206,27 @@ class Lookups:
             return
         with self._generation_lock:
             self._generation += 1
+        if self.known_keys is not None:
+            self.known_keys.add(storage_keys(keys))
         self.cache.delete(*keys)
         if self.local is not None:
             self.local.delete(*keys)
 
-    def forget(self, key: str | None = None, header: SymHeader | None = None) -> None:
+    def forget(
+        self, key: str | None = None, header: SymHeader | None = None, *, stored: bool = False
+    ) -> None:
         """Forget every cached answer about object ``key`` (and the syminfo
         pairs of its ``header``), in every worker: here and in the shared cache
         at once, elsewhere through the invalidation log. Call it after the
         object was written or deleted. A database failure is logged: the other
         workers then stop using their in-process caches until they can read
-        the log again."""
+        the log again. ``stored``: ``key`` was stored (record it as such,
+        :mod:`tecken_symbols.stored_keys`)."""
         keys = self.cache_keys(key, header)
         try:
             with self.db.transaction() as tx:
+                if stored and key:
+                    stored_keys.add(tx, [key])
                 self.log_forget(tx, keys)
         except DatabaseError as exc:
             metrics.incr("cache_invalidation.write_error")
@@ -203,6 +244,9 @@ class Lookups:
         # The caches this lookup may use: a shared cache always, the
         # in-process layer only while the invalidation log can be read.
         memory = self._in_memory()
+        if self.unknown(key):
+            metrics.incr("symboldownloader.cache", tags=["result:unknown_key"])
+            return None
         local = self.local if memory is not None else None
         cache = self.cache if self.shared or memory is not None else None
         generation = self._generation

@@ -8,7 +8,9 @@ written or deleted (v1 archives, upload by URL, v2 PUTs, ``cleanup-uploads``).
 It owns the three duties of a write, so no caller can forget one:
 
 1. the object, with the stored-object convention (:class:`FileStorer`);
-2. the FileUpload row (:mod:`tecken_symbols.upload.records`);
+2. the FileUpload row (:mod:`tecken_symbols.upload.records`) and the stored
+   key (:mod:`tecken_symbols.stored_keys`, what downloads of keys never
+   stored are answered from);
 3. the lookup caches: right after an object write or delete its existence
    answers are dropped here and in a shared cache, and the keys (existence and,
    for a .sym, the syminfo pairs of its header) are appended to the
@@ -17,6 +19,7 @@ It owns the three duties of a write, so no caller can forget one:
 
 from __future__ import annotations
 
+from tecken_symbols import stored_keys
 from tecken_symbols.db import Database
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.storages import Backend, Storages
@@ -59,6 +62,7 @@ class SymbolWriter:
         keys = self.lookups.cache_keys(result.key, result.header)
         with self.db.transaction() as tx:
             records.add_file_upload(tx, upload_id, bucket_name, result, try_symbols)
+            stored_keys.add(tx, [result.key])
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
 
@@ -68,6 +72,7 @@ class SymbolWriter:
         keys = self.lookups.cache_keys(result.key, result.header)
         with self.db.transaction() as tx:
             records.complete_file_upload(tx, file_id, result)
+            stored_keys.add(tx, [result.key])
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
         # After the commit: concurrent PUTs of the last files must see each
@@ -84,4 +89,30 @@ class SymbolWriter:
     def forget_unrecorded(self, result: FileResult) -> None:
         """A stored file whose row could not be saved: forget it anyway (the
         log append may fail too; the other workers then stop trusting memory)."""
-        self.lookups.forget(result.key, result.header)
+        self.lookups.forget(result.key, result.header, stored=True)
+
+    def import_keys(self, backend: Backend, batch: int = 1000) -> int:
+        """Record the key of every object ``backend`` holds (objects the
+        service never recorded: a migrated bucket, extra read-only storage),
+        and make every worker know them within the log's poll interval.
+        Returns how many objects were listed. Raises StorageError or
+        DatabaseError (what was imported before stays imported)."""
+        listed = 0
+        keys: list[str] = []
+
+        def flush() -> None:
+            cache_keys = [c for key in keys for c in self.lookups.cache_keys(key)]
+            with self.db.transaction() as tx:
+                stored_keys.add(tx, keys)
+                self.lookups.log_forget(tx, cache_keys)
+            self.lookups.drop(cache_keys)
+            keys.clear()
+
+        for info in backend.storage.list():
+            keys.append(info.key)
+            listed += 1
+            if len(keys) >= batch:
+                flush()
+        if keys:
+            flush()
+        return listed
