@@ -19,7 +19,8 @@ Rows, each at ``--clients`` (1 and 4) concurrent clients:
 
 For each row the service and the baseline are driven from a second process
 (``--load``), with the client count as threads, bounded by ``--requests`` and
-``--seconds``, in ``--rounds`` that alternate between the two servers. The
+``--seconds``, in ``--rounds`` short slices that alternate between the two
+servers (so that other load on the machine falls on both alike). The
 service runs with the options given by ``--env NAME=VALUE`` on top of the
 bench's own (SQLite, the storage above). It prints requests/s and p50/p99 of
 both and the ratio of the service's requests/s to the baseline's; after
@@ -140,21 +141,46 @@ def combine(parts: list[dict]) -> dict:
     }
 
 
+def run_alternating(
+    targets: list[dict], requests: int, seconds: float, clients: int, slices: int
+) -> list[dict]:
+    """Drive each target (``{"port", "paths"}``) in turn for ``slices``
+    short slices (the order reversed every other slice), so that load from
+    other processes on the machine falls on every target alike."""
+    parts: list[list[dict]] = [[] for _ in targets]
+    order = list(range(len(targets)))
+    for i in range(slices):
+        for t in order if i % 2 == 0 else reversed(order):
+            target = targets[t]
+            parts[t].append(
+                run_load(
+                    target["port"],
+                    target["paths"],
+                    max(1, requests // slices),
+                    seconds / slices,
+                    clients,
+                )
+            )
+    return [combine(p) for p in parts]
+
+
 def load_from_second_process(
-    port: int, paths: list[str], clients: int, requests: int, seconds: float
-) -> dict:
-    spec = json.dumps({"port": port, "paths": paths})
+    targets: list[dict], clients: int, args: argparse.Namespace
+) -> list[dict]:
+    spec = json.dumps({"targets": targets})
     out = subprocess.run(
         [
             sys.executable,
             __file__,
             "--load",
             "--requests",
-            str(requests),
+            str(args.requests),
             "--seconds",
-            str(seconds),
+            str(args.seconds),
             "--concurrency",
             str(clients),
+            "--rounds",
+            str(args.rounds),
         ],
         input=spec,
         capture_output=True,
@@ -302,16 +328,11 @@ def upload_hits(workdir: Path, env: dict, keys: int) -> list[str]:
 def measure(
     sym_port: int, base_port: int, paths: list[str], clients: int, args: argparse.Namespace
 ) -> tuple[dict, dict]:
-    """Alternate rounds between the baseline and the service (load from other
-    processes on the machine falls on both alike)."""
-    per_round = max(1, args.requests // args.rounds)
-    seconds = args.seconds / args.rounds
-    base_parts, sym_parts = [], []
-    for i in range(args.rounds):
-        order = [(base_port, base_parts), (sym_port, sym_parts)]
-        for port, parts in order if i % 2 == 0 else reversed(order):
-            parts.append(load_from_second_process(port, paths, clients, per_round, seconds))
-    return combine(base_parts), combine(sym_parts)
+    """The baseline's and the service's figures, driven in alternating slices."""
+    base, sym = load_from_second_process(
+        [{"port": base_port, "paths": paths}, {"port": sym_port, "paths": paths}], clients, args
+    )
+    return base, sym
 
 
 def one_backend(
@@ -392,11 +413,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20000, help="per server per row")
-    parser.add_argument("--seconds", type=float, default=4, help="time limit per server per row")
+    parser.add_argument("--seconds", type=float, default=6, help="time limit per server per row")
     parser.add_argument("--clients", default="1,4", help="client counts, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--keys", type=int, default=100, help="found keys (hit row)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations per row")
+    parser.add_argument(
+        "--rounds", type=int, default=16, help="alternating slices per server and row"
+    )
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
@@ -407,10 +430,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.load:
         spec = json.loads(sys.stdin.read())
-        result = run_load(
-            spec["port"], spec["paths"], args.requests, args.seconds, args.concurrency
+        results = run_alternating(
+            spec["targets"], args.requests, args.seconds, args.concurrency, args.rounds
         )
-        print(json.dumps(result))
+        print(json.dumps(results))
         return 0
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
     args.env = parse_env(args.env)
