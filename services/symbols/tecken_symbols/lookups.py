@@ -40,11 +40,11 @@ import markus
 
 from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
+from tecken_symbols import stored_keys
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
-from tecken_symbols import stored_keys
-from tecken_symbols.stored_keys import KnownKeys, storage_keys
 from tecken_symbols.storages import Backend, Storages
+from tecken_symbols.stored_keys import KnownKeys, storage_keys
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
