@@ -23,8 +23,12 @@ answers from memory. Cache failures never fail a lookup (see
 
 Unless ``ask_storage_for_unknown_keys``, a key no upload stored (absent from
 the worker's filter of recorded keys, :mod:`tecken_symbols.stored_keys`) is
-not found without asking a cache or storage: the database is authoritative,
-so a never-seen missing key costs what a cached answer does."""
+not found without asking storage: the database is authoritative, so a
+never-seen missing key costs what a cached answer does. Other workers' filters
+learn a stored key through the log (within ``poll_interval``); with a shared
+cache the writer also leaves a "stored" marker there for a minute, which a
+filter miss checks (one Redis read), so an upload is found at once on every
+node."""
 
 from __future__ import annotations
 
@@ -50,6 +54,9 @@ logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 MISS = "-"
+#: With a shared cache: "stored a moment ago" markers, set by writers, so a
+#: key is found at once on every node, before its workers' filters have it.
+STORED_PREFIX = "k:"
 
 
 @dataclass(frozen=True)
@@ -206,8 +213,13 @@ class Lookups:
             return
         with self._generation_lock:
             self._generation += 1
+        stored = storage_keys(keys)
         if self.known_keys is not None:
-            self.known_keys.add(storage_keys(keys))
+            self.known_keys.add(stored)
+        if self.shared and stored:
+            ttl = max(60.0, 10 * self.invalidations.poll_interval)
+            for key in dict.fromkeys(stored):
+                self.cache.set(STORED_PREFIX + key, "1", ttl)
         self.cache.delete(*keys)
         if self.local is not None:
             self.local.delete(*keys)
@@ -244,7 +256,9 @@ class Lookups:
         # The caches this lookup may use: a shared cache always, the
         # in-process layer only while the invalidation log can be read.
         memory = self._in_memory()
-        if self.unknown(key):
+        if self.unknown(key) and not (
+            self.shared and self.cache.get(STORED_PREFIX + key) is not None
+        ):
             metrics.incr("symboldownloader.cache", tags=["result:unknown_key"])
             return None
         local = self.local if memory is not None else None

@@ -189,3 +189,16 @@ def test_a_full_filter_is_loaded_again(make_service, monkeypatch):
     for key in keys:
         svc.app.get(f"/{key}", status=302)
     assert svc.ctx.lookups.known_keys._capacity >= 2 * count
+
+
+def test_with_redis_an_upload_is_found_at_once_on_every_node(make_service, redis_url, redis_prefix):
+    # The default poll interval (1 s): the filter of the other worker does not
+    # have the key yet; the writer's marker in Redis answers.
+    env = {"SYMBOLS_CACHE_URL": redis_url, "SYMBOLS_CACHE_PREFIX": redis_prefix}
+    downloader = loaded(make_service(env))
+    uploader = make_service(env)
+    key = sym_key("a")
+    downloader.app.get(f"/{key}", status=404)
+    upload(uploader, "a")
+    assert downloader.ctx.lookups.known_keys.may_exist(key) is False
+    downloader.app.get(f"/{key}", status=302)

@@ -20,6 +20,13 @@ from tecken_symbols.upload.symfile import SymChecker, md5_and_check
 metrics = markus.get_metrics("tecken")
 
 
+def checker_for(member: Member) -> SymChecker | None:
+    """The content checker of an archive member (``.sym`` members only)."""
+    if not member.key.lower().endswith(".sym"):
+        return None
+    return SymChecker(member.debug_filename, member.debug_id)
+
+
 def check_member(source: MemberSource, member: Member) -> tuple[str, str | None]:
     """(md5 of the member, the problem or None)."""
     checker = SymChecker(member.debug_filename, member.debug_id)
@@ -54,12 +61,17 @@ def validate_archive(archive: Archive, settings: UploadSettings) -> dict[str, st
             refused.append({"file": member.name, "reason": problem})
         md5s[member.key] = md5
     if refused:
-        first = refused[0]
-        message = f"Invalid symbol file '{first['file']}': {first['reason']}"
-        if len(refused) > 1:
-            message += f" (and {len(refused) - 1} more refused files, see 'refused')"
-        raise UploadError(message, details={"refused": refused[:MAX_LISTED]})
+        raise refusal(refused)
     return md5s
+
+
+def refusal(refused: list[dict[str, str]]) -> UploadError:
+    """The 400 naming the refused members (``{"file", "reason"}``, archive order)."""
+    first = refused[0]
+    message = f"Invalid symbol file '{first['file']}': {first['reason']}"
+    if len(refused) > 1:
+        message += f" (and {len(refused) - 1} more refused files, see 'refused')"
+    return UploadError(message, details={"refused": refused[:MAX_LISTED]})
 
 
 #: Most refused files listed in one answer.
