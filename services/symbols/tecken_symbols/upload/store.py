@@ -53,6 +53,8 @@ metrics = markus.get_metrics("tecken")
 CHUNK = 1024 * 1024
 #: Members at least this large are gzipped by ``workers`` threads at once.
 THREADED_GZIP_MIN = 4 * CHUNK
+#: Writes of staged members in flight per storing thread.
+WRITERS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -535,7 +537,8 @@ class StagedArchive:
             if p.result.error:
                 yield p.result
         todo = [m for m, p in self.staged if not p.result.error]
-        yield from _run(todo, commit, self.storer.settings.workers)
+        # Writes wait on storage (fsync, network), not the CPU: more at once.
+        yield from _run(todo, commit, WRITERS_PER_WORKER * self.storer.settings.workers)
 
     def close(self) -> None:
         for _, p in self.staged:
