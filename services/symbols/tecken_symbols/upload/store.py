@@ -46,6 +46,7 @@ from tecken_symbols.upload.archive import UNREADABLE, Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
 from tecken_symbols.upload.symfile import SymChecker, md5_and_check
+from tecken_symbols.upload.validate import refusal
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -557,8 +558,6 @@ def stage_archive(
     """Read every member once (hash, ``check`` it, gzip into a spool on
     disk), in parallel, before anything is written. Raises UploadError (400)
     naming every member the check refused or that cannot be read."""
-    from tecken_symbols.upload.validate import refusal
-
     source = MemberSource(archive.path)
     members = archive.to_store
     prepared: dict[int, Prepared] = {}
