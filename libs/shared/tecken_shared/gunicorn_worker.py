@@ -33,7 +33,10 @@ gunicorn's ``timeout`` still restarts a worker whose event loop stops
 a thread and no longer stops the loop. ``max_requests`` is not used by this
 worker. The access log is written through gunicorn's logger, as with ``sync``;
 ``wsgi.errors`` goes through logging (:class:`tecken_shared.logging.LoggerStream`),
-so what a framework writes there is in the service's log format.
+so what a framework writes there is in the service's log format. waitress's
+"Task queue depth" warning (one log line per request queued behind busy
+threads: under load, one per request) is not logged; a saturated worker
+shows in the request timings and the access log.
 
 Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
 (the default of every ``deploy/gunicorn-<service>.conf.py``).
@@ -42,6 +45,7 @@ Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -136,6 +140,25 @@ def access_logged(app: Callable, log: Any) -> Callable:
     return logged_app
 
 
+class QuietChannel(HTTPChannel):
+    """waitress's channel, minus a busy loop: once a thread has written part
+    of an answer (a small body), waitress reports the socket writable until
+    the thread finishes the request, although it sends nothing before that
+    (below ``send_bytes`` it waits for the task); the event loop then spins,
+    taking the GIL from the thread it waits for. Here the channel is not
+    writable in that state: the thread wakes the loop when it finishes
+    (waitress pulls its trigger at the end of every task)."""
+
+    def writable(self) -> bool:
+        if (
+            self.requests
+            and not (self.will_close or self.close_when_flushed)
+            and self.total_outbufs_len < self.adj.send_bytes
+        ):
+            return False
+        return bool(super().writable())
+
+
 class LimitedParser(HTTPRequestParser):
     """waitress's request parser with the body limit applied the service's way.
 
@@ -174,6 +197,7 @@ class BufferingWorker(Worker):
 
     def run(self) -> None:
         options = worker_options()
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.read_timeout = float(options["request_read_timeout"])
         self.stall_timeout = float(options["request_stall_timeout"])
         self.timeout_answer = timeout_answer(
@@ -202,7 +226,7 @@ class BufferingWorker(Worker):
             recv_bytes=RECV_BYTES,
         )
         parser = type("Parser", (LimitedParser,), {"body_limit": options["max_request_body_size"]})
-        channel = type("Channel", (HTTPChannel,), {"parser_class": parser})
+        channel = type("Channel", (QuietChannel,), {"parser_class": parser})
         for obj in self.socket_map.values():
             if isinstance(obj, BaseWSGIServer):
                 obj.channel_class = channel

@@ -2,22 +2,25 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Upload benchmark: a zip of synthetic .sym files POSTed to /upload/ of the
-symbols service under gunicorn (a separate process, on 127.0.0.1), next to a
-same-run baseline: the same unzip + gzip + md5 + storage writes done directly
-through the storage library, no HTTP, with the same number of worker threads
-as the service stores members with (``--workers``, passed to the service as
-SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS). The ratio therefore measures what HTTP,
-validation, dedupe lookups and records cost, not the parallelism.
+"""Upload benchmark: zips of synthetic .sym files POSTed to /upload/ of the
+symbols service under gunicorn (one worker, a separate process, on
+127.0.0.1), next to a same-run baseline: the same unzip + md5 + gzip +
+storage writes done directly through the storage library and the service's
+own gzip writer (:func:`tecken_symbols.upload.store.gzip_writer`), no HTTP,
+with as many threads as the service stores members with (``--workers``,
+SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS). The ratio therefore measures what
+HTTP, the content check, dedupe lookups and records cost.
 
-    uv run --locked python services/symbols/bench/bench_upload.py [--files 10 --size-mb 8]
+    uv run --locked python services/symbols/bench/bench_upload.py [--sizes 20x9.5,1x100,1x500]
 
-Each of ``--runs`` runs does ``--reps`` uploads and ``--reps`` baseline passes,
-each into emptied storage (so nothing is skipped as already stored). It prints
-MB/s (uncompressed member bytes per second), p50/p99 latency per upload, the
-service worker's peak RSS, and the service/baseline throughput ratio with
-min/median/max over the runs. Bounded: a fixed number of requests, each with
-a timeout."""
+For each archive shape of ``--sizes`` (FILESxMB: files of MB each) two
+services start, one with the content check (SYMBOLS_UPLOAD_VALIDATE_CONTENT)
+on and one with it off; each of ``--runs`` runs uploads the archive to both
+and does one baseline pass, in alternating order, each into emptied storage
+(nothing is skipped as already stored), after one untimed warm-up upload. Rows: MB/s (uncompressed member bytes per second) of each,
+the ratio of the service (check on) to the baseline, what the check costs
+(1 - on/off) and each worker's peak RSS for that shape; then min/median/max
+over the runs. Bounded: a fixed number of requests, each with a timeout."""
 
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ import tempfile
 import threading
 import time
 import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -85,7 +87,9 @@ def make_zip(workdir: Path, files: int, size_mb: float) -> tuple[Path, int]:
 
 def baseline_pass(archive: Path, storage_url: str, level: int, workers: int) -> float:
     """Unzip + md5 + gzip + put of every member on ``workers`` threads (one
-    ZipFile handle per thread), as the service stores them."""
+    ZipFile handle per thread), with the service's gzip writer."""
+    from tecken_symbols.upload.store import gzip_writer
+
     storage = storage_from_url(storage_url)
     local = threading.local()
     handles: list[zipfile.ZipFile] = []
@@ -96,12 +100,14 @@ def baseline_pass(archive: Path, storage_url: str, level: int, workers: int) -> 
             zf = local.zf = zipfile.ZipFile(archive)
             handles.append(zf)
         with zf.open(info) as member, tempfile.SpooledTemporaryFile(8_000_000) as spool:
-            comp = zlib.compressobj(level, zlib.DEFLATED, 31)
             digest = hashlib.md5()
-            while data := member.read(1024 * 1024):
-                digest.update(data)
-                spool.write(comp.compress(data))
-            spool.write(comp.flush())
+            gz = gzip_writer(spool, level, info.file_size, workers)  # type: ignore[arg-type]
+            try:
+                while data := member.read(1024 * 1024):
+                    digest.update(data)
+                    gz.write(data)
+            finally:
+                gz.close()
             spool.seek(0)
             storage.put(
                 info.filename,
@@ -187,58 +193,16 @@ def make_token(db_url: str) -> str:
     return key
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--size-mb", type=float, default=8.0, help="size of each .sym")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=3, help="uploads (and baseline passes) per run")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="threads storing members, in the service (SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS) "
-        "and in the baseline alike; 0 means the CPU count (the service's default)",
-    )
-    parser.add_argument("--gzip-level", type=int, default=6)
-    parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument(
-        "--workdir", default=os.path.join(tempfile.gettempdir(), "tecken-bench-upload")
-    )
-    args = parser.parse_args()
-
-    workers = args.workers if args.workers > 0 else (os.cpu_count() or 2)
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    archive, total = make_zip(workdir, args.files, args.size_mb)
-    mb = total / 1e6
-    print(
-        f"archive: {archive.stat().st_size / 1e6:.1f} MB zip, {args.files} .sym, {mb:.1f} MB uncompressed, "
-        f"{workers} storing threads in service and baseline"
-    )
-
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
-    service_store = run_dir / "service-storage"
-    baseline_store = run_dir / "baseline-storage"
-    db_url = f"sqlite:///{run_dir}/symbols.db"
-    token = make_token(db_url)
+def start_service(run_dir: Path, name: str, env: dict, args: argparse.Namespace) -> tuple:
+    """A symbols service (one gunicorn worker) storing under run_dir/name."""
     port = free_port()
-    env = {
-        **os.environ,
-        "TECKEN_ENV_FILE": str(run_dir / "none.env"),
-        "SYMBOLS_DATABASE_URL": db_url,
-        "SYMBOLS_STORAGE_URL": f"file://{service_store}/v1",
-        "SYMBOLS_TRY_STORAGE_URL": f"file://{service_store}/try/v1",
-        "SYMBOLS_UPLOAD_TEMPDIR": str(run_dir / "tmp"),
-        "SYMBOLS_UPLOAD_GZIP_LEVEL": str(args.gzip_level),
-        "SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS": str(workers),
-        "SYMBOLS_METRICS_BACKEND": "none",
-        "SYMBOLS_LOGGING_LEVEL": "WARNING",
+    store = run_dir / f"{name}-storage"
+    full = {
+        **env,
+        "SYMBOLS_STORAGE_URL": f"file://{store}/v1",
+        "SYMBOLS_TRY_STORAGE_URL": f"file://{store}/try/v1",
+        "SYMBOLS_UPLOAD_TEMPDIR": str(run_dir / f"{name}-tmp"),
         "SYMBOLS_GUNICORN_BIND": f"127.0.0.1:{port}",
-        "SYMBOLS_GUNICORN_WORKERS": "1",
-        "SYMBOLS_GUNICORN_ACCESSLOG": "/dev/null",
-        "SYMBOLS_GUNICORN_LOGLEVEL": "warning",
-        "SYMBOLS_GUNICORN_TIMEOUT": str(int(args.timeout)),
     }
     server = subprocess.Popen(
         [
@@ -249,44 +213,127 @@ def main() -> int:
             str(ROOT / "deploy" / "gunicorn-symbols.conf.py"),
             "tecken_symbols.wsgi:application",
         ],
-        env=env,
+        env=full,
         cwd=str(ROOT),
     )
-    ratios = []
+    wait_for_port("127.0.0.1", port, 60)
+    return server, f"http://127.0.0.1:{port}", store
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
     try:
-        wait_for_port("127.0.0.1", port, 30)
-        url = f"http://127.0.0.1:{port}"
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def summary(values: list[float]) -> str:
+    return f"min {min(values):.2f} median {statistics.median(values):.2f} max {max(values):.2f}"
+
+
+def bench_shape(
+    files: int, size_mb: float, args: argparse.Namespace, workdir: Path, workers: int
+) -> None:
+    archive, total = make_zip(workdir, files, size_mb)
+    mb = total / 1e6
+    print(
+        f"== {files} x {size_mb} MB .sym: {archive.stat().st_size / 1e6:.1f} MB zip, "
+        f"{mb:.1f} MB uncompressed, {workers} storing threads in service and baseline",
+        flush=True,
+    )
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+    db_url = f"sqlite:///{run_dir}/symbols.db"
+    token = make_token(db_url)
+    env = {
+        **os.environ,
+        "TECKEN_ENV_FILE": str(run_dir / "none.env"),
+        "SYMBOLS_DATABASE_URL": db_url,
+        "SYMBOLS_UPLOAD_GZIP_LEVEL": str(args.gzip_level),
+        "SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS": str(workers),
+        "SYMBOLS_METRICS_BACKEND": "none",
+        "SYMBOLS_LOGGING_LEVEL": "WARNING",
+        "SYMBOLS_GUNICORN_WORKERS": "1",
+        "SYMBOLS_GUNICORN_ACCESSLOG": "/dev/null",
+        "SYMBOLS_GUNICORN_LOGLEVEL": "warning",
+        "SYMBOLS_GUNICORN_TIMEOUT": str(int(args.timeout)),
+    }
+    servers = {}
+    try:
+        for name, check in (("on", "true"), ("off", "false")):
+            servers[name] = start_service(
+                run_dir, name, {**env, "SYMBOLS_UPLOAD_VALIDATE_CONTENT": check}, args
+            )
+        baseline_store = run_dir / "baseline-storage"
+        for _, url, _ in servers.values():  # warm-up (imports, first connections): not timed
+            upload_once(url, token, archive, args.timeout)
+        ratios, costs = [], []
         for run in range(1, args.runs + 1):
-            service_times, baseline_times = [], []
-            for _ in range(args.reps):
-                shutil.rmtree(service_store, ignore_errors=True)
-                service_times.append(upload_once(url, token, archive, args.timeout))
-                shutil.rmtree(baseline_store, ignore_errors=True)
-                baseline_times.append(
-                    baseline_pass(archive, f"file://{baseline_store}/v1", args.gzip_level, workers)
-                )
-            s_rate = mb * len(service_times) / sum(service_times)
-            b_rate = mb * len(baseline_times) / sum(baseline_times)
-            ratio = s_rate / b_rate
+            times = {}
+            order = ["on", "off", "base"]
+            for name in order if run % 2 else reversed(order):  # alternate the order
+                if name == "base":
+                    shutil.rmtree(baseline_store, ignore_errors=True)
+                    times[name] = baseline_pass(
+                        archive, f"file://{baseline_store}/v1", args.gzip_level, workers
+                    )
+                    continue
+                _, url, store = servers[name]
+                shutil.rmtree(store, ignore_errors=True)
+                times[name] = upload_once(url, token, archive, args.timeout)
+            rate = {k: mb / v for k, v in times.items()}
+            ratio = rate["on"] / rate["base"]
+            cost = 1 - rate["on"] / rate["off"]
             ratios.append(ratio)
-            rss = max((peak_rss_mb(p) for p in worker_pids(server.pid)), default=0.0)
+            costs.append(cost)
+            rss = {
+                name: max((peak_rss_mb(p) for p in worker_pids(server.pid)), default=0.0)
+                for name, (server, _, _) in servers.items()
+            }
             print(
-                f"run {run}: service {s_rate:6.1f} MB/s (p50 {pct(service_times, 0.5):.2f}s "
-                f"p99 {pct(service_times, 0.99):.2f}s, worker peak RSS {rss:.0f} MB) | "
-                f"baseline {b_rate:6.1f} MB/s (p50 {pct(baseline_times, 0.5):.2f}s "
-                f"p99 {pct(baseline_times, 0.99):.2f}s) | ratio {ratio:.2f}"
+                f"run {run}: service {rate['on']:6.1f} MB/s (check off {rate['off']:6.1f}) | "
+                f"baseline {rate['base']:6.1f} MB/s | ratio {ratio:.2f} | check costs "
+                f"{cost * 100:5.1f}% | worker peak RSS {rss['on']:.0f} / {rss['off']:.0f} MB",
+                flush=True,
             )
         print(
-            f"service/baseline throughput ratio over {len(ratios)} runs: "
-            f"min {min(ratios):.2f} median {statistics.median(ratios):.2f} max {max(ratios):.2f}"
+            f"{files} x {size_mb} MB: service/baseline {summary(ratios)}; "
+            f"check cost {summary([c * 100 for c in costs])} %",
+            flush=True,
         )
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server, _, _ in servers.values():
+            stop(server)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes",
+        default="20x9.5,1x100,1x500",
+        help="archive shapes, comma-separated FILESxMB (files of MB each)",
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="threads storing members, in the service (SYMBOLS_UPLOAD_FILE_UPLOAD_MAX_WORKERS) "
+        "and in the baseline alike; 0 means the CPU count (the service's default)",
+    )
+    parser.add_argument("--gzip-level", type=int, default=6)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--workdir", default=os.path.join(tempfile.gettempdir(), "tecken-bench-upload")
+    )
+    args = parser.parse_args()
+    workers = args.workers if args.workers > 0 else (os.cpu_count() or 2)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for shape in args.sizes.split(","):
+        files, _, size = shape.strip().partition("x")
+        bench_shape(int(files), float(size), args, workdir, workers)
     return 0
 
 

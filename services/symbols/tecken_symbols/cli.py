@@ -221,6 +221,35 @@ def cmd_revoke_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_keys(args: argparse.Namespace) -> int:
+    """Record the keys of objects a storage holds (see stored_keys)."""
+    import os
+
+    from tecken_shared.storage import StorageError
+    from tecken_symbols.context import build_context
+
+    env = dict(os.environ)
+    if args.database_url:
+        env["SYMBOLS_DATABASE_URL"] = args.database_url
+    ctx = build_context(build_config_manager(env))
+    try:
+        backends = ctx.storages.all()
+        labels = args.backend or [b.label for b in backends]
+        for label in labels:
+            backend = ctx.storages.by_label(label)
+            if backend is None:
+                known = ", ".join(b.label for b in backends)
+                raise ValueError(f"no storage backend {label!r}; known: {known}")
+            try:
+                count = ctx.writer.import_keys(backend)
+            except StorageError as exc:
+                raise ValueError(f"listing {backend.name} failed: {exc}") from exc
+            print(f"{backend.label} ({backend.name}): {count} keys recorded")
+    finally:
+        ctx.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tecken-symbols-admin",
@@ -293,6 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("revoke-token", help="revoke a token by id, key prefix or key")
     p.add_argument("token")
     p.set_defaults(func=cmd_revoke_token)
+
+    p = sub.add_parser(
+        "import-keys",
+        help="record the keys of objects a storage holds but no upload recorded (a migrated "
+        "bucket), so that downloads find them without asking storage about unknown keys",
+    )
+    p.add_argument(
+        "--backend",
+        action="append",
+        help="regular, try or extraN (repeatable; default: every backend)",
+    )
+    p.set_defaults(func=cmd_import_keys)
 
     # Upload retention (issue 5): expired try uploads, old records, orphaned temp files.
     from tecken_symbols.upload.cleanup import add_cleanup_command

@@ -119,6 +119,7 @@ def build_context(manager: ConfigManager) -> AppContext:
         local_hit_ttl=ca_cfg("cache_local_hit_ttl"),
         local_max_entries=ca_cfg("cache_max_entries"),
         poll_interval=ca_cfg("cache_invalidation_poll_interval"),
+        ask_storage_for_unknown_keys=dl_cfg("download_ask_storage_for_unknown_keys"),
     )
     upload = UploadSettings.from_config(manager)
     missing = MissingSymbols(

@@ -123,6 +123,12 @@ class InvalidationLog:
             self._next_poll = now + self.poll_interval
             return True, changes
 
+    def restart(self) -> None:
+        """Make the next poll start over (and answer ``everything``)."""
+        with self._lock:
+            self._last_seen = None
+            self._next_poll = 0.0
+
     def _read(self, now: float) -> Changes:
         if self._last_seen is None or now - self._last_ok > RETENTION / 2:
             self._last_seen = int(self.db.fetchval("SELECT MAX(id) FROM cache_invalidations") or 0)

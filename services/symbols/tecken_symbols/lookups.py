@@ -19,7 +19,16 @@ Writers never touch the caches themselves: the symbol writer
 deletes them from a shared cache and appends them to the invalidation log
 (:mod:`tecken_symbols.invalidations`) that every other worker reads before it
 answers from memory. Cache failures never fail a lookup (see
-:mod:`tecken_shared.cache`)."""
+:mod:`tecken_shared.cache`).
+
+Unless ``ask_storage_for_unknown_keys``, a key no upload stored (absent from
+the worker's filter of recorded keys, :mod:`tecken_symbols.stored_keys`) is
+not found without asking storage: the database is authoritative, so a
+never-seen missing key costs what a cached answer does. Other workers' filters
+learn a stored key through the log (within ``poll_interval``); with a shared
+cache the writer also leaves a "stored" marker there for a minute, which a
+filter miss checks (one Redis read), so an upload is found at once on every
+node."""
 
 from __future__ import annotations
 
@@ -36,15 +45,19 @@ import markus
 from tecken_shared.breakpad import SymHeader
 from tecken_shared.cache import Cache, LocalCache
 from tecken_shared.storage import ObjectInfo
-from tecken_symbols import identities
+from tecken_symbols import identities, stored_keys
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.invalidations import InvalidationLog
 from tecken_symbols.storages import Backend, Storages
+from tecken_symbols.stored_keys import KnownKeys, storage_keys
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 MISS = "-"
+#: With a shared cache: "stored a moment ago" markers, set by writers, so a
+#: key is found at once on every node, before its workers' filters have it.
+STORED_PREFIX = "k:"
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Lookups:
         local_hit_ttl: float = 60,
         local_max_entries: int = 100_000,
         poll_interval: float = 1.0,
+        ask_storage_for_unknown_keys: bool = True,
     ) -> None:
         self.storages = storages
         self.cache = cache
@@ -113,8 +127,15 @@ class Lookups:
         #: object is not to be served (the v2 check of direct uploads,
         #: :meth:`tecken_symbols.upload.direct.DirectUploads.on_found`).
         self.on_found: Callable[[str, Backend, ObjectInfo], bool] | None = None
+        #: The recorded keys, when the database is authoritative.
+        self.known_keys: KnownKeys | None = (
+            None
+            if ask_storage_for_unknown_keys
+            else KnownKeys(db, on_reload_needed=self.invalidations.restart)
+        )
         self._generation = 0
         self._generation_lock = threading.Lock()
+        self._log_readable = False
 
     def caches_misses(self, try_symbols: bool) -> bool:
         """Whether a "not found" answer is cached (see the module doc)."""
@@ -126,22 +147,41 @@ class Lookups:
         """The in-process layer, after applying what other processes logged;
         None when it must not be used now (the log cannot be read)."""
         memory = self._memory
-        if memory is None:
+        if memory is None and self.known_keys is None:
             return None
         usable, changes = self.invalidations.poll()
         if changes is not None and (changes.everything or changes.keys):
             with self._generation_lock:
                 self._generation += 1
+            known = self.known_keys
             if changes.everything:
-                memory.clear()
+                if known is not None and usable:
+                    # Just after the log's position was read: see KnownKeys.reload.
+                    known.reload()
+                elif known is not None:
+                    known.forget_all()
+                if memory is not None:
+                    memory.clear()
             else:
-                memory.delete(*changes.keys)
+                if known is not None:
+                    known.add(storage_keys(changes.keys))
+                if memory is not None:
+                    memory.delete(*changes.keys)
                 if self.shared:
                     # Again in the shared cache: heals a delete the writer lost
                     # (Redis timed out) and a hit a slow lookup stored after it.
                     for i in range(0, len(changes.keys), 1000):
                         self.cache.delete(*changes.keys[i : i + 1000])
+        self._log_readable = usable
         return memory if usable else None
+
+    def unknown(self, key: str) -> bool:
+        """Whether no upload ever stored ``key`` (so it is not found), as far
+        as this worker can tell now; False when it cannot (the database is
+        not authoritative, the filter is not loaded, the log is unreadable).
+        Call it after a poll (find does)."""
+        known = self.known_keys
+        return known is not None and self._log_readable and known.may_exist(key) is False
 
     @staticmethod
     def _cache_key(key: str, try_symbols: bool) -> str:
@@ -178,20 +218,32 @@ class Lookups:
             return
         with self._generation_lock:
             self._generation += 1
+        stored = storage_keys(keys)
+        if self.known_keys is not None:
+            self.known_keys.add(stored)
+        if self.shared and stored:
+            ttl = max(60.0, 10 * self.invalidations.poll_interval)
+            for key in dict.fromkeys(stored):
+                self.cache.set(STORED_PREFIX + key, "1", ttl)
         self.cache.delete(*keys)
         if self.local is not None:
             self.local.delete(*keys)
 
-    def forget(self, key: str | None = None, header: SymHeader | None = None) -> None:
+    def forget(
+        self, key: str | None = None, header: SymHeader | None = None, *, stored: bool = False
+    ) -> None:
         """Forget every cached answer about object ``key`` (and the syminfo
         pairs of its ``header``), in every worker: here and in the shared cache
         at once, elsewhere through the invalidation log. Call it after the
         object was written or deleted. A database failure is logged: the other
         workers then stop using their in-process caches until they can read
-        the log again."""
+        the log again. ``stored``: ``key`` was stored (record it as such,
+        :mod:`tecken_symbols.stored_keys`)."""
         keys = self.cache_keys(key, header)
         try:
             with self.db.transaction() as tx:
+                if stored and key:
+                    stored_keys.add(tx, [key])
                 self.log_forget(tx, keys)
         except DatabaseError as exc:
             metrics.incr("cache_invalidation.write_error")
@@ -209,6 +261,11 @@ class Lookups:
         # The caches this lookup may use: a shared cache always, the
         # in-process layer only while the invalidation log can be read.
         memory = self._in_memory()
+        if self.unknown(key) and not (
+            self.shared and self.cache.get(STORED_PREFIX + key) is not None
+        ):
+            metrics.incr("symboldownloader.cache", tags=["result:unknown_key"])
+            return None
         local = self.local if memory is not None else None
         cache = self.cache if self.shared or memory is not None else None
         generation = self._generation

@@ -236,6 +236,18 @@ class DownloadConfig:
             "and a Content-Security-Policy on download answers (and /files/), as Tecken's "
             "nginx does; turn off only when a proxy in front adds them.",
         )
+        download_ask_storage_for_unknown_keys = Option(
+            default="false",
+            parser=parse_bool,
+            doc="Whether a download of a key no upload stored asks storage anyway. "
+            "``false`` (the default): the database is authoritative; each worker keeps a "
+            "filter of the stored keys (the ``stored_keys`` table, loaded at start and "
+            "kept current through the invalidation log), and a key outside it is answered "
+            "404 without a cache or storage request. Set ``true`` while a storage holds "
+            "objects the service never recorded (a migrated bucket, objects copied in by "
+            "other tools, ``SYMBOLS_EXTRA_STORAGE_URLS``), or record them once with "
+            "``tecken-symbols-admin import-keys`` and keep ``false``.",
+        )
         missing_symbols_enabled = Option(
             default="true",
             parser=parse_bool,

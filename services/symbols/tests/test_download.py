@@ -289,7 +289,11 @@ def test_syminfo_url_of_a_non_pdb_module_is_its_sym_file(service):
     assert resp.json["url"].endswith("/libxul.so/0FBE970321AB8CF14C4C44205044422E1/libxul.so.sym")
 
 
-def test_invalidate_after_upload(service):
+def test_invalidate_after_upload(database_url, storage_env, make_service):
+    # An object written behind the service's back is only found when storage
+    # is asked about keys no upload recorded.
+    env = {**storage_env, "SYMBOLS_DOWNLOAD_ASK_STORAGE_FOR_UNKNOWN_KEYS": "true"}
+    service = make_service(env, database_url=database_url)
     app = service.app
     app.get(f"/{KEY}", status=404)
     backend = service.ctx.storages.regular
@@ -313,7 +317,13 @@ def test_extra_read_only_backend(make_service, tmp_path):
 
     extra_url = f"file://{tmp_path}/legacy?durable=false"
     storage_from_url(extra_url).put(KEY, b"legacy")
-    svc = make_service({"SYMBOLS_EXTRA_STORAGE_URLS": extra_url})
+    svc = make_service(
+        {
+            "SYMBOLS_EXTRA_STORAGE_URLS": extra_url,
+            # Its objects were never uploaded here (see test_stored_keys for import-keys).
+            "SYMBOLS_DOWNLOAD_ASK_STORAGE_FOR_UNKNOWN_KEYS": "true",
+        }
+    )
     loc = svc.app.get(f"/{KEY}", status=302).headers["Location"]
     assert loc == f"http://symbols.test/files/extra1/{KEY}"
     assert svc.app.get(urlsplit(loc).path).body == b"legacy"

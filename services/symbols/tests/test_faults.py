@@ -13,6 +13,9 @@ KEY = "xul.pdb/ABCDEF0123/xul.sym"
 
 def redis_env(url, prefix="t:"):
     return {
+        # Objects are put behind the service's back (as other tools may): the
+        # storage is asked about keys no upload recorded.
+        "SYMBOLS_DOWNLOAD_ASK_STORAGE_FOR_UNKNOWN_KEYS": "true",
         "SYMBOLS_CACHE_URL": url,
         "SYMBOLS_CACHE_PREFIX": prefix,
         "SYMBOLS_CACHE_REDIS_TIMEOUT": "0.2",
@@ -80,8 +83,16 @@ def test_storage_down_is_503_and_heartbeat_error(make_service, moto_server):
     svc = make_service(
         {
             "SYMBOLS_STORAGE_URL": f"s3://nobucket/v1?endpoint_url={dead}&region=us-east-1&connect_timeout=0.5",
+            "SYMBOLS_CACHE_INVALIDATION_POLL_INTERVAL": "0",
         }
     )
+    # A key no upload stored is not asked of storage: 404 with storage down
+    # (once the worker loaded the stored keys; its first lookup starts that).
+    svc.app.get("/never.pdb/ABCDEF/never.sym", status="*")
+    assert svc.ctx.lookups.known_keys.wait_ready(10)
+    svc.app.get("/never.pdb/ABCDEF/never.sym", status=404)
+    # A stored key is, and that fails.
+    svc.ctx.lookups.forget(KEY, stored=True)
     resp = svc.app.get(f"/{KEY}", status=503)
     assert "storage" in resp.json["error"]
     assert resp.headers["Retry-After"] == "5"

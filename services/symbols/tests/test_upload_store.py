@@ -173,3 +173,27 @@ def test_s3_down_reports_errors(tmp_path, moto_server, s3_bucket):
     make_zip({sym_key(): sym_text()}, tmp_path / "1.zip")
     results = run(tmp_path / "1.zip", dead)
     assert "cannot reach" in results[sym_key()].error
+
+
+def test_a_large_member_is_gzipped_on_several_threads_into_one_gzip_member(tmp_path):
+    import zlib
+
+    from tecken_symbols.upload.store import THREADED_GZIP_MIN, stage_archive
+    from tecken_symbols.upload.validate import checker_for
+
+    storage = storage_from_url(f"file://{tmp_path}/store?durable=false")
+    body = sym_text("big")
+    line = b"PUBLIC 1000 0 some_public_symbol_name_that_repeats\n"
+    body += line * (THREADED_GZIP_MIN // len(line) + 1000)
+    path = tmp_path / "big.zip"
+    path.write_bytes(make_zip({sym_key("big"): body}))
+    settings = UploadSettings(validate_content=True, max_workers=2)
+    target = Target(storage, "v1/", "bucket")
+    archive = read_archive(str(path), os.path.getsize(path), settings)
+    with stage_archive(archive, FileStorer(settings, target, [target]), checker_for) as staged:
+        [result] = list(staged)
+    stored = storage.get("v1/" + sym_key("big"))
+    # One ordinary gzip member: what a client's zlib (wbits 31) inflates whole.
+    inflater = zlib.decompressobj(31)
+    assert inflater.decompress(stored) == body and inflater.eof and not inflater.unused_data
+    assert result.md5 == hashlib.md5(body).hexdigest() and result.stored_size == len(stored)

@@ -5,17 +5,20 @@
 """The .sym header parser and the streaming checks done at upload."""
 
 import io
+import tempfile
 import zipfile
 
 import pytest
 
 from tecken_shared.breakpad import parse_header
+from tecken_shared.storage import storage_from_url
 from tecken_symbols.upload.archive import read_archive
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
+from tecken_symbols.upload.store import FileStorer, Target, stage_archive
 from tecken_symbols.upload.symfile import SymChecker, md5_and_check
 from tecken_symbols.upload.testing import DEBUG_ID, FIXTURES, make_zip, sym_key, sym_text
-from tecken_symbols.upload.validate import validate_archive
+from tecken_symbols.upload.validate import checker_for
 
 
 def check(data: bytes, debug_file="ssltunnel", debug_id=DEBUG_ID, chunk=1024 * 1024):
@@ -96,9 +99,15 @@ def test_lowercase_module_id_matches():
 
 
 def validate(path, **kw):
+    """The .sym members' md5s once all passed the checks (UploadError
+    otherwise), through the upload's own staging (nothing is written)."""
     settings = UploadSettings(**kw)
     archive = read_archive(str(path), path.stat().st_size, settings)
-    return validate_archive(archive, settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Target(storage_from_url(f"file://{tmp}?durable=false"), "", "test")
+        storer = FileStorer(settings, target, [target])
+        with stage_archive(archive, storer, checker_for) as staged:
+            return {m.key: p.result.md5 for m, p in staged.staged if checker_for(m)}
 
 
 def test_validate_sample_zip_rejected_by_default():

@@ -87,6 +87,9 @@ class DirectUploads:
             expires=self.settings.v2_url_expires,
             **headers,
         )
+        # Downloads answer keys no upload recorded without asking storage
+        # (tecken_symbols.stored_keys): this one may be written any moment now.
+        self.writer.lookups.forget(key, stored=True)
         action: dict[str, Any] = {"type": "upload", "url": upload.url}
         if protocol != "gcs-resumable":  # Tecken's answer has only these three keys
             action.update(method="PUT", headers=upload.headers)

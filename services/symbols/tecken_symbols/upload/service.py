@@ -2,14 +2,16 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""Processing one v1 upload (a zip posted or fetched by URL): validate, record,
-store and record each file as it lands through the symbol writer, finish the
-record."""
+"""Processing one v1 upload (a zip posted or fetched by URL): validate (each
+member read once: checked, hashed and gzipped, see
+:func:`~tecken_symbols.upload.store.stage_archive`), record, store and record
+each file as it lands through the symbol writer, finish the record."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import markus
@@ -17,10 +19,10 @@ import markus
 from tecken_symbols.context import AppContext
 from tecken_symbols.db import DatabaseError
 from tecken_symbols.upload import records
-from tecken_symbols.upload.archive import read_archive
+from tecken_symbols.upload.archive import Archive, read_archive
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.store import FileResult, store_archive
-from tecken_symbols.upload.validate import validate_archive
+from tecken_symbols.upload.store import FileResult, FileStorer, stage_archive, store_archive
+from tecken_symbols.upload.validate import checker_for
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
@@ -48,8 +50,39 @@ class Uploader:
         settings = self.settings
         with metrics.timer("upload_dump_and_extract"):
             archive = read_archive(path, size, settings)
-        md5s = validate_archive(archive, settings) if settings.validate_content else {}
         storer = self.writer.storer(try_symbols)
+        # With the content check: every member read once (checked, hashed and
+        # gzipped), nothing written unless all pass (a 400 otherwise).
+        staged = stage_archive(archive, storer, checker_for) if settings.validate_content else None
+        try:
+            return self._store(
+                staged if staged is not None else store_archive(archive, storer),
+                archive,
+                storer,
+                user_id=user_id,
+                size=size,
+                filename=filename,
+                try_symbols=try_symbols,
+                download_url=download_url,
+                redirect_urls=redirect_urls,
+            )
+        finally:
+            if staged is not None:
+                staged.close()
+
+    def _store(
+        self,
+        results: Iterable[FileResult],
+        archive: Archive,
+        storer: FileStorer,
+        *,
+        user_id: int,
+        size: int,
+        filename: str,
+        try_symbols: bool,
+        download_url: str | None,
+        redirect_urls: list[str] | None,
+    ) -> dict[str, Any]:
         db = self.ctx.db
         try:
             upload_id = records.create_upload(
@@ -71,7 +104,7 @@ class Uploader:
         skipped: list[str] = []
         errors: list[FileResult] = []
         db_error: str | None = None
-        for result in store_archive(archive, storer, md5s):
+        for result in results:
             if result.error:
                 errors.append(result)
                 continue

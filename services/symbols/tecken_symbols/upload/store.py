@@ -9,9 +9,18 @@ through :class:`tecken_symbols.upload.writer.SymbolWriter`, which adds the
 records and the cache invalidation.
 
 Archive members are read straight out of the zip (one ZipFile handle per worker
-thread), compressed into a spooled buffer that spills to disk past
-``spool_size`` and written by a bounded thread pool, so memory stays bounded
-by ``workers x spool_size`` whatever the archive size."""
+thread) in one pass that hashes them, checks ``.sym`` content (when
+configured) and gzips them into a spooled buffer that spills to disk past
+``spool_size``; a bounded thread pool works on several members at once, and
+a large member is gzipped by several threads (zlib-ng's threaded writer:
+blocks compressed in parallel into one gzip member), so both cores work on
+one big file too. Memory stays bounded by ``workers x spool_size`` whatever
+the archive size.
+
+With the content check on, nothing is written before every member passed it
+(:func:`stage_archive`): the members are prepared (read, hashed, checked,
+gzipped into spools rolled to disk), then written. Each member is read and
+inflated once, not once to check it and once more to store it."""
 
 from __future__ import annotations
 
@@ -22,12 +31,14 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import markus
+from zlib_ng import gzip_ng_threaded, zlib_ng
 
 from tecken_shared.breakpad import HEADER_LIMIT, SymHeader, parse_header
 from tecken_shared.storage import ObjectInfo, Storage, StorageError
@@ -35,12 +46,17 @@ from tecken_symbols.identities import Identity, identify_stream
 from tecken_symbols.upload.archive import UNREADABLE, Archive, Member
 from tecken_symbols.upload.config import UploadSettings
 from tecken_symbols.upload.errors import UploadError
-from tecken_symbols.upload.symfile import SymChecker
+from tecken_symbols.upload.symfile import SymChecker, md5_and_check
+from tecken_symbols.upload.validate import refusal
 
 logger = logging.getLogger(__name__)
 metrics = markus.get_metrics("tecken")
 
 CHUNK = 1024 * 1024
+#: Members at least this large are gzipped by ``workers`` threads at once.
+THREADED_GZIP_MIN = 4 * CHUNK
+#: Writes of staged members in flight per storing thread.
+WRITERS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,8 @@ class FileResult:
     completed_at: float = 0.0
     #: The keys other protocols find it under (None: not parsed, e.g. skipped).
     identities: list[Identity] | None = None
+    #: Why the content check refused the file (nothing is stored then).
+    refused: str | None = None
 
 
 def extension(key: str) -> str:
@@ -101,11 +119,39 @@ class _Hashing:
         return data
 
 
-def md5_of(stream: IO[bytes]) -> tuple[str, int]:
-    h = _Hashing(stream)
-    while h.read(CHUNK):
-        pass
-    return h.digest.hexdigest(), h.size
+class _SerialGzip:
+    """gzip in the calling thread (small members)."""
+
+    def __init__(self, out: IO[bytes], level: int) -> None:
+        self.out = out
+        self.comp = zlib_ng.compressobj(level, zlib_ng.DEFLATED, 31)
+
+    def write(self, data: bytes) -> None:
+        self.out.write(self.comp.compress(data))
+
+    def close(self) -> None:
+        self.out.write(self.comp.flush())
+
+
+def gzip_writer(out: IO[bytes], level: int, size: int, threads: int) -> IO[bytes] | _SerialGzip:
+    """A writer of one gzip member into ``out`` (left open by ``close``): on
+    ``threads`` threads when the input (``size`` bytes) is large."""
+    if threads > 1 and size >= THREADED_GZIP_MIN:
+        return gzip_ng_threaded.open(out, "wb", compresslevel=level, threads=threads)
+    return _SerialGzip(out, level)
+
+
+@dataclass
+class Prepared:
+    """A member read, hashed, checked and spooled, not yet written."""
+
+    result: FileResult
+    spool: IO[bytes] | None = None  # None: nothing to write (skipped, refused)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
 
 
 class MemberReadError(Exception):
@@ -297,6 +343,35 @@ class FileStorer:
     def _store(
         self, key: str, size: int, opener: Callable[[], IO[bytes]], md5: str | None
     ) -> FileResult:
+        prepared = self.prepare(key, size, opener, md5)
+        try:
+            self.commit(prepared)
+        finally:
+            prepared.close()
+        return prepared.result
+
+    def commit(self, prepared: Prepared) -> FileResult:
+        """Write a prepared file (nothing when it was skipped)."""
+        if prepared.spool is not None:
+            self._put(prepared.result, prepared.spool)
+            metrics.incr("upload_file_upload_upload")
+        return prepared.result
+
+    def prepare(
+        self,
+        key: str,
+        size: int,
+        opener: Callable[[], IO[bytes]],
+        md5: str | None = None,
+        *,
+        checker: SymChecker | None = None,
+        hold: bool = False,
+    ) -> Prepared:
+        """Read a file once: hash it, feed ``checker``, gzip it (when its
+        extension is configured so) into a spool, unless an identical object
+        is stored already (``result.skipped``, no spool) or ``checker``
+        refuses it (``result.refused``, no spool). ``hold``: the spool is
+        kept on disk, not in memory (many wait to be written)."""
         settings = self.settings
         ext = extension(key)
         compressed = ext in settings.compress_extensions
@@ -308,9 +383,15 @@ class FileStorer:
             stored_size = info.metadata.get("original_size")
             stored_md5 = info.metadata.get("original_md5_hash")
             if stored_size is not None and stored_size == str(size) and stored_md5:
-                if result.md5 is None:
+                if result.md5 is None or checker is not None:
+                    early = (
+                        SymChecker(checker.expected_file, checker.expected_id) if checker else None
+                    )
                     with opener() as stream:
-                        result.md5, _ = md5_of(stream)
+                        result.md5, _ = md5_and_check(stream, size, early)
+                    if early is not None and (problem := early.finish()):
+                        result.refused = problem
+                        return Prepared(result)
                 if result.md5 == stored_md5:
                     metrics.incr(
                         "upload_skip_early_compressed"
@@ -318,27 +399,39 @@ class FileStorer:
                         else "upload_skip_early_uncompressed"
                     )
                     result.skipped = True
-                    return result
-            elif not compressed and stored_size is None and info.size == size:
+                    return Prepared(result)
+            elif not compressed and stored_size is None and info.size == size and checker is None:
                 # An object stored without our metadata (another uploader): Tecken
                 # compares the size only.
                 metrics.incr("upload_skip_early_uncompressed")
                 result.skipped = True
-                return result
+                return Prepared(result)
 
         spool = tempfile.SpooledTemporaryFile(max_size=settings.spool_size, dir=settings.temp_root)
         try:
             with opener() as stream:
                 hashing = _Hashing(stream)
-                if compressed:
-                    with metrics.timer("upload_gzip_payload"):
-                        comp = zlib.compressobj(settings.gzip_level, zlib.DEFLATED, 31)
+                out = (
+                    gzip_writer(spool, settings.gzip_level, size, settings.workers)
+                    if compressed
+                    else spool
+                )
+                timer = metrics.timer("upload_gzip_payload") if compressed else nullcontext()
+                with timer:
+                    try:
                         while data := hashing.read(CHUNK):
-                            spool.write(comp.compress(data))
-                        spool.write(comp.flush())
-                else:
-                    while data := hashing.read(CHUNK):
-                        spool.write(data)
+                            if checker is not None:
+                                checker.feed(data)
+                                if checker.problem is not None:
+                                    break
+                            out.write(data)
+                    finally:
+                        if out is not spool:
+                            out.close()
+            if checker is not None and (problem := checker.finish()):
+                result.refused = problem
+                spool.close()
+                return Prepared(result)
             result.md5 = hashing.digest.hexdigest()
             result.original_size = hashing.size
             if ext == "sym":
@@ -351,12 +444,14 @@ class FileStorer:
             ):
                 metrics.incr("upload_skip_early_compressed_legacy")
                 result.skipped = True
-                return result
-            self._put(result, spool)
-        finally:
+                spool.close()
+                return Prepared(result)
+            if hold:
+                spool.rollover()  # type: ignore[attr-defined]
+        except BaseException:
             spool.close()
-        metrics.incr("upload_file_upload_upload")
-        return result
+            raise
+        return Prepared(result, spool)
 
     def store_stream(
         self,
@@ -472,61 +567,152 @@ def store_archive(
     the error too, so nothing is silently dropped."""
     md5s = md5s or {}
     source = MemberSource(archive.path)
-    members = archive.to_store
-    workers = max(1, min(storer.settings.workers, len(members)))
-    pending: set[Future] = set()
-    failed: str | None = None
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
-            queue = iter(members)
-            by_future: dict[Future, Member] = {}
-
-            def submit_next() -> bool:
-                member = next(queue, None)
-                if member is None:
-                    return False
-                fut = pool.submit(
-                    storer.store_file,
-                    member.key,
-                    member.size,
-                    lambda m=member: source.open(m),
-                    md5s.get(member.key),
-                )
-                by_future[fut] = member
-                pending.add(fut)
-                return True
-
-            # Keep at most 2 x workers members in flight: bounded memory and
-            # spool files.
-            for _ in range(workers * 2):
-                if not submit_next():
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.discard(fut)
-                    member = by_future.pop(fut)
-                    try:
-                        result = fut.result()
-                    except MemberReadError as exc:
-                        failed = failed or str(exc)
-                        metrics.incr("upload_file_upload_error")
-                        result = FileResult(key=member.key, error=str(exc), bad_input=True)
-                    except (StorageError, OSError, zipfile.BadZipFile, zlib.error) as exc:
-                        failed = failed or str(exc)
-                        metrics.incr("upload_file_upload_error")
-                        logger.warning("storing %s failed: %s", member.key, exc)
-                        result = FileResult(key=member.key, error=str(exc))
-                    except Exception as exc:  # a bug: record it like a fault, keep the trace
-                        failed = failed or f"internal error: {exc!r}"
-                        metrics.incr("upload_file_upload_error")
-                        logger.exception("storing %s failed", member.key)
-                        result = FileResult(key=member.key, error=f"internal error: {exc!r}")
-                    yield result
-                    if failed is None:
-                        submit_next()
-            if failed is not None:
-                for member in queue:
-                    yield FileResult(key=member.key, error=f"not attempted: {failed}")
+        yield from _run(
+            archive.to_store,
+            lambda m: storer.store_file(m.key, m.size, lambda: source.open(m), md5s.get(m.key)),
+            storer.settings.workers,
+        )
     finally:
         source.close()
+
+
+class StagedArchive:
+    """An archive whose members all passed the content check and wait,
+    spooled, to be written: iterate to write them (results as they land,
+    as :func:`store_archive`); close to discard what was not written."""
+
+    def __init__(self, storer: FileStorer, staged: list[tuple[Member, Prepared]]) -> None:
+        self.storer = storer
+        self.staged = staged
+
+    def __iter__(self) -> Iterator[FileResult]:
+        prepared = {id(m): p for m, p in self.staged}
+
+        def commit(member: Member) -> FileResult:
+            try:
+                with metrics.timer("upload_file_upload"):
+                    result = self.storer.commit(prepared[id(member)])
+            finally:
+                prepared[id(member)].close()
+            result.completed_at = time.time()
+            return result
+
+        # Members that failed while being prepared keep their error.
+        for _, p in self.staged:
+            if p.result.error:
+                yield p.result
+        todo = [m for m, p in self.staged if not p.result.error]
+        # Writes wait on storage (fsync, network), not the CPU: more at once.
+        yield from _run(todo, commit, WRITERS_PER_WORKER * self.storer.settings.workers)
+
+    def close(self) -> None:
+        for _, p in self.staged:
+            p.close()
+
+    def __enter__(self) -> StagedArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stage_archive(
+    archive: Archive, storer: FileStorer, check: Callable[[Member], SymChecker | None]
+) -> StagedArchive:
+    """Read every member once (hash, ``check`` it, gzip into a spool on
+    disk), in parallel, before anything is written. Raises UploadError (400)
+    naming every member the check refused or that cannot be read."""
+    source = MemberSource(archive.path)
+    members = archive.to_store
+    prepared: dict[int, Prepared] = {}
+
+    def prepare(member: Member) -> FileResult:
+        checker = check(member)
+        try:
+            p = storer.prepare(
+                member.key, member.size, lambda: source.open(member), checker=checker, hold=True
+            )
+        except MemberReadError as exc:
+            if checker is None:
+                raise
+            p = Prepared(
+                FileResult(key=member.key, refused=f"cannot be read from the archive ({exc})")
+            )
+        prepared[id(member)] = p
+        return p.result
+
+    try:
+        with metrics.timer("upload_validate_content"):
+            results = {r.key: r for r in _run(members, prepare, storer.settings.workers)}
+    except BaseException:
+        for p in prepared.values():
+            p.close()
+        raise
+    finally:
+        source.close()
+    staged = [(m, prepared.get(id(m)) or Prepared(results[m.key])) for m in members]
+    refused = [{"file": m.name, "reason": p.result.refused} for m, p in staged if p.result.refused]
+    if refused:
+        metrics.incr("upload_validation_error", len(refused))
+        for _, p in staged:
+            p.close()
+        raise refusal(refused)
+    return StagedArchive(storer, staged)
+
+
+def _run(
+    members: Iterable[Member], job: Callable[[Member], FileResult], max_workers: int
+) -> Iterator[FileResult]:
+    """``job`` on every member in a bounded thread pool; yields each result as
+    it lands. A failure stops new work: members not started are reported with
+    the error too, so nothing is silently dropped."""
+    members = list(members)
+    workers = max(1, min(max_workers, len(members)))
+    pending: set[Future] = set()
+    failed: str | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+        queue = iter(members)
+        by_future: dict[Future, Member] = {}
+
+        def submit_next() -> bool:
+            member = next(queue, None)
+            if member is None:
+                return False
+            fut = pool.submit(job, member)
+            by_future[fut] = member
+            pending.add(fut)
+            return True
+
+        # Keep at most 2 x workers members in flight: bounded memory and
+        # spool files.
+        for _ in range(workers * 2):
+            if not submit_next():
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                member = by_future.pop(fut)
+                try:
+                    result = fut.result()
+                except MemberReadError as exc:
+                    failed = failed or str(exc)
+                    metrics.incr("upload_file_upload_error")
+                    result = FileResult(key=member.key, error=str(exc), bad_input=True)
+                except (StorageError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+                    failed = failed or str(exc)
+                    metrics.incr("upload_file_upload_error")
+                    logger.warning("storing %s failed: %s", member.key, exc)
+                    result = FileResult(key=member.key, error=str(exc))
+                except Exception as exc:  # a bug: record it like a fault, keep the trace
+                    failed = failed or f"internal error: {exc!r}"
+                    metrics.incr("upload_file_upload_error")
+                    logger.exception("storing %s failed", member.key)
+                    result = FileResult(key=member.key, error=f"internal error: {exc!r}")
+                yield result
+                if failed is None:
+                    submit_next()
+        if failed is not None:
+            for member in queue:
+                yield FileResult(key=member.key, error=f"not attempted: {failed}")

@@ -8,9 +8,10 @@ written or deleted (v1 archives, upload by URL, v2 PUTs, ``cleanup-uploads``).
 It owns the three duties of a write, so no caller can forget one:
 
 1. the object, with the stored-object convention (:class:`FileStorer`);
-2. the FileUpload row (:mod:`tecken_symbols.upload.records`) and the
-   object's rows of the identity index (:mod:`tecken_symbols.identities`),
-   in one transaction;
+2. the FileUpload row (:mod:`tecken_symbols.upload.records`), the
+   object's rows of the identity index (:mod:`tecken_symbols.identities`)
+   and the stored key (:mod:`tecken_symbols.stored_keys`, what downloads of
+   keys never stored are answered from), in one transaction;
 3. the lookup caches: right after an object write or delete its existence
    answers are dropped here and in a shared cache, and the keys (existence,
    for a .sym the syminfo pairs of its header, and the identity index answers
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 
-from tecken_symbols import identities
+from tecken_symbols import identities, stored_keys
 from tecken_symbols.db import Cursorish, Database, DatabaseError
 from tecken_symbols.lookups import Lookups
 from tecken_symbols.storages import Backend, Storages
@@ -68,6 +69,7 @@ class SymbolWriter:
         with self.db.transaction() as tx:
             records.add_file_upload(tx, upload_id, bucket_name, result, try_symbols)
             keys += self._index(tx, result, try_symbols)
+            stored_keys.add(tx, [result.key])
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
 
@@ -79,6 +81,7 @@ class SymbolWriter:
             records.complete_file_upload(tx, file_id, result)
             row = tx.fetchone("SELECT try_symbols FROM file_uploads WHERE id = ?", (file_id,))
             keys += self._index(tx, result, bool(row and row["try_symbols"]))
+            stored_keys.add(tx, [result.key])
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
         # After the commit: concurrent PUTs of the last files must see each
@@ -111,7 +114,7 @@ class SymbolWriter:
         self.storages.regular.storage.put(
             key, data, content_type="application/octet-stream", metadata={}
         )
-        self.lookups.forget(key)
+        self.lookups.forget(key, stored=True)
 
     def reject(
         self, upload_id: int, file_id: int, key: str, try_symbols: bool, reason: str
@@ -138,4 +141,30 @@ class SymbolWriter:
     def forget_unrecorded(self, result: FileResult) -> None:
         """A stored file whose row could not be saved: forget it anyway (the
         log append may fail too; the other workers then stop trusting memory)."""
-        self.lookups.forget(result.key, result.header)
+        self.lookups.forget(result.key, result.header, stored=True)
+
+    def import_keys(self, backend: Backend, batch: int = 1000) -> int:
+        """Record the key of every object ``backend`` holds (objects the
+        service never recorded: a migrated bucket, extra read-only storage),
+        and make every worker know them within the log's poll interval.
+        Returns how many objects were listed. Raises StorageError or
+        DatabaseError (what was imported before stays imported)."""
+        listed = 0
+        keys: list[str] = []
+
+        def flush() -> None:
+            cache_keys = [c for key in keys for c in self.lookups.cache_keys(key)]
+            with self.db.transaction() as tx:
+                stored_keys.add(tx, keys)
+                self.lookups.log_forget(tx, cache_keys)
+            self.lookups.drop(cache_keys)
+            keys.clear()
+
+        for info in backend.storage.list():
+            keys.append(info.key)
+            listed += 1
+            if len(keys) >= batch:
+                flush()
+        if keys:
+            flush()
+        return listed
