@@ -98,11 +98,14 @@ class SymbolWriter:
     def record_identities(
         self, key: str, try_symbols: bool, md5: str | None, found: list[identities.Identity]
     ) -> int:
-        """Backfill: replace the identity rows of an object stored earlier;
-        how many lookup keys changed."""
+        """Backfill: replace the identity rows of an object stored earlier
+        (and record its key as stored, :mod:`tecken_symbols.stored_keys`: it
+        may predate the records); how many lookup keys changed."""
         with self.db.transaction() as tx:
             changed = identities.record(tx, key, try_symbols, md5, found)
+            stored_keys.add(tx, [key])
             keys = [self.lookups.identity_cache_key(k) for k in changed]
+            keys += self.lookups.cache_keys(key)
             self.lookups.log_forget(tx, keys)
         self.lookups.drop(keys)
         return len(changed)
