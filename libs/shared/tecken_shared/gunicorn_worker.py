@@ -52,6 +52,7 @@ from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
+from waitress.task import WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from tecken_shared.logging import LoggerStream
@@ -157,6 +158,43 @@ class LimitedParser(HTTPRequestParser):
         return consumed
 
 
+class CoalescingTask(WSGITask):
+    """waitress's WSGI task, except that the response head is sent with the
+    first piece of the body: one ``send`` (one TCP segment for a small
+    answer) instead of two. The head is held by the channel until then, and
+    sent alone when there is no body (``HEAD``, 204, an empty answer)."""
+
+    def build_response_header(self) -> bytes:
+        self.channel.held_head = super().build_response_header()
+        return b""  # what waitress writes now: nothing, the head waits
+
+    def finish(self) -> None:
+        super().finish()
+        self.channel.send_held_head()
+
+
+class CoalescingChannel(HTTPChannel):
+    """waitress's channel, sending a held response head with the next bytes
+    written (see :class:`CoalescingTask`)."""
+
+    task_class = CoalescingTask
+    held_head = b""
+
+    def write_soon(self, data: Any) -> int:
+        head = self.held_head
+        if head and data:
+            self.held_head = b""
+            if isinstance(data, bytes):
+                return super().write_soon(head + data) - len(head)
+            super().write_soon(head)  # a file wrapper: the head first, then it
+        return super().write_soon(data)
+
+    def send_held_head(self) -> None:
+        head, self.held_head = self.held_head, b""
+        if head:
+            super().write_soon(head)
+
+
 def worker_options() -> dict[str, Any]:
     """The options of the worker as read by the service's gunicorn conf file."""
     from tecken_shared.gunicorn_conf import WORKER_DEFAULTS, WORKER_OPTIONS
@@ -196,7 +234,7 @@ class BufferingWorker(Worker):
             asyncore_use_poll=True,
         )
         parser = type("Parser", (LimitedParser,), {"body_limit": options["max_request_body_size"]})
-        channel = type("Channel", (HTTPChannel,), {"parser_class": parser})
+        channel = type("Channel", (CoalescingChannel,), {"parser_class": parser})
         for obj in self.socket_map.values():
             if isinstance(obj, BaseWSGIServer):
                 obj.channel_class = channel
