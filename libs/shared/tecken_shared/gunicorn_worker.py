@@ -42,6 +42,7 @@ Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
 import time
@@ -303,6 +304,38 @@ class CoalescingChannel(HTTPChannel):
             super().write_soon(head)
 
 
+class EveryFewSeconds(logging.Filter):
+    """Lets one record through every ``interval`` seconds; the next one let
+    through says how many were held back (its ``suppressed`` field).
+
+    waitress warns ``Task queue depth is N`` for every request that arrives
+    while the worker's threads are busy: under this worker, which reads
+    whole requests and queues them by design, that is every request of a
+    busy worker, and its log line cost a good part of what the request did."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self.next_time = 0.0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if now < self.next_time:
+            self.suppressed += 1
+            return False
+        self.next_time = now + self.interval
+        if self.suppressed:
+            record.suppressed = self.suppressed
+            self.suppressed = 0
+        return True
+
+
+#: Seconds between two of waitress's ``Task queue depth`` warnings.
+QUEUE_WARNING_INTERVAL = 10.0
+
+
 def worker_options() -> dict[str, Any]:
     """The options of the worker as read by the service's gunicorn conf file."""
     from tecken_shared.gunicorn_conf import WORKER_DEFAULTS, WORKER_OPTIONS
@@ -321,6 +354,7 @@ class BufferingWorker(Worker):
             options["timeout_body"] or TIMEOUT_BODY, options["timeout_content_type"]
         )
         self.socket_map: dict[int, Any] = {}
+        logging.getLogger("waitress.queue").addFilter(EveryFewSeconds(QUEUE_WARNING_INTERVAL))
         allowed = list(self.cfg.forwarded_allow_ips or [])
         proxy = "*" if "*" in allowed else (allowed[0] if allowed else None)
         self.server = create_server(
@@ -407,4 +441,4 @@ class BufferingWorker(Worker):
         wasyncore.close_all(self.socket_map)
 
 
-__all__ = ["AccessLog", "BufferingWorker", "access_logged", "worker_options"]
+__all__ = ["AccessLog", "BufferingWorker", "EveryFewSeconds", "access_logged", "worker_options"]

@@ -2,7 +2,7 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
-"""The worker's access log writes the line gunicorn's ``Logger.access``
+"""The worker's logging: its access log writes the line gunicorn's ``Logger.access``
 writes, for any format, computing only the atoms the format names."""
 
 import datetime
@@ -13,7 +13,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from tecken_shared.gunicorn_worker import AccessLog, _Request, _Response
+from tecken_shared.gunicorn_worker import AccessLog, EveryFewSeconds, _Request, _Response
 
 EVERY_ATOM = " ".join(f"%({key})s" for key in "h l u t r s m U q H b B f a T D M L p".split()) + (
     ' "%({x-forwarded-for}i)s" %({X-Request-Id}i)s %({x_request_id}i)s %({missing}i)s'
@@ -89,3 +89,28 @@ def test_a_logger_class_of_its_own_keeps_its_access():
     log.access_log.handlers = [logging.StreamHandler(stream)]
     AccessLog(log).write(_Response(), ENVIRON, 0.1)
     assert stream.getvalue() == "own 500\n"
+
+
+def test_waitress_queue_warnings_are_thinned():
+    """One ``Task queue depth`` warning per interval; the next says how many
+    were held back."""
+    clock = [100.0]
+    logger = logging.getLogger("test.queue")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger.handlers = [Keep()]
+    logger.propagate = False
+    logger.addFilter(EveryFewSeconds(10, clock=lambda: clock[0]))
+    for step in range(30):
+        logger.warning("Task queue depth is %d", step)
+        clock[0] += 1
+    assert [r.getMessage() for r in records] == [
+        "Task queue depth is 0",
+        "Task queue depth is 10",
+        "Task queue depth is 20",
+    ]
+    assert [getattr(r, "suppressed", None) for r in records] == [None, 9, 9]
