@@ -214,10 +214,11 @@ class AccessLog:
 def access_logged(app: Callable, log: Any) -> Callable:
     """Wrap ``app`` so that every answer is written to gunicorn's access log."""
     access_log = AccessLog(log)
+    errors = LoggerStream()  # holds nothing of a request: one for all
 
     def logged_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
-        environ["wsgi.errors"] = LoggerStream()
+        environ["wsgi.errors"] = errors
         query = environ.get("QUERY_STRING")
         environ.setdefault("RAW_URI", environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
         response = _Response()
