@@ -31,7 +31,10 @@ Bounds, from :data:`tecken_shared.gunicorn_conf.WORKER_OPTIONS` (the
 gunicorn's ``timeout`` still restarts a worker whose event loop stops
 (the loop tells the master it is alive once a second); a long request runs in
 a thread and no longer stops the loop. ``max_requests`` is not used by this
-worker. The access log is written through gunicorn's logger, as with ``sync``;
+worker. The access log is written through gunicorn's logger, as with ``sync``
+(the same line, with only the atoms its format names computed:
+:class:`AccessLog`); a response head goes out with the first bytes of its
+body (:class:`CoalescingChannel`);
 ``wsgi.errors`` goes through logging (:class:`tecken_shared.logging.LoggerStream`),
 so what a framework writes there is in the service's log format.
 
