@@ -31,12 +31,15 @@ Bounds, from :data:`tecken_shared.gunicorn_conf.WORKER_OPTIONS` (the
 gunicorn's ``timeout`` still restarts a worker whose event loop stops
 (the loop tells the master it is alive once a second); a long request runs in
 a thread and no longer stops the loop. ``max_requests`` is not used by this
-worker. The access log is written through gunicorn's logger, as with ``sync``;
+worker. The access log is written through gunicorn's logger, as with ``sync``
+(the same line, with only the atoms its format names computed:
+:class:`AccessLog`); a response head goes out with the first bytes of its
+body (:class:`CoalescingChannel`);
 ``wsgi.errors`` goes through logging (:class:`tecken_shared.logging.LoggerStream`),
 so what a framework writes there is in the service's log format. waitress's
 "Task queue depth" warning (one log line per request queued behind busy
-threads: under load, one per request) is not logged; a saturated worker
-shows in the request timings and the access log.
+threads: under load, one per request) is written at most once every
+``QUEUE_WARNING_INTERVAL`` seconds (:class:`EveryFewSeconds`).
 
 Use it with ``worker_class = "tecken_shared.gunicorn_worker.BufferingWorker"``
 (the default of every ``deploy/gunicorn-<service>.conf.py``).
@@ -47,15 +50,19 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
+from waitress.task import WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from tecken_shared.logging import LoggerStream
@@ -110,12 +117,119 @@ class _Request:
         ]
 
 
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    value = None
+    for key, header_value in headers:
+        if key.lower() == name:
+            value = header_value  # the last one, as gunicorn's
+    return value
+
+
+def _environ_value(environ: dict[str, Any], name: str) -> Any:
+    value = None
+    for key, environ_value in environ.items():
+        if key.lower() == name:
+            value = environ_value
+    return value
+
+
+#: gunicorn's access log atoms (see its ``access_log_format`` setting), each
+#: from (logger, answer, environ, request time).
+_ATOMS: dict[str, Callable[[Any, _Response, dict[str, Any], datetime.timedelta], Any]] = {
+    "h": lambda log, resp, env, rt: env.get("REMOTE_ADDR", "-"),
+    "l": lambda log, resp, env, rt: "-",
+    "u": lambda log, resp, env, rt: log._get_user(env) or "-",
+    "t": lambda log, resp, env, rt: log.now(),
+    "r": lambda log, resp, env, rt: (
+        f"{env['REQUEST_METHOD']} {env['RAW_URI']} {env['SERVER_PROTOCOL']}"
+    ),
+    "s": lambda log, resp, env, rt: resp.status.split(None, 1)[0],
+    "m": lambda log, resp, env, rt: env.get("REQUEST_METHOD"),
+    "U": lambda log, resp, env, rt: env.get("PATH_INFO"),
+    "q": lambda log, resp, env, rt: env.get("QUERY_STRING"),
+    "H": lambda log, resp, env, rt: env.get("SERVER_PROTOCOL"),
+    "b": lambda log, resp, env, rt: str(resp.sent),
+    "B": lambda log, resp, env, rt: resp.sent,
+    "f": lambda log, resp, env, rt: env.get("HTTP_REFERER", "-"),
+    "a": lambda log, resp, env, rt: env.get("HTTP_USER_AGENT", "-"),
+    "T": lambda log, resp, env, rt: rt.seconds,
+    "D": lambda log, resp, env, rt: rt.seconds * 1_000_000 + rt.microseconds,
+    "M": lambda log, resp, env, rt: rt.seconds * 1000 + rt.microseconds // 1000,
+    "L": lambda log, resp, env, rt: f"{rt.seconds}.{rt.microseconds:06d}",
+    "p": lambda log, resp, env, rt: f"<{os.getpid()}>",
+}
+
+
+def _atom(key: str) -> Callable[[Any, _Response, dict[str, Any], datetime.timedelta], Any]:
+    """How to compute the atom ``key`` of an access log format (``-`` when
+    gunicorn knows no such atom)."""
+    if key in _ATOMS:
+        return _ATOMS[key]
+    name, kind = key[1:-2].lower(), key[-2:]
+    if key.startswith("{") and kind == "}i" and "_" not in name:
+        environ_key = "HTTP_" + name.upper().replace("-", "_")
+        return lambda log, resp, env, rt: env.get(environ_key, "-")
+    if key.startswith("{") and kind == "}o":
+        return lambda log, resp, env, rt: (
+            "-" if (value := _header(resp.headers, name)) is None else value
+        )
+    if key.startswith("{") and kind == "}e":
+        return lambda log, resp, env, rt: (
+            "-" if (value := _environ_value(env, name)) is None else value
+        )
+    return lambda log, resp, env, rt: "-"
+
+
+class AccessLog:
+    """gunicorn's access log, with only the atoms its format names computed.
+
+    gunicorn's ``Logger.access`` builds every atom it knows (a dictionary of
+    the whole environ, every request and response header) and copies them
+    all before formatting a line that names nine: most of the cost of an
+    access log line. This writes the same line, through the same
+    ``gunicorn.access`` logger, computing the atoms the format names. A
+    logger class of its own (gunicorn's ``logger_class``) keeps its
+    ``access``."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.format: str = log.cfg.access_log_format
+        keys = set(re.findall(r"%\(([^)]*)\)", self.format))
+        self.atoms = [(key, _atom(key)) for key in keys]
+        own = type(log).atoms is Logger.atoms and type(log).access is Logger.access
+        self.write = self._write if own else self._write_with_gunicorn
+        if not log.access_log_enabled:
+            self.write = self._nothing
+
+    def _write(self, response: _Response, environ: dict[str, Any], elapsed: float) -> None:
+        request_time = datetime.timedelta(seconds=elapsed)
+        atoms = {"": "-"}  # never empty: logging formats with an empty mapping
+        for key, atom in self.atoms:
+            value = atom(self.log, response, environ, request_time)
+            atoms[key] = value.replace('"', '\\"') if isinstance(value, str) else value
+        try:
+            self.log.access_log.info(self.format, atoms)
+        except Exception:
+            self.log.error(traceback.format_exc())
+
+    def _write_with_gunicorn(
+        self, response: _Response, environ: dict[str, Any], elapsed: float
+    ) -> None:
+        request_time = datetime.timedelta(seconds=elapsed)
+        self.log.access(response, _Request(environ), environ, request_time)
+
+    def _nothing(self, response: _Response, environ: dict[str, Any], elapsed: float) -> None:
+        pass
+
+
 def access_logged(app: Callable, log: Any) -> Callable:
     """Wrap ``app`` so that every answer is written to gunicorn's access log."""
+    access_log = AccessLog(log)
+    errors = LoggerStream()  # holds nothing of a request: one for all
 
     def logged_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
-        environ["wsgi.errors"] = LoggerStream()
+        environ["wsgi.errors"] = errors
         query = environ.get("QUERY_STRING")
         environ.setdefault("RAW_URI", environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
         response = _Response()
@@ -134,8 +248,7 @@ def access_logged(app: Callable, log: Any) -> Callable:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            elapsed = datetime.timedelta(seconds=time.monotonic() - started)
-            log.access(response, _Request(environ), environ, elapsed)
+            access_log.write(response, environ, time.monotonic() - started)
 
     return logged_app
 
@@ -185,6 +298,75 @@ class LimitedParser(HTTPRequestParser):
         return consumed
 
 
+class CoalescingTask(WSGITask):
+    """waitress's WSGI task, except that the response head is sent with the
+    first piece of the body: one ``send`` (one TCP segment for a small
+    answer) instead of two. The head is held by the channel until then, and
+    sent alone when there is no body (``HEAD``, 204, an empty answer)."""
+
+    def build_response_header(self) -> bytes:
+        self.channel.held_head = super().build_response_header()
+        return b""  # what waitress writes now: nothing, the head waits
+
+    def finish(self) -> None:
+        super().finish()
+        self.channel.send_held_head()
+
+
+class CoalescingChannel(QuietChannel):
+    """waitress's channel, sending a held response head with the next bytes
+    written (see :class:`CoalescingTask`)."""
+
+    task_class = CoalescingTask
+    held_head = b""
+
+    def write_soon(self, data: Any) -> int:
+        head = self.held_head
+        if head and data:
+            self.held_head = b""
+            if isinstance(data, bytes):
+                return super().write_soon(head + data) - len(head)
+            super().write_soon(head)  # a file wrapper: the head first, then it
+        return super().write_soon(data)
+
+    def send_held_head(self) -> None:
+        head, self.held_head = self.held_head, b""
+        if head:
+            super().write_soon(head)
+
+
+class EveryFewSeconds(logging.Filter):
+    """Lets one record through every ``interval`` seconds; the next one let
+    through says how many were held back (its ``suppressed`` field).
+
+    waitress warns ``Task queue depth is N`` for every request that arrives
+    while the worker's threads are busy: under this worker, which reads
+    whole requests and queues them by design, that is every request of a
+    busy worker, and its log line cost a good part of what the request did."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self.next_time = 0.0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if now < self.next_time:
+            self.suppressed += 1
+            return False
+        self.next_time = now + self.interval
+        if self.suppressed:
+            record.suppressed = self.suppressed
+            self.suppressed = 0
+        return True
+
+
+#: Seconds between two of waitress's ``Task queue depth`` warnings.
+QUEUE_WARNING_INTERVAL = 10.0
+
+
 def worker_options() -> dict[str, Any]:
     """The options of the worker as read by the service's gunicorn conf file."""
     from tecken_shared.gunicorn_conf import WORKER_DEFAULTS, WORKER_OPTIONS
@@ -197,13 +379,13 @@ class BufferingWorker(Worker):
 
     def run(self) -> None:
         options = worker_options()
-        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.read_timeout = float(options["request_read_timeout"])
         self.stall_timeout = float(options["request_stall_timeout"])
         self.timeout_answer = timeout_answer(
             options["timeout_body"] or TIMEOUT_BODY, options["timeout_content_type"]
         )
         self.socket_map: dict[int, Any] = {}
+        logging.getLogger("waitress.queue").addFilter(EveryFewSeconds(QUEUE_WARNING_INTERVAL))
         allowed = list(self.cfg.forwarded_allow_ips or [])
         proxy = "*" if "*" in allowed else (allowed[0] if allowed else None)
         self.server = create_server(
@@ -226,7 +408,7 @@ class BufferingWorker(Worker):
             recv_bytes=RECV_BYTES,
         )
         parser = type("Parser", (LimitedParser,), {"body_limit": options["max_request_body_size"]})
-        channel = type("Channel", (QuietChannel,), {"parser_class": parser})
+        channel = type("Channel", (CoalescingChannel,), {"parser_class": parser})
         for obj in self.socket_map.values():
             if isinstance(obj, BaseWSGIServer):
                 obj.channel_class = channel
@@ -291,4 +473,4 @@ class BufferingWorker(Worker):
         wasyncore.close_all(self.socket_map)
 
 
-__all__ = ["BufferingWorker", "access_logged", "worker_options"]
+__all__ = ["AccessLog", "BufferingWorker", "EveryFewSeconds", "access_logged", "worker_options"]

@@ -15,6 +15,9 @@ from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
+#: ``json.dumps(data, default=str)`` without building an encoder per line.
+_ENCODER = json.JSONEncoder(default=str)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line with timestamp, level, logger, message, host
@@ -40,7 +43,7 @@ class JsonFormatter(logging.Formatter):
             fields["traceback"] = self.formatException(record.exc_info)
         if fields:
             data["Fields"] = fields
-        return json.dumps(data, default=str)
+        return _ENCODER.encode(data)
 
 
 def setup_logging(

@@ -6,6 +6,7 @@
 under gunicorn with its shipped conf (2 workers), reached directly (no proxy)
 on loopback."""
 
+import http.client
 import socket
 import time
 
@@ -105,3 +106,32 @@ def test_a_declared_body_over_the_limit_is_refused_by_the_service_unread(tmp_pat
             answer = read_answer(sock)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert answer.endswith(b"Discarded=malformed_payload_too_large")
+
+
+def test_answers_with_and_without_a_body_on_one_connection(tmp_path):
+    """The worker sends a response head with the body's first bytes (one
+    send): answers without a body (HEAD) still get their head, and nothing
+    held leaks into the next answer on a kept-alive connection."""
+    with running_service("eliot", tmp_path, workers=1) as svc:
+        conn = http.client.HTTPConnection(svc.host, svc.port, timeout=30)
+        try:
+            answers = []
+            for method in ("GET", "HEAD", "HEAD", "GET", "POST"):
+                body = b'{"jobs": []}' if method == "POST" else None
+                path = "/symbolicate/v5" if method == "POST" else "/__lbheartbeat__"
+                conn.request(method, path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                kind = resp.getheader("Content-Type", "").split(";")[0]
+                answers.append((method, resp.status, kind, resp.read()))
+        finally:
+            conn.close()
+    assert [a[:3] for a in answers] == [
+        ("GET", 200, "application/json"),
+        ("HEAD", 200, "application/json"),
+        ("HEAD", 200, "application/json"),
+        ("GET", 200, "application/json"),
+        ("POST", 200, "application/json"),
+    ]
+    assert answers[1][3] == answers[2][3] == b""
+    assert answers[0][3] == answers[3][3] != b""
+    assert answers[4][3] == b'{"results": []}'
