@@ -383,16 +383,11 @@ def get(port: int, path: str) -> int:
 
 
 def start_servers(backends: list[str]) -> dict:
-    from tecken_shared.testing.servers import start_gcs_emulator, start_moto
+    from tecken_shared.testing.servers import start_gcs_emulator, start_moto, use_moto_credentials
 
     servers: dict = {}
     if "s3" in backends:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            os.environ.setdefault(key, value)
+        use_moto_credentials()
         servers["s3"] = start_moto()
     if "gcs" in backends:
         servers["gcs"] = start_gcs_emulator()
