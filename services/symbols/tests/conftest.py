@@ -122,10 +122,13 @@ def make_service(tmp_path) -> Iterator[Callable[..., Service]]:
         ctx.close()
 
 
-@pytest.fixture(params=["fs", "s3"])
+@pytest.fixture(params=["fs", "s3", "gcs"])
 def storage_env(request, tmp_path) -> dict[str, str]:
+    """Each storage backend: files, S3 (moto server), GCS (the emulator)."""
     if request.param == "fs":
         return fs_storage_env(tmp_path)
+    if request.param == "gcs":
+        return gcs_storage_env(request.getfixturevalue("gcs_emulator"))
     return s3_storage_env(
         request.getfixturevalue("moto_server"), request.getfixturevalue("s3_bucket")
     )

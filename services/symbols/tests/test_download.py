@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tecken_shared.breakpad import SymHeader
+from tecken_shared.storage.gcs import GCSStorage
 from tecken_shared.testing.servers import wsgi_server
 from tecken_symbols.db import utcnow
 from tecken_symbols.download import CORS_HEADERS
@@ -82,6 +83,15 @@ def test_redirect_target_serves_the_object(service):
         assert resp.headers["Cache-Control"] == "no-transform"
         assert gzip.decompress(raw) == SYM
         assert head.headers["Content-Length"] == str(len(raw))
+    elif isinstance(service.ctx.storages.regular.storage, GCSStorage):
+        # GCS: the redirect points at the bucket. gcp-storage-emulator serves
+        # the stored bytes without the object's Content-Encoding (GCS sends
+        # it), so the encoding is read from the object's metadata here.
+        resp = requests.get(location, timeout=10)
+        assert resp.status_code == 200
+        info = service.ctx.storages.regular.storage.metadata(KEY)
+        assert info is not None and info.content_encoding == "gzip"
+        assert gzip.decompress(resp.content) == SYM
     else:  # S3: the redirect points at the bucket
         resp = requests.get(location, timeout=10)
         assert resp.status_code == 200

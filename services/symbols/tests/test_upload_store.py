@@ -22,10 +22,12 @@ SYM = "xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym"
 JPEG = "flag/DEADBEEF/flag.jpeg"
 
 
-@pytest.fixture(params=["fs", "s3"])
+@pytest.fixture(params=["fs", "s3", "gcs"])
 def storage(request, tmp_path):
     if request.param == "fs":
         return storage_from_url(f"file://{tmp_path}/store?durable=false")
+    if request.param == "gcs":
+        return storage_from_url(request.getfixturevalue("gcs_storage_url"))
     return storage_from_url(request.getfixturevalue("s3_storage_url"))
 
 
