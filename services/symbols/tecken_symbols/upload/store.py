@@ -437,7 +437,6 @@ class FileStorer:
             if ext == "sym":
                 result.header = parse_header(hashing.head)
             result.stored_size = spool.tell()
-            result.identities = self._identities(result, spool)
             if compressed and any(
                 "original_size" not in info.metadata and info.size == result.stored_size
                 for info in found
@@ -446,6 +445,9 @@ class FileStorer:
                 result.skipped = True
                 spool.close()
                 return Prepared(result)
+            # Parsed only for a file that will be written (a skipped one is
+            # indexed by the backfill).
+            result.identities = self._identities(result, spool)
             if hold:
                 spool.rollover()  # type: ignore[attr-defined]
         except BaseException:
